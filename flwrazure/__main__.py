@@ -1,0 +1,3 @@
+from flwrazure.cli import main
+
+main()

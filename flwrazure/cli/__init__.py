@@ -1,0 +1,83 @@
+"""The `flwrazure` command line. Click groups only; every subcommand module is imported on demand.
+
+Keep this package light: `flwrazure --help` must not pay for the Azure SDK (0.4-2.3 s of imports).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from flwrazure import __version__
+
+# name -> (module, attribute, one-line help shown by `flwrazure --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "local": ("flwrazure.cli.local", "local", "Run the embedded local cloud (an offline Azure for trying flwrazure)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand runs (or shows its own help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # the top-level help lists commands from COMMANDS, so it imports no subcommand module
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="flwrazure")
+@click.option("-v", "--verbose", is_flag=True, help="Show details (requests, tracebacks) on failure.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Run Flower federations on Azure VMs: one SuperLink VM, N SuperNode VMs.
+
+    \b
+    Typical session:
+      flwrazure local up                 # optional: an offline cloud to try everything first
+      flwrazure create-cluster --clients 2
+      flwrazure open-ports --source <your-ip>
+      flwrazure start
+      flwr run . <cluster>
+      flwrazure teardown
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+
+
+def main() -> None:
+    """Entry point: runs the CLI and maps product errors to one readable line and an exit code."""
+    from flwrazure.errors import FlwrazureError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FlwrazureError as exc:
+        if "-v" in sys.argv or "--verbose" in sys.argv:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted: re-run the same command to resume.", err=True)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""The Azure Resource Manager emulator: routing, resource types, long-running operations, faults."""

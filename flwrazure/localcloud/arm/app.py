@@ -1,0 +1,278 @@
+"""The ARM application: one function from (method, path, headers, body) to a response. Authentication, the
+request log, fault injection, routing, and ARM's response headers live here; resource logic lives in the
+resource modules. The HTTPS server (localcloud.server) only moves bytes."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from urllib.parse import parse_qsl, urlsplit
+
+from flwrazure.localcloud.arm import catalog as cat
+from flwrazure.localcloud.arm import groups, nics, nsgs, pips, quota, vms, vnets
+from flwrazure.localcloud.arm import network as net
+from flwrazure.localcloud.arm.common import Ctx, Resp
+from flwrazure.localcloud.arm.errors import ArmError
+from flwrazure.localcloud.arm.faults import Faults
+from flwrazure.localcloud.arm.operations import Operations
+from flwrazure.localcloud.arm.store import Store
+from flwrazure.localcloud.hosts import NullDriver
+from flwrazure.localcloud.identity import Identity
+
+S = r"/subscriptions/(?P<sub>[^/]+)"
+RG = S + r"/resourcegroups/(?P<rg>[^/]+)"
+NW = RG + r"/providers/microsoft\.network"
+CP = RG + r"/providers/microsoft\.compute"
+N = r"(?P<name>[^/]+)"
+_API = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta)?$")
+TOP_NETWORK = {"virtualnetworks": (vnets.VNET, vnets.put_vnet, vnets.delete_vnet),
+               "networksecuritygroups": (nsgs.NSG, nsgs.put_nsg, nsgs.delete_nsg),
+               "publicipaddresses": (pips.PIP, pips.put_pip, pips.delete_pip),
+               "networkinterfaces": (nics.NIC, nics.put_nic, nics.delete_nic)}
+T = "(?P<type>virtualnetworks|networksecuritygroups|publicipaddresses|networkinterfaces)"
+
+
+def _op_status(ctx: Ctx, ns: str, loc: str, op_id: str) -> Resp:
+    op = ctx.ops.get(op_id)
+    if op is None:
+        raise ArmError(404, "NotFound", f"The operation '{op_id}' could not be found.")
+    body = {"name": op["name"], "status": op["status"], "startTime": op["startTime"]}
+    if "endTime" in op:
+        body["endTime"] = op["endTime"]
+    if "error" in op:
+        body["error"] = op["error"]
+    return Resp(200, body)
+
+
+def _op_result(ctx: Ctx, ns: str, loc: str, op_id: str) -> Resp:
+    return groups.operation_result(ctx, op_id)
+
+
+ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p + "$", re.I), h) for m, p, h in [
+    ("GET", S + r"/resourcegroups", lambda c: groups.list_groups(c)),
+    ("PUT", RG, lambda c, rg: groups.put_group(c, rg)),
+    ("PATCH", RG, lambda c, rg: groups.patch_group(c, rg)),
+    ("GET", RG, lambda c, rg: groups.get_group(c, rg)),
+    ("HEAD", RG, lambda c, rg: groups.head_group(c, rg)),
+    ("DELETE", RG, lambda c, rg: groups.delete_group(c, rg)),
+    ("GET", RG + r"/resources", lambda c, rg: groups.list_resources(c, rg)),
+    ("GET", S + r"/resources", lambda c: groups.list_resources(c)),
+    ("GET", S + r"/operationresults/(?P<op>[^/]+)", lambda c, op: groups.operation_result(c, op)),
+    ("GET", S + r"/providers", lambda c: groups.list_providers(c)),
+    ("GET", S + r"/providers/(?P<ns>microsoft\.(compute|network))/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)",
+     lambda c, ns, loc, op: _op_status(c, ns, loc, op)),
+    ("GET", S + r"/providers/(?P<ns>microsoft\.(compute|network))/locations/(?P<loc>[^/]+)/operationresults/(?P<op>[^/]+)",
+     lambda c, ns, loc, op: _op_result(c, ns, loc, op)),
+    ("GET", S + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/usages", lambda c, loc: quota.compute_usages(c, loc)),
+    ("GET", S + r"/providers/microsoft\.network/locations/(?P<loc>[^/]+)/usages", lambda c, loc: quota.network_usages(c, loc)),
+    ("GET", S + r"/providers/microsoft\.compute/skus", lambda c: quota.skus(c)),
+    ("GET", S + r"/providers/(?P<ns>[^/]+)", lambda c, ns: groups.get_provider(c, ns)),
+    # Microsoft.Network
+    ("PUT", NW + "/" + T + "/" + N, lambda c, rg, type, name: TOP_NETWORK[type.lower()][1](c, rg, name)),
+    ("GET", NW + "/" + T + "/" + N, lambda c, rg, type, name: net.get(c, TOP_NETWORK[type.lower()][0], rg, name)),
+    ("DELETE", NW + "/" + T + "/" + N, lambda c, rg, type, name: TOP_NETWORK[type.lower()][2](c, rg, name)),
+    ("GET", NW + "/" + T, lambda c, rg, type: net.list_(c, TOP_NETWORK[type.lower()][0], rg)),
+    ("GET", S + r"/providers/microsoft\.network/" + T, lambda c, type: net.list_(c, TOP_NETWORK[type.lower()][0], None)),
+    ("PUT", NW + r"/virtualnetworks/(?P<p>[^/]+)/subnets/" + N, lambda c, rg, p, name: vnets.put_subnet(c, rg, p, name)),
+    ("GET", NW + r"/virtualnetworks/(?P<p>[^/]+)/subnets/" + N,
+     lambda c, rg, p, name: net.child_get(c, vnets.VNET, "subnets", rg, p, name)),
+    ("DELETE", NW + r"/virtualnetworks/(?P<p>[^/]+)/subnets/" + N, lambda c, rg, p, name: vnets.delete_subnet(c, rg, p, name)),
+    ("GET", NW + r"/virtualnetworks/(?P<p>[^/]+)/subnets", lambda c, rg, p: net.child_list(c, vnets.VNET, "subnets", rg, p)),
+    ("PUT", NW + r"/networksecuritygroups/(?P<p>[^/]+)/securityrules/" + N, lambda c, rg, p, name: nsgs.put_rule(c, rg, p, name)),
+    ("GET", NW + r"/networksecuritygroups/(?P<p>[^/]+)/securityrules/" + N,
+     lambda c, rg, p, name: net.child_get(c, nsgs.NSG, "securityRules", rg, p, name)),
+    ("DELETE", NW + r"/networksecuritygroups/(?P<p>[^/]+)/securityrules/" + N,
+     lambda c, rg, p, name: nsgs.delete_rule(c, rg, p, name)),
+    ("GET", NW + r"/networksecuritygroups/(?P<p>[^/]+)/securityrules",
+     lambda c, rg, p: net.child_list(c, nsgs.NSG, "securityRules", rg, p)),
+    ("GET", NW + r"/networksecuritygroups/(?P<p>[^/]+)/defaultsecurityrules/" + N,
+     lambda c, rg, p, name: net.child_get(c, nsgs.NSG, "defaultSecurityRules", rg, p, name)),
+    ("GET", NW + r"/networksecuritygroups/(?P<p>[^/]+)/defaultsecurityrules",
+     lambda c, rg, p: net.child_list(c, nsgs.NSG, "defaultSecurityRules", rg, p)),
+    # Microsoft.Compute
+    ("PUT", CP + r"/virtualmachines/" + N, lambda c, rg, name: vms.put_vm(c, rg, name)),
+    ("GET", CP + r"/virtualmachines/" + N, lambda c, rg, name: vms.get_vm(c, rg, name)),
+    ("DELETE", CP + r"/virtualmachines/" + N, lambda c, rg, name: vms.delete_vm(c, rg, name)),
+    ("GET", CP + r"/virtualmachines/" + N + "/instanceview", lambda c, rg, name: vms.get_instance_view(c, rg, name)),
+    ("POST", CP + r"/virtualmachines/" + N + "/(?P<verb>start|deallocate|poweroff|restart)",
+     lambda c, rg, name, verb: vms.action(c, rg, name, verb)),
+    ("GET", CP + r"/virtualmachines", lambda c, rg: vms.list_vms(c, rg)),
+    ("GET", S + r"/providers/microsoft\.compute/virtualmachines", lambda c: vms.list_vms(c, None)),
+    ("GET", CP + r"/disks/" + N, lambda c, rg, name: vms.get_disk(c, rg, name)),
+    ("DELETE", CP + r"/disks/" + N, lambda c, rg, name: vms.delete_disk(c, rg, name)),
+    ("GET", CP + r"/disks", lambda c, rg: vms.list_disks(c, rg)),
+    ("GET", S + r"/providers/microsoft\.compute/disks", lambda c: vms.list_disks(c, None)),
+]]
+
+groups.PURGE_HOOKS["microsoft.compute/virtualmachines"] = lambda ctx, rec: ctx.driver.delete(ctx, rec["body"])
+groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nics.unlink_nic(ctx, rec["body"])
+
+CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset"}
+
+
+class ArmApp:
+    """The emulator behind the HTTPS endpoint; tests may also drive it in-process through `handle`."""
+
+    def __init__(self, identity: Identity, store: Store, config: dict | None = None, driver=None,
+                 faults: Faults | None = None):
+        self.identity, self.store = identity, store
+        config = dict(config or {})
+        self.catalog_overrides = dict(config.get("catalog") or {})
+        config["catalog"] = cat.merged(self.catalog_overrides)
+        self.config = config
+        self.driver = driver or NullDriver()
+        self.faults = faults or Faults()
+        self.ops = Operations(store)
+        self.requests: deque = deque(maxlen=200_000)
+        self.base_url = ""
+        self.lock = threading.Lock()
+
+    # -- entry point -----------------------------------------------------------------------------------------
+    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict, bytes]:
+        start = time.perf_counter()
+        url = urlsplit(target)
+        path = url.path.rstrip("/") or "/"
+        query = {k.lower(): v for k, v in parse_qsl(url.query, keep_blank_values=True)}
+        try:
+            resp = self._dispatch(method.upper(), path, query, headers, raw)
+        except ArmError as exc:
+            resp = Resp(exc.status, exc.body(), dict(exc.headers))
+        except Exception as exc:  # never a traceback to the client: a 500 with ARM's body
+            resp = Resp(500, {"error": {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}})
+        elapsed = time.perf_counter() - start
+        if not path.startswith("/_localcloud"):
+            self.requests.append({"t": time.time(), "method": method.upper(), "path": path,
+                                  "status": resp.status, "ms": round(elapsed * 1000, 3)})
+        return self._encode(resp)
+
+    def _encode(self, resp: Resp) -> tuple[int, dict, bytes]:
+        headers = {"x-ms-request-id": str(uuid.uuid4()), "x-ms-correlation-request-id": str(uuid.uuid4()),
+                   "Cache-Control": "no-cache", **resp.headers}
+        data = b""
+        if resp.body is not None:
+            data = json.dumps(resp.body).encode()
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        return resp.status, headers, data
+
+    def _dispatch(self, method: str, path: str, query: dict, headers: dict, raw: bytes) -> Resp:
+        low = path.lower()
+        if low == "/_localcloud/health":
+            return Resp(200, {"status": "ok", "subscription_id": self.identity.subscription_id})
+        m = re.match(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$", path)
+        if m and method == "GET":
+            return Resp(200, self.identity.openid_configuration(self.base_url, m.group(1)))
+        m = re.match(r"^/([^/]+)/oauth2/v2\.0/token$", path)
+        if m and method == "POST":
+            status, body = self.identity.token_response(m.group(1), dict(parse_qsl(raw.decode())))
+            return Resp(status, body)
+        if low == "/common/discovery/instance":
+            return Resp(200, {"tenant_discovery_endpoint": f"{self.base_url}/common/v2.0/.well-known/openid-configuration",
+                              "api-version": "1.1", "metadata": []})
+        self._authenticate(headers)
+        if low.startswith("/_localcloud/"):
+            return self._admin(method, low, query, raw)
+        body = self._json(raw) if method in ("PUT", "PATCH", "POST") and raw else None
+        api = query.get("api-version")
+        if not api:
+            raise ArmError(400, "MissingApiVersionParameter",
+                           "The api-version query parameter (?api-version=) is required for all requests.")
+        if not _API.match(api):
+            raise ArmError(400, "InvalidApiVersionParameter",
+                           f"The api-version '{api}' is invalid. The supported versions are 'yyyy-mm-dd'.")
+        fault = self.faults.http_failure(method, path)
+        if fault is not None:
+            raise fault
+        for route_method, pattern, handler in ROUTES:
+            m = pattern.match(path)
+            if m is None or route_method != method:
+                continue
+            groups_ = m.groupdict()
+            sub = groups_.pop("sub", None)
+            if sub != self.identity.subscription_id:
+                raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+            ctx = Ctx(method, path, query, body, self.base_url, sub, self.store, self.ops, self.config,
+                      self.driver, self.faults)
+            return handler(ctx, **groups_)
+        if any(p.match(path) for _, p, _ in ROUTES):
+            raise ArmError(405, "MethodNotAllowed", f"The requested method '{method}' is not allowed for '{path}'.")
+        raise ArmError(400, "InvalidResourceType", f"The resource type for path '{path}' could not be found for "
+                       f"api version '{api}'.")
+
+    @staticmethod
+    def _json(raw: bytes) -> dict:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError as exc:
+            raise ArmError(400, "InvalidRequestContent", f"The request content was invalid and could not be "
+                           f"deserialized: '{exc}'.") from None
+        if not isinstance(body, dict):
+            raise ArmError(400, "InvalidRequestContent", "The request content must be a JSON object.")
+        return body
+
+    def _authenticate(self, headers: dict) -> None:
+        value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        challenge = {"WWW-Authenticate": f'Bearer authorization_uri="{self.base_url}/{self.identity.tenant_id}", '
+                                         'error="invalid_token", error_description="The authentication failed"'}
+        if not value:
+            raise ArmError(401, "AuthenticationFailed",
+                           "Authentication failed. The 'Authorization' header is missing.", headers=challenge)
+        if not value.startswith("Bearer "):
+            raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is "
+                           "provided in an invalid format.", headers=challenge)
+        code = self.identity.verify(value[7:].strip())
+        if code == "ExpiredAuthenticationToken":
+            raise ArmError(401, code, "The access token expiry UTC time is earlier than current UTC time.",
+                           headers=challenge)
+        if code:
+            raise ArmError(401, code, "The access token is invalid.", headers=challenge)
+
+    # -- admin: request log, faults, knobs -----------------------------------------------------------------
+    def _admin(self, method: str, path: str, query: dict, raw: bytes) -> Resp:
+        if path == "/_localcloud/requests":
+            if method == "DELETE":
+                self.requests.clear()
+                return Resp(204)
+            since = float(query.get("since", 0))
+            return Resp(200, {"value": [r for r in list(self.requests) if r["t"] >= since]})
+        if path == "/_localcloud/faults":
+            if method == "DELETE":
+                self.faults.clear()
+                return Resp(204)
+            if method in ("POST", "PUT"):
+                try:
+                    rules = self._json_any(raw)
+                    added = [self.faults.add(r) for r in (rules if isinstance(rules, list) else [rules])]
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise ArmError(400, "InvalidFault", str(exc)) from None
+                return Resp(200, {"value": added})
+            return Resp(200, {"value": self.faults.rules})
+        if path == "/_localcloud/config":
+            if method in ("PATCH", "PUT"):
+                change = self._json(raw)
+                unknown = set(change) - CONFIG_KEYS - {"catalog"}
+                if unknown:
+                    raise ArmError(400, "InvalidConfig", f"Unknown settings: {', '.join(sorted(unknown))}.")
+                with self.lock:
+                    for key, value in change.items():
+                        if key != "catalog":
+                            self.config[key] = value
+                        elif method == "PATCH":
+                            self.catalog_overrides = cat.deep_merge(self.catalog_overrides, value)
+                        else:
+                            self.catalog_overrides = dict(value)
+                    self.config["catalog"] = cat.merged(self.catalog_overrides)
+            return Resp(200, self.config)
+        raise ArmError(404, "NotFound", f"No admin endpoint {path}.")
+
+    @staticmethod
+    def _json_any(raw: bytes):
+        return json.loads(raw or b"null")
+
+    def close(self) -> None:
+        self.ops.shutdown()
+        self.driver.close()
+        self.store.flush()

@@ -1,0 +1,97 @@
+"""The local cloud's world: regions, VM sizes, images, restrictions and quotas. A table tests and users can change
+(`flwrazure local up --catalog FILE`, or PUT /_localcloud/catalog) to reproduce quota and SKU failures."""
+
+from __future__ import annotations
+
+import copy
+
+LOCATIONS = {
+    "eastus": "East US", "eastus2": "East US 2", "westus": "West US", "westus2": "West US 2",
+    "westus3": "West US 3", "centralus": "Central US", "northeurope": "North Europe",
+    "westeurope": "West Europe", "uksouth": "UK South", "francecentral": "France Central",
+    "germanywestcentral": "Germany West Central", "swedencentral": "Sweden Central",
+    "japaneast": "Japan East", "australiaeast": "Australia East", "southeastasia": "Southeast Asia",
+    "canadacentral": "Canada Central", "brazilsouth": "Brazil South", "centralindia": "Central India",
+}
+
+VM_SIZES = {
+    "Standard_B1s": ("standardBSFamily", 1, 1), "Standard_B2s": ("standardBSFamily", 2, 4),
+    "Standard_B2ms": ("standardBSFamily", 2, 8),
+    "Standard_D2s_v3": ("standardDSv3Family", 2, 8), "Standard_D4s_v3": ("standardDSv3Family", 4, 16),
+    "Standard_D8s_v3": ("standardDSv3Family", 8, 32),
+    "Standard_D2s_v5": ("standardDSv5Family", 2, 8), "Standard_D4s_v5": ("standardDSv5Family", 4, 16),
+    "Standard_D2as_v5": ("standardDASv5Family", 2, 8),
+    "Standard_F2s_v2": ("standardFSv2Family", 2, 4), "Standard_F4s_v2": ("standardFSv2Family", 4, 8),
+    "Standard_E2s_v3": ("standardESv3Family", 2, 16),
+    "Standard_NC4as_T4_v3": ("standardNCASv3_T4Family", 4, 28),
+    "Standard_NC6s_v3": ("standardNCSv3Family", 6, 112),
+}
+
+FAMILY_NAMES = {
+    "standardBSFamily": "Standard BS Family vCPUs", "standardDSv3Family": "Standard DSv3 Family vCPUs",
+    "standardDSv5Family": "Standard DSv5 Family vCPUs", "standardDASv5Family": "Standard DASv5 Family vCPUs",
+    "standardFSv2Family": "Standard FSv2 Family vCPUs", "standardESv3Family": "Standard ESv3 Family vCPUs",
+    "standardNCASv3_T4Family": "Standard NCASv3_T4 Family vCPUs",
+    "standardNCSv3Family": "Standard NCSv3 Family vCPUs",
+}
+
+DEFAULT = {
+    "locations": LOCATIONS,
+    # size -> [family, vCPUs, memory GiB]
+    "vm_sizes": {k: list(v) for k, v in VM_SIZES.items()},
+    # size -> locations where the subscription may not deploy it ("*" = everywhere): SkuNotAvailable
+    "restrictions": {"Standard_NC6s_v3": ["*"], "Standard_NC4as_T4_v3": ["westus", "brazilsouth"]},
+    # quota limits; per-location overrides under "by_location": {"eastus": {"cores": 4}}
+    "quotas": {
+        "cores": 100, "virtualMachines": 25000, "family_default": 100, "families": {"standardNCSv3Family": 0},
+        "PublicIPAddresses": 100, "NetworkInterfaces": 65536, "NetworkSecurityGroups": 5000,
+        "VirtualNetworks": 1000, "by_location": {},
+    },
+    # publisher:offer:sku (versions are all "latest"-resolvable)
+    "images": [
+        "Canonical:ubuntu-24_04-lts:server", "Canonical:ubuntu-24_04-lts:server-gen1",
+        "Canonical:ubuntu-24_04-lts:server-arm64",
+        "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2", "Canonical:0001-com-ubuntu-server-jammy:22_04-lts",
+        "Debian:debian-12:12-gen2",
+    ],
+}
+
+
+def merged(overrides: dict | None) -> dict:
+    """DEFAULT with overrides applied recursively (dicts merge, everything else replaces)."""
+    return deep_merge(copy.deepcopy(DEFAULT), overrides or {})
+
+
+def deep_merge(into: dict, new: dict) -> dict:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            deep_merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+    return into
+
+
+def quota_limit(catalog: dict, location: str, name: str) -> int:
+    """The limit of one usage counter in one region: a family name, 'cores', 'virtualMachines', 'PublicIPAddresses'."""
+    quotas = catalog["quotas"]
+    local = quotas.get("by_location", {}).get(location, {})
+    if name in local:
+        return int(local[name])
+    if name in local.get("families", {}):
+        return int(local["families"][name])
+    if name in quotas:
+        return int(quotas[name])
+    return int(quotas.get("families", {}).get(name, quotas.get("family_default", 100)))
+
+
+def size_restricted(catalog: dict, size: str, location: str) -> bool:
+    where = catalog.get("restrictions", {}).get(size, [])
+    return "*" in where or location in where
+
+
+def normalize_location(catalog: dict, value: str | None) -> str | None:
+    """ARM accepts 'East US' or 'eastus'; returns the short name, or None when the region does not exist."""
+    if not value:
+        return None
+    key = value.replace(" ", "").lower()
+    return key if key in catalog["locations"] else None

@@ -1,0 +1,202 @@
+"""Microsoft.Resources: resource groups (sync PUT, 202+Location DELETE that removes everything inside),
+generic resource listing with $filter, and resource providers (which regions each type is offered in)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from flwrazure.localcloud.arm import validate
+from flwrazure.localcloud.arm.common import Ctx, Resp, location, page, require_group, tags
+from flwrazure.localcloud.arm.errors import ArmError, rg_not_found
+
+RG_TYPE = "Microsoft.Resources/resourceGroups"
+# Deleting a group removes what is inside in dependency order (VMs before the NICs they hold, NICs before IPs).
+PURGE_ORDER = ["microsoft.compute/virtualmachines", "microsoft.compute/disks",
+               "microsoft.network/networkinterfaces", "microsoft.network/publicipaddresses",
+               "microsoft.network/networksecuritygroups", "microsoft.network/virtualnetworks"]
+PURGE_HOOKS: dict[str, object] = {}  # lower-case type -> fn(ctx, rec) run before a record is dropped
+
+PROVIDER_TYPES = {
+    "Microsoft.Compute": ["virtualMachines", "disks", "locations", "locations/operations", "locations/usages",
+                          "skus"],
+    "Microsoft.Network": ["virtualNetworks", "networkSecurityGroups", "publicIPAddresses", "networkInterfaces",
+                          "locations", "locations/operations", "locations/operationResults", "locations/usages"],
+    "Microsoft.Resources": ["resourceGroups", "subscriptions", "operationresults"],
+}
+
+
+def _rg_body(ctx: Ctx, name: str, loc: str, tag: dict, state: str = "Succeeded") -> dict:
+    body = {"id": f"/subscriptions/{ctx.sub}/resourceGroups/{name}", "name": name, "type": RG_TYPE,
+            "location": loc, "properties": {"provisioningState": state}}
+    if tag:
+        body["tags"] = tag
+    return body
+
+
+def put_group(ctx: Ctx, rg: str) -> Resp:
+    validate.resource_group_name(rg)
+    body = ctx.body or {}
+    if not body.get("location"):
+        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    try:
+        loc = location(ctx, body.get("location"), RG_TYPE)
+    except ArmError:
+        raise ArmError(400, "LocationNotAvailableForResourceGroup",
+                       f"The provided location '{body.get('location')}' is not available for resource group. "
+                       f"List of available regions is '{','.join(ctx.catalog['locations'])}'.") from None
+    tag = tags(body)
+    with ctx.store.lock:
+        rec = ctx.store.groups.get(rg.lower())
+        if rec is not None:
+            old = rec["body"]
+            if old["properties"]["provisioningState"] == "Deleting":
+                require_group(ctx, rg, for_write=True)
+            if old["location"] != loc:
+                raise ArmError(409, "InvalidResourceGroupLocation",
+                               f"Invalid resource group location '{loc}'. The Resource group already exists in "
+                               f"location '{old['location']}'.")
+            rec["body"] = _rg_body(ctx, old["name"], loc, tag)
+            ctx.store.mark_dirty()
+            return Resp(200, rec["body"])
+        ctx.store.groups[rg.lower()] = {"body": _rg_body(ctx, rg, loc, tag), "meta": {}}
+        ctx.store.mark_dirty()
+        return Resp(201, ctx.store.groups[rg.lower()]["body"])
+
+
+def patch_group(ctx: Ctx, rg: str) -> Resp:
+    rec = require_group(ctx, rg, for_write=True)
+    if "tags" in (ctx.body or {}):
+        with ctx.store.lock:
+            rec["body"]["tags"] = tags(ctx.body)
+            ctx.store.mark_dirty()
+    return Resp(200, rec["body"])
+
+
+def get_group(ctx: Ctx, rg: str) -> Resp:
+    return Resp(200, require_group(ctx, rg)["body"])
+
+
+def head_group(ctx: Ctx, rg: str) -> Resp:
+    return Resp(204 if rg.lower() in ctx.store.groups else 404)
+
+
+def list_groups(ctx: Ctx) -> Resp:
+    items = [rec["body"] for rec in ctx.store.groups.values()]
+    return page(ctx, _filtered(ctx, items))
+
+
+def delete_group(ctx: Ctx, rg: str) -> Resp:
+    with ctx.store.lock:
+        rec = ctx.store.groups.get(rg.lower())
+        if rec is None:
+            raise rg_not_found(rg)
+        if rec["meta"].get("op") and rec["body"]["properties"]["provisioningState"] == "Deleting":
+            op = ctx.ops.get(rec["meta"]["op"])
+        else:
+            rec["body"]["properties"]["provisioningState"] = "Deleting"
+            op = ctx.ops.start(provider="Microsoft.Resources", location=rec["body"]["location"],
+                               resource_id=rec["body"]["id"], latency=ctx.latency(RG_TYPE),
+                               work=lambda: purge_group(ctx, rg))
+            rec["meta"]["op"] = op["name"]
+            ctx.store.mark_dirty()
+    url = (f"{ctx.base_url}/subscriptions/{ctx.sub}/operationresults/{op['name']}"
+           f"?api-version={quote(ctx.api_version)}")
+    headers = {"Location": url}
+    if ctx.config.get("lro_retry_after") is not None:
+        headers["Retry-After"] = str(ctx.config["lro_retry_after"])
+    return Resp(202, None, headers)
+
+
+def purge_group(ctx: Ctx, rg: str) -> None:
+    """Remove everything in the group (children before what they hold), then the group itself."""
+    def rank(rec: dict) -> int:
+        kind = rec["body"]["type"].lower()
+        return PURGE_ORDER.index(kind) if kind in PURGE_ORDER else len(PURGE_ORDER)
+
+    with ctx.store.lock:
+        records = sorted(ctx.store.in_group(rg), key=rank)
+    for rec in records:
+        hook = PURGE_HOOKS.get(rec["body"]["type"].lower())
+        if hook:
+            hook(ctx, rec)
+        ctx.store.delete(rec["body"]["id"])
+    with ctx.store.lock:
+        ctx.store.groups.pop(rg.lower(), None)
+        ctx.store.mark_dirty()
+
+
+def operation_result(ctx: Ctx, op_id: str) -> Resp:
+    op = ctx.ops.get(op_id)
+    if op is None:
+        raise ArmError(404, "NotFound", f"The operation '{op_id}' could not be found.")
+    if op["status"] == "InProgress":
+        headers = {"Location": f"{ctx.base_url}{ctx.path}?api-version={quote(ctx.api_version)}"}
+        if ctx.config.get("lro_retry_after") is not None:
+            headers["Retry-After"] = str(ctx.config["lro_retry_after"])
+        return Resp(202, None, headers)
+    if op["status"] == "Failed":
+        return Resp(409, {"error": op["error"]})
+    return Resp(200)
+
+
+# -- generic resources -----------------------------------------------------------------------------------
+_FILTER = re.compile(r"(\w+)\s+eq\s+'([^']*)'", re.I)
+
+
+def _filtered(ctx: Ctx, items: list[dict]) -> list[dict]:
+    text = ctx.query.get("$filter")
+    if not text:
+        return items
+    clauses = {k.lower(): v for k, v in _FILTER.findall(text)}
+    if not clauses or set(clauses) - {"tagname", "tagvalue", "resourcetype", "name", "location"}:
+        raise ArmError(400, "InvalidFilterInQueryString", f"Invalid $filter '{text}' specified in the query string.")
+    out = []
+    for body in items:
+        tag_map = body.get("tags") or {}
+        if "tagname" in clauses:
+            name = next((k for k in tag_map if k.lower() == clauses["tagname"].lower()), None)
+            if name is None or ("tagvalue" in clauses and tag_map[name] != clauses["tagvalue"]):
+                continue
+        if "resourcetype" in clauses and body.get("type", "").lower() != clauses["resourcetype"].lower():
+            continue
+        if "name" in clauses and body.get("name", "").lower() != clauses["name"].lower():
+            continue
+        if "location" in clauses and body.get("location") != clauses["location"]:
+            continue
+        out.append(body)
+    return out
+
+
+def _generic(body: dict) -> dict:
+    out = {k: body[k] for k in ("id", "name", "type", "location", "tags", "sku") if k in body}
+    return out
+
+
+def list_resources(ctx: Ctx, rg: str | None = None) -> Resp:
+    if rg is not None:
+        require_group(ctx, rg)
+        records = ctx.store.in_group(rg)
+    else:
+        records = list(ctx.store.resources.values())
+    return page(ctx, _filtered(ctx, [_generic(rec["body"]) for rec in records]))
+
+
+# -- providers ---------------------------------------------------------------------------------------------
+def _provider(ctx: Ctx, namespace: str) -> dict:
+    canon = next((ns for ns in PROVIDER_TYPES if ns.lower() == namespace.lower()), None)
+    if canon is None:
+        raise ArmError(404, "InvalidResourceNamespace", f"The resource namespace '{namespace}' is invalid.")
+    regions = list(ctx.catalog["locations"].values())
+    return {"id": f"/subscriptions/{ctx.sub}/providers/{canon}", "namespace": canon,
+            "registrationState": "Registered", "registrationPolicy": "RegistrationRequired",
+            "resourceTypes": [{"resourceType": t, "locations": [] if t.startswith("operation") else regions,
+                               "apiVersions": [ctx.api_version or "2025-04-01"]} for t in PROVIDER_TYPES[canon]]}
+
+
+def get_provider(ctx: Ctx, namespace: str) -> Resp:
+    return Resp(200, _provider(ctx, namespace))
+
+
+def list_providers(ctx: Ctx) -> Resp:
+    return page(ctx, [_provider(ctx, ns) for ns in PROVIDER_TYPES])

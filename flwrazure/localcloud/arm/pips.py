@@ -1,0 +1,77 @@
+"""publicIPAddresses: Standard/Static by default (Basic is retired), an address from the local cloud's public
+range, the per-region count quota, and Azure's refusal to delete an address still attached to a NIC."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from flwrazure.localcloud.arm import catalog as cat
+from flwrazure.localcloud.arm import network as net
+from flwrazure.localcloud.arm import validate
+from flwrazure.localcloud.arm.common import Ctx, Resp
+from flwrazure.localcloud.arm.errors import ArmError
+
+PIP = "Microsoft.Network/publicIPAddresses"
+PUBLIC_RANGE = ipaddress.ip_network("198.18.0.0/15")  # benchmarking range, never routed on the internet
+SKUS = {"standard": "Standard", "basic": "Basic", "standardv2": "StandardV2"}
+METHODS = {"static": "Static", "dynamic": "Dynamic"}
+
+
+def _allocate(ctx: Ctx) -> str:
+    used = {rec["body"]["properties"].get("ipAddress") for rec in ctx.store.of_type(PIP)}
+    first = int(ctx.config.get("public_ip_offset", 10))
+    for host in PUBLIC_RANGE.hosts():
+        if int(host) - int(PUBLIC_RANGE.network_address) < first:
+            continue
+        if str(host) not in used and host.packed[-1] not in (0, 255):
+            return str(host)
+    raise ArmError(409, "PublicIPCountLimitReached", "The local cloud's public address range is exhausted.")
+
+
+def put_pip(ctx: Ctx, rg: str, name: str) -> Resp:
+    def build(rid_: str, existing: dict | None, loc: str) -> dict:
+        body_in = ctx.body or {}
+        props_in = body_in.get("properties") or {}
+        sku = validate.enum((body_in.get("sku") or {}).get("name", "Standard"), SKUS, "PublicIPAddressSkuName",
+                            "sku.name")
+        method = validate.enum(props_in.get("publicIPAllocationMethod", "Static"), METHODS,
+                               "IPAllocationMethod", "properties.publicIPAllocationMethod")
+        if sku != "Basic" and method != "Static":
+            raise ArmError(400, "StandardSkuPublicIPAddressesMustBeStatic",
+                           f"Standard sku publicIp {rid_} must have AllocationMethod set to Static.")
+        old = (existing or {}).get("properties", {})
+        if not existing:
+            count = sum(1 for rec in ctx.store.of_type(PIP) if rec["body"]["location"] == loc)
+            limit = cat.quota_limit(ctx.catalog, loc, "PublicIPAddresses")
+            if count >= limit:
+                raise ArmError(400, "PublicIPCountLimitReached",
+                               f"Cannot create more than {limit} public IP addresses for this subscription in this "
+                               "region.")
+        props = {k: v for k, v in props_in.items() if k not in ("provisioningState", "ipAddress", "ipConfiguration")}
+        props.update({"publicIPAllocationMethod": method,
+                      "publicIPAddressVersion": props_in.get("publicIPAddressVersion", "IPv4"),
+                      "idleTimeoutInMinutes": props_in.get("idleTimeoutInMinutes", 4),
+                      "ipTags": props_in.get("ipTags", []),
+                      "resourceGuid": old.get("resourceGuid") or net.new_guid(),
+                      "ipAddress": old.get("ipAddress") or _allocate(ctx)})
+        if old.get("ipConfiguration"):
+            props["ipConfiguration"] = old["ipConfiguration"]
+        out = {"sku": {"name": sku, "tier": (body_in.get("sku") or {}).get("tier", "Regional")}, "properties": props}
+        if body_in.get("zones"):
+            out["zones"] = body_in["zones"]
+        return out
+
+    return net.put(ctx, PIP, rg, name, build, validate.network_name)
+
+
+def _attached(body: dict) -> None:
+    ref = body["properties"].get("ipConfiguration")
+    if ref:
+        raise ArmError(400, "PublicIPAddressCannotBeDeleted",
+                       f"Public IP address {body['id']} can not be deleted since it is still allocated to resource "
+                       f"{ref['id']}. In order to delete the public IP, disassociate/detach the Public IP address "
+                       "from the resource.  To learn how to do this, see aka.ms/deletepublicip.")
+
+
+def delete_pip(ctx: Ctx, rg: str, name: str) -> Resp:
+    return net.delete(ctx, PIP, rg, name, _attached, lambda body: None)

@@ -1,0 +1,108 @@
+"""Compute and network usages (quota) and resource SKUs, from the catalog, plus the vCPU quota check that
+VM creation and start run, with Azure's OperationNotAllowed message naming family, limit and usage."""
+
+from __future__ import annotations
+
+from flwrazure.localcloud.arm import catalog as cat
+from flwrazure.localcloud.arm.common import Ctx, Resp, location, page
+from flwrazure.localcloud.arm.errors import ArmError
+
+VM = "Microsoft.Compute/virtualMachines"
+COUNTS_AGAINST_QUOTA = {"starting", "running", "stopping", "stopped", "deallocating", None}
+NETWORK_COUNTERS = [("PublicIPAddresses", "Public IP Addresses", "Microsoft.Network/publicIPAddresses"),
+                    ("NetworkInterfaces", "Network Interfaces", "Microsoft.Network/networkInterfaces"),
+                    ("NetworkSecurityGroups", "Network Security Groups", "Microsoft.Network/networkSecurityGroups"),
+                    ("VirtualNetworks", "Virtual Networks", "Microsoft.Network/virtualNetworks")]
+
+
+def size_info(catalog: dict, size: str) -> tuple[str, int, int] | None:
+    for name, (family, vcpus, mem) in catalog["vm_sizes"].items():
+        if name.lower() == (size or "").lower():
+            return family, int(vcpus), int(mem)
+    return None
+
+
+def usage(ctx: Ctx, loc: str, exclude: str | None = None) -> dict[str, int]:
+    """vCPUs in use per family and in total, and the VM count, for one region."""
+    out: dict[str, int] = {"cores": 0, "virtualMachines": 0}
+    for rec in ctx.store.of_type(VM):
+        body = rec["body"]
+        if body["location"] != loc or (exclude and body["id"].lower() == exclude.lower()):
+            continue
+        out["virtualMachines"] += 1
+        if rec["meta"].get("power") not in COUNTS_AGAINST_QUOTA:
+            continue
+        info = size_info(ctx.catalog, body["properties"]["hardwareProfile"]["vmSize"])
+        if info:
+            out["cores"] += info[1]
+            out[info[0]] = out.get(info[0], 0) + info[1]
+    return out
+
+
+def check_cores(ctx: Ctx, loc: str, size: str, vm_id: str) -> None:
+    family, vcpus, _ = size_info(ctx.catalog, size)
+    used = usage(ctx, loc, exclude=vm_id)
+    for counter, label in ((family, f"{family} Cores"), ("cores", "Total Regional Cores")):
+        limit, current = cat.quota_limit(ctx.catalog, loc, counter), used.get(counter, 0)
+        if current + vcpus > limit:
+            raise ArmError(409, "OperationNotAllowed",
+                           f"Operation could not be completed as it results in exceeding approved {label} quota. "
+                           f"Additional details - Deployment Model: Resource Manager, Location: {loc}, Current Limit: "
+                           f"{limit}, Current Usage: {current}, Additional Required: {vcpus}, (Minimum) New Limit "
+                           f"Required: {current + vcpus}. Submit a request for Quota increase at "
+                           "https://aka.ms/ProdportalCRP by specifying parameters listed in the 'Details' section "
+                           "for deployment to succeed.")
+    if used["virtualMachines"] + 1 > cat.quota_limit(ctx.catalog, loc, "virtualMachines"):
+        raise ArmError(409, "OperationNotAllowed",
+                       f"Operation could not be completed as it results in exceeding approved Virtual Machines quota. "
+                       f"Location: {loc}, Current Limit: {cat.quota_limit(ctx.catalog, loc, 'virtualMachines')}.")
+
+
+def compute_usages(ctx: Ctx, loc_in: str) -> Resp:
+    loc = location(ctx, loc_in, "Microsoft.Compute/locations/usages")
+    used = usage(ctx, loc)
+    families = sorted({v[0] for v in ctx.catalog["vm_sizes"].values()})
+    rows = [("cores", "Total Regional vCPUs"), ("virtualMachines", "Virtual Machines")]
+    rows += [(f, cat.FAMILY_NAMES.get(f, f"{f} vCPUs")) for f in families]
+    return page(ctx, [{"unit": "Count", "currentValue": used.get(name, 0),
+                       "limit": cat.quota_limit(ctx.catalog, loc, name),
+                       "name": {"value": name, "localizedValue": label}} for name, label in rows])
+
+
+def network_usages(ctx: Ctx, loc_in: str) -> Resp:
+    loc = location(ctx, loc_in, "Microsoft.Network/locations/usages")
+    rows = []
+    for name, label, arm_type in NETWORK_COUNTERS:
+        count = sum(1 for rec in ctx.store.of_type(arm_type) if rec["body"]["location"] == loc)
+        rows.append({"id": f"/subscriptions/{ctx.sub}/providers/Microsoft.Network/locations/{loc}/usages/{name}",
+                     "unit": "Count", "currentValue": count, "limit": cat.quota_limit(ctx.catalog, loc, name),
+                     "name": {"value": name, "localizedValue": label}})
+    return page(ctx, rows)
+
+
+def skus(ctx: Ctx) -> Resp:
+    text = ctx.query.get("$filter", "")
+    locs = list(ctx.catalog["locations"])
+    if text:
+        wanted = text.split("'")[1] if "'" in text else ""
+        loc = cat.normalize_location(ctx.catalog, wanted)
+        if not text.lower().startswith("location eq") or loc is None:
+            raise ArmError(400, "InvalidFilterInQueryString",
+                           f"Invalid $filter '{text}': the resource SKUs API supports only \"location eq '<region>'\".")
+        locs = [loc]
+    out = []
+    for size, (family, vcpus, mem) in ctx.catalog["vm_sizes"].items():
+        for loc in locs:
+            restrictions = []
+            if cat.size_restricted(ctx.catalog, size, loc):
+                restrictions.append({"type": "Location", "values": [loc], "restrictionInfo": {"locations": [loc]},
+                                     "reasonCode": "NotAvailableForSubscription"})
+            out.append({"resourceType": "virtualMachines", "name": size, "tier": "Standard",
+                        "size": size.split("_", 1)[1], "family": family, "locations": [loc],
+                        "locationInfo": [{"location": loc, "zones": ["1", "2", "3"], "zoneDetails": []}],
+                        "capabilities": [{"name": "vCPUs", "value": str(vcpus)},
+                                         {"name": "MemoryGB", "value": str(mem)},
+                                         {"name": "HyperVGenerations", "value": "V1,V2"},
+                                         {"name": "PremiumIO", "value": "True"}],
+                        "restrictions": restrictions})
+    return page(ctx, out)

@@ -1,0 +1,425 @@
+"""virtualMachines (and the managed OS disks they create): validation like the compute RP, quota and SKU checks,
+provisioning and power-state transitions as LROs, deleteOption cascades, and the host driver hooks that turn a
+VM into a sandbox host (a later issue plugs a real driver in; the default one does nothing)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import struct
+import uuid
+
+from flwrazure.localcloud.arm import catalog as cat
+from flwrazure.localcloud.arm import network as net
+from flwrazure.localcloud.arm import nics, quota, validate
+from flwrazure.localcloud.arm.common import (
+    Ctx, Resp, async_headers, clone, location, page, provisioning_state, require_group, rid, same_location,
+    set_state, tags,
+)
+from flwrazure.localcloud.arm.errors import ArmError, invalid_parameter, not_found
+from flwrazure.localcloud.arm.operations import now_iso
+
+NS = "Microsoft.Compute"
+VM = "Microsoft.Compute/virtualMachines"
+DISK = "Microsoft.Compute/disks"
+NIC = "Microsoft.Network/networkInterfaces"
+SSH_KEY_TYPES = {"ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
+IMMUTABLE = [("osProfile", "adminUsername"), ("osProfile", "computerName"),
+             ("storageProfile", "imageReference"), ("storageProfile", "osDisk", "name")]
+
+
+def _dig(obj: dict, path: tuple) -> object:
+    for key in path:
+        obj = (obj or {}).get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _check_ssh_key(data: str) -> None:
+    target = "linuxConfiguration.ssh.publicKeys.keyData"
+    parts = (data or "").split()
+    try:
+        if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+            raise ValueError
+        blob = base64.b64decode(parts[1], validate=True)
+        (length,) = struct.unpack(">I", blob[:4])
+        if blob[4:4 + length].decode() != parts[0]:
+            raise ValueError
+        if parts[0] == "ssh-rsa" and len(blob) < 256:  # Azure requires RSA keys of at least 2048 bits
+            raise ValueError
+    except (ValueError, struct.error, UnicodeDecodeError):
+        raise invalid_parameter("The value of parameter linuxConfiguration.ssh.publicKeys.keyData is invalid.",
+                                target) from None
+
+
+def _validate(ctx: Ctx, rid_: str, rg: str, name: str, loc: str, props_in: dict, existing: dict | None) -> tuple[dict, list]:
+    """Compute RP checks; returns (properties to store, NIC ids)."""
+    size = validate.required(_dig(props_in, ("hardwareProfile", "vmSize")), "vmSize", "properties.hardwareProfile")
+    info = quota.size_info(ctx.catalog, size)
+    if info is None:
+        raise invalid_parameter(f"The value {size} provided for the VM size is not valid. The valid sizes in the "
+                                f"current region are: {', '.join(ctx.catalog['vm_sizes'])}.", "vmSize")
+    size = next(s for s in ctx.catalog["vm_sizes"] if s.lower() == size.lower())
+    if cat.size_restricted(ctx.catalog, size, loc):
+        raise ArmError(409, "SkuNotAvailable",
+                       f"The requested VM size for resource 'Following SKUs have failed for Capacity Restrictions: "
+                       f"{size}' is currently not available in location '{loc}'. Please try another size or deploy "
+                       "to a different location or different zone. See https://aka.ms/azureskunotavailable for "
+                       "details.")
+    image = _dig(props_in, ("storageProfile", "imageReference")) or {}
+    key = f"{image.get('publisher')}:{image.get('offer')}:{image.get('sku')}".lower()
+    if not image or key not in {i.lower() for i in ctx.catalog["images"]}:
+        raise ArmError(404, "PlatformImageNotFound",
+                       f"The platform image '{image.get('publisher')}:{image.get('offer')}:{image.get('sku')}:"
+                       f"{image.get('version', 'latest')}' is not available. Verify that all fields in the storage "
+                       "profile are correct. For more details about storage profile information, please refer to "
+                       "https://aka.ms/storageprofile")
+    os_in = props_in.get("osProfile") or {}
+    user = os_in.get("adminUsername")
+    validate.admin_username(user)
+    computer = os_in.get("computerName") or name
+    validate.computer_name(computer)
+    linux = os_in.get("linuxConfiguration") or {}
+    keys = _dig(linux, ("ssh", "publicKeys")) or []
+    for k in keys:
+        if k.get("path") != f"/home/{user}/.ssh/authorized_keys":
+            raise invalid_parameter(f"Destination path for SSH public keys is currently limited to its default "
+                                    f"value /home/{user}/.ssh/authorized_keys due to a known issue in Linux "
+                                    "provisioning agent.", "linuxConfiguration.ssh.publicKeys.path")
+        _check_ssh_key(k.get("keyData"))
+    if linux.get("disablePasswordAuthentication") and not keys:
+        raise invalid_parameter("Required parameter 'linuxConfiguration.ssh.publicKeys' is missing (null).",
+                                "linuxConfiguration.ssh.publicKeys")
+    if not linux.get("disablePasswordAuthentication") and not os_in.get("adminPassword") and not keys:
+        raise invalid_parameter("Required parameter 'adminPassword' is missing (null).", "adminPassword")
+    nic_refs = _dig(props_in, ("networkProfile", "networkInterfaces")) or []
+    if not nic_refs:
+        raise invalid_parameter("Required parameter 'networkProfile' is missing (null).", "networkProfile")
+    nic_ids = []
+    for ref in nic_refs:
+        nic_id = ref.get("id") or ""
+        nic = ctx.store.get(nic_id)
+        if nic is None:
+            raise ArmError(404, "NotFound", f"Resource {nic_id} not found.")
+        holder = (nic["body"]["properties"].get("virtualMachine") or {}).get("id", "")
+        if holder and holder.lower() != rid_.lower():
+            raise ArmError(400, "NicInUse", f"Network Interface {nic_id} is used by existing resource {holder}. "
+                           "In order to delete the network interface, it must be dissociated from the resource. To "
+                           "learn more, see aka.ms/deletenic.")
+        if nic["body"]["location"] != loc:
+            raise invalid_parameter(f"The network interface {nic_id} is in location '{nic['body']['location']}', "
+                                    f"but the virtual machine is in location '{loc}'.", "networkInterfaces")
+        nic_ids.append(nic["body"]["id"])
+    if existing:
+        for path in IMMUTABLE:
+            old, new = _dig(existing["properties"], path), _dig(props_in, path)
+            if path[-1] == "computerName":
+                new = computer
+            if new is not None and old is not None and str(old).lower() != str(new).lower() and not (
+                    isinstance(old, dict) and all(old.get(k) == v for k, v in new.items())):
+                raise ArmError(409, "PropertyChangeNotAllowed",
+                               f"Changing property '{'.'.join(path)}' is not allowed.", target=".".join(path))
+    return _render(ctx, rg, name, size, computer, props_in, existing), nic_ids
+
+
+def _render(ctx: Ctx, rg: str, name: str, size: str, computer: str, props_in: dict, existing: dict | None) -> dict:
+    old = (existing or {}).get("properties", {})
+    props = clone(props_in)
+    props["hardwareProfile"] = {**props.get("hardwareProfile", {}), "vmSize": size}
+    sp = props.setdefault("storageProfile", {})
+    image = sp["imageReference"]
+    image.setdefault("version", "latest")
+    image["exactVersion"] = "24.04.202511200"
+    disk = sp.setdefault("osDisk", {})
+    disk_name = _dig(old, ("storageProfile", "osDisk", "name")) or disk.get("name") or \
+        f"{name}_OsDisk_1_{secrets.token_hex(16)}"
+    disk.update({"osType": "Linux", "name": disk_name, "createOption": disk.get("createOption", "FromImage"),
+                 "caching": disk.get("caching", "ReadWrite"), "deleteOption": disk.get("deleteOption", "Detach"),
+                 "diskSizeGB": disk.get("diskSizeGB", 30)})
+    managed = disk.setdefault("managedDisk", {})
+    managed.setdefault("storageAccountType", "Premium_LRS")
+    managed["id"] = rid(ctx.sub, rg, DISK, disk_name)
+    sp.setdefault("dataDisks", [])
+    sp.setdefault("diskControllerType", "SCSI")
+    osp = props["osProfile"]
+    osp.pop("adminPassword", None)  # never echoed back, as on Azure
+    osp["computerName"] = computer
+    osp.setdefault("secrets", [])
+    osp.setdefault("allowExtensionOperations", True)
+    osp.setdefault("requireGuestProvisionSignal", True)
+    lc = osp.setdefault("linuxConfiguration", {})
+    lc.setdefault("disablePasswordAuthentication", False)
+    lc.setdefault("provisionVMAgent", True)
+    lc.setdefault("patchSettings", {"patchMode": "ImageDefault", "assessmentMode": "ImageDefault"})
+    for ref in props["networkProfile"]["networkInterfaces"]:
+        ref.setdefault("properties", {}).setdefault("deleteOption", "Detach")
+    props.setdefault("securityProfile", {"securityType": "Standard"})
+    props["vmId"] = old.get("vmId") or str(uuid.uuid4())
+    props["timeCreated"] = old.get("timeCreated") or now_iso()
+    return props
+
+
+def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
+    group = require_group(ctx, rg, for_write=True)
+    validate.vm_name(name)
+    canon_rg = group["body"]["name"]
+    rid_ = rid(ctx.sub, canon_rg, VM, name)
+    body_in = ctx.body or {}
+    loc = location(ctx, body_in.get("location"), VM)
+    with ctx.store.lock:
+        existing = ctx.store.get(rid_)
+        same_location(existing, loc, name, canon_rg)
+        if existing and provisioning_state(existing) in ("Deleting", "Creating"):
+            raise ArmError(409, "OperationNotAllowed",
+                           f"Operation 'PUT' is not allowed on VM '{name}' while it is "
+                           f"{provisioning_state(existing).lower()}.")
+        props, nic_ids = _validate(ctx, rid_, canon_rg, name, loc, body_in.get("properties") or {},
+                                   existing["body"] if existing else None)
+        if not existing:
+            quota.check_cores(ctx, loc, props["hardwareProfile"]["vmSize"], rid_)
+        elif existing["meta"].get("power") != "deallocated":
+            quota.check_cores(ctx, loc, props["hardwareProfile"]["vmSize"], rid_)
+        body = {"name": name, "id": rid_, "type": VM, "location": loc, "properties": props}
+        tag = tags(body_in)
+        if tag:
+            body["tags"] = tag
+        for key in ("zones", "identity", "plan"):
+            if body_in.get(key):
+                body[key] = body_in[key]
+        props["provisioningState"] = "Updating" if existing else "Creating"
+        meta = dict(existing["meta"]) if existing else {"power": "starting"}
+        ctx.store.put(rid_, body, meta)
+        for nic_id in nic_ids:
+            net.link(ctx, nic_id, "virtualMachine", rid_, add=True, single=True)
+            nic = ctx.store.get(nic_id)["body"]["properties"]
+            nic.setdefault("macAddress", "00-0D-3A-" + "-".join(f"{b:02X}" for b in secrets.token_bytes(3)))
+        response = clone(body)
+
+    def work() -> None:
+        if not existing:
+            _create_disk(ctx, rid_)
+            ctx.driver.create(ctx, ctx.store.get(rid_)["body"])
+            _set_power(ctx, rid_, "running")
+        set_state(ctx, rid_, "Succeeded")
+
+    def failed(exc: ArmError) -> None:
+        set_state(ctx, rid_, "Failed")
+        if not existing:
+            _set_power(ctx, rid_, "stopped")
+
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM), work=work,
+                       on_fail=failed, fail_with=ctx.faults.lro_failure("PUT", VM, rid_))
+    return Resp(200 if existing else 201, response, async_headers(ctx, NS, loc, op))
+
+
+def _set_power(ctx: Ctx, rid_: str, power: str) -> None:
+    with ctx.store.lock:
+        rec = ctx.store.get(rid_)
+        if rec is not None:
+            rec["meta"]["power"] = power
+            ctx.store.mark_dirty()
+
+
+def _create_disk(ctx: Ctx, vm_id: str) -> None:
+    with ctx.store.lock:
+        vm = ctx.store.get(vm_id)["body"]
+        disk = vm["properties"]["storageProfile"]["osDisk"]
+        disk_id = disk["managedDisk"]["id"]
+        ctx.store.put(disk_id, {
+            "name": disk["name"], "id": disk_id, "type": DISK, "location": vm["location"], "managedBy": vm_id,
+            "sku": {"name": disk["managedDisk"]["storageAccountType"], "tier": "Premium"},
+            "properties": {"osType": "Linux", "hyperVGeneration": "V2", "diskSizeGB": disk["diskSizeGB"],
+                           "diskState": "Attached", "provisioningState": "Succeeded", "timeCreated": now_iso(),
+                           "creationData": {"createOption": "FromImage", "imageReference": {
+                               "id": f"/Subscriptions/{ctx.sub}/Providers/Microsoft.Compute/Locations/"
+                                     f"{vm['location']}/Publishers/{vm['properties']['storageProfile']['imageReference']['publisher']}"}},
+                           "uniqueId": str(uuid.uuid4())}}, {})
+
+
+def _vm_or_404(ctx: Ctx, rg: str, name: str) -> dict:
+    require_group(ctx, rg)
+    rec = ctx.store.get(rid(ctx.sub, rg, VM, name))
+    if rec is None:
+        raise not_found(VM, name, rg)
+    return rec
+
+
+def instance_view(rec: dict) -> dict:
+    body, power = rec["body"], rec["meta"].get("power", "running")
+    state = provisioning_state(rec)
+    labels = {"running": "VM running", "starting": "VM starting", "stopping": "VM stopping",
+              "stopped": "VM stopped", "deallocating": "VM deallocating", "deallocated": "VM deallocated"}
+    t = body["properties"].get("timeCreated")
+    prov = {"code": f"ProvisioningState/{state.lower()}", "level": "Error" if state == "Failed" else "Info",
+            "displayStatus": f"Provisioning {state.lower()}", "time": t}
+    ok = {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": t}
+    agent_ready = power == "running" and state == "Succeeded"
+    disk = body["properties"]["storageProfile"]["osDisk"]["name"]
+    return {
+        "platformUpdateDomain": 0, "platformFaultDomain": 0, "computerName": body["properties"]["osProfile"]["computerName"],
+        "osName": "ubuntu", "osVersion": "24.04",
+        "vmAgent": {"vmAgentVersion": "2.15.0.1" if agent_ready else "Unknown",
+                    "statuses": [{"code": "ProvisioningState/succeeded" if agent_ready else "ProvisioningState/Unavailable",
+                                  "level": "Info" if agent_ready else "Warning",
+                                  "displayStatus": "Ready" if agent_ready else "Not Ready",
+                                  "message": "Guest Agent is running" if agent_ready else "VM status blob is found but not yet populated.",
+                                  "time": now_iso()}],
+                    "extensionHandlers": []},
+        "disks": [{"name": disk, "statuses": [ok]}],
+        "bootDiagnostics": {"consoleScreenshotBlobUri": f"local://bootdiagnostics/{body['name']}/screenshot.bmp",
+                            "serialConsoleLogBlobUri": f"local://bootdiagnostics/{body['name']}/serialconsole.log"},
+        "extensions": [],
+        "hyperVGeneration": "V2",
+        "patchStatus": {
+            "availablePatchSummary": {"status": "Unknown", "assessmentActivityId": None, "rebootPending": False,
+                                      "criticalAndSecurityPatchCount": 0, "otherPatchCount": 0, "startTime": None,
+                                      "lastModifiedTime": None, "error": None},
+            "lastPatchInstallationSummary": {"status": "Unknown", "installationActivityId": None,
+                                             "maintenanceWindowExceeded": False, "notSelectedPatchCount": 0,
+                                             "excludedPatchCount": 0, "pendingPatchCount": 0,
+                                             "installedPatchCount": 0, "failedPatchCount": 0, "startTime": None,
+                                             "lastModifiedTime": None, "error": None},
+            "configurationStatuses": [{"code": "PatchModeConfigurationState/Ready", "level": "Info",
+                                       "displayStatus": "Status_PatchModeConfigurationState_Ready", "time": t}]},
+        "isVMInStandbyPool": False,
+        "statuses": [prov, {"code": f"PowerState/{power}", "level": "Info", "displayStatus": labels[power]}],
+    }
+
+
+def get_vm(ctx: Ctx, rg: str, name: str) -> Resp:
+    rec = _vm_or_404(ctx, rg, name)
+    body = clone(rec["body"])
+    if "instanceview" in ctx.query.get("$expand", "").lower():
+        body["properties"]["instanceView"] = instance_view(rec)
+    return Resp(200, body)
+
+
+def get_instance_view(ctx: Ctx, rg: str, name: str) -> Resp:
+    return Resp(200, instance_view(_vm_or_404(ctx, rg, name)))
+
+
+def list_vms(ctx: Ctx, rg: str | None) -> Resp:
+    if rg is not None:
+        require_group(ctx, rg)
+    return page(ctx, [rec["body"] for rec in ctx.store.of_type(VM, rg)])
+
+
+# power transitions: action -> (states allowed from, transient power state, final power state, driver method)
+ACTIONS = {
+    "start": ({"stopped", "deallocated", "running"}, "starting", "running", "start"),
+    "deallocate": ({"running", "stopped", "deallocated", "starting"}, "deallocating", "deallocated", "stop"),
+    "poweroff": ({"running", "stopped", "starting"}, "stopping", "stopped", "stop"),
+    "restart": ({"running"}, "starting", "running", "restart"),
+}
+
+
+def action(ctx: Ctx, rg: str, name: str, verb: str) -> Resp:
+    verb = verb.lower()
+    if verb not in ACTIONS:
+        raise ArmError(400, "InvalidResourceType", f"The resource type 'virtualMachines/{verb}' could not be found.")
+    allowed, transient, final, method = ACTIONS[verb]
+    with ctx.store.lock:
+        rec = _vm_or_404(ctx, rg, name)
+        power, state = rec["meta"].get("power"), provisioning_state(rec)
+        if state in ("Creating", "Deleting") or power not in allowed:
+            raise ArmError(409, "OperationNotAllowed",
+                           f"Operation '{verb}' is not allowed on VM '{name}' since the VM is "
+                           f"{'being ' + state.lower()[:-3] + 'ed' if state in ('Creating', 'Deleting') else power}.")
+        if verb == "start" and power == "deallocated":
+            quota.check_cores(ctx, rec["body"]["location"], rec["body"]["properties"]["hardwareProfile"]["vmSize"],
+                              rec["body"]["id"])
+        rec["meta"]["power"] = transient
+        ctx.store.mark_dirty()
+        rid_, loc = rec["body"]["id"], rec["body"]["location"]
+
+    def work() -> None:
+        if not (verb == "start" and power == "running") and not (verb == "deallocate" and power == "deallocated"):
+            getattr(ctx.driver, method)(ctx, ctx.store.get(rid_)["body"])
+        _set_power(ctx, rid_, final)
+
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM), work=work,
+                       on_fail=lambda exc: _set_power(ctx, rid_, power),
+                       fail_with=ctx.faults.lro_failure("POST", VM, rid_))
+    return Resp(202, None, async_headers(ctx, NS, loc, op, with_location=True))
+
+
+def delete_vm(ctx: Ctx, rg: str, name: str) -> Resp:
+    require_group(ctx, rg)
+    rid_ = rid(ctx.sub, rg, VM, name)
+    with ctx.store.lock:
+        rec = ctx.store.get(rid_)
+        if rec is None:
+            return Resp(204)
+        rec["body"]["properties"]["provisioningState"] = "Deleting"
+        rec["meta"]["power"] = "deallocating" if rec["meta"].get("power") != "deallocated" else "deallocated"
+        ctx.store.mark_dirty()
+        loc = rec["body"]["location"]
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM),
+                       work=lambda: purge_vm(ctx, ctx.store.get(rid_)),
+                       on_fail=lambda exc: set_state(ctx, rid_, "Failed"),
+                       fail_with=ctx.faults.lro_failure("DELETE", VM, rid_))
+    return Resp(202, None, async_headers(ctx, NS, loc, op, with_location=True))
+
+
+def purge_vm(ctx: Ctx, rec: dict | None) -> None:
+    """Delete a VM now: stop its host, then apply each deleteOption (NIC, its public IPs, OS disk)."""
+    if rec is None:
+        return
+    body = rec["body"]
+    ctx.driver.delete(ctx, body)
+    with ctx.store.lock:
+        for ref in body["properties"]["networkProfile"]["networkInterfaces"]:
+            nic = ctx.store.get(ref["id"])
+            if nic is None:
+                continue
+            nic["body"]["properties"].pop("virtualMachine", None)
+            if ref.get("properties", {}).get("deleteOption") == "Delete":
+                pips = [cfg["properties"]["publicIPAddress"] for cfg in nic["body"]["properties"]["ipConfigurations"]
+                        if cfg["properties"].get("publicIPAddress")]
+                nics.unlink_nic(ctx, nic["body"])
+                ctx.store.delete(ref["id"])
+                for pip_ref in pips:
+                    pip = ctx.store.get(pip_ref["id"])
+                    option = (pip_ref.get("properties") or {}).get("deleteOption") or \
+                        (pip["body"]["properties"].get("deleteOption") if pip else None)
+                    if pip is not None and option == "Delete":
+                        ctx.store.delete(pip_ref["id"])
+        disk = body["properties"]["storageProfile"]["osDisk"]
+        disk_rec = ctx.store.get(disk["managedDisk"]["id"])
+        if disk_rec is not None:
+            if disk.get("deleteOption") == "Delete":
+                ctx.store.delete(disk["managedDisk"]["id"])
+            else:
+                disk_rec["body"].pop("managedBy", None)
+                disk_rec["body"]["properties"]["diskState"] = "Unattached"
+        ctx.store.delete(body["id"])
+
+
+# -- disks -----------------------------------------------------------------------------------------------
+def get_disk(ctx: Ctx, rg: str, name: str) -> Resp:
+    require_group(ctx, rg)
+    rec = ctx.store.get(rid(ctx.sub, rg, DISK, name))
+    if rec is None:
+        raise not_found(DISK, name, rg)
+    return Resp(200, rec["body"])
+
+
+def list_disks(ctx: Ctx, rg: str | None) -> Resp:
+    if rg is not None:
+        require_group(ctx, rg)
+    return page(ctx, [rec["body"] for rec in ctx.store.of_type(DISK, rg)])
+
+
+def delete_disk(ctx: Ctx, rg: str, name: str) -> Resp:
+    require_group(ctx, rg)
+    rid_ = rid(ctx.sub, rg, DISK, name)
+    with ctx.store.lock:
+        rec = ctx.store.get(rid_)
+        if rec is None:
+            return Resp(204)
+        if rec["body"].get("managedBy"):
+            raise ArmError(409, "OperationNotAllowed",
+                           f"Disk {name} is attached to VM {rec['body']['managedBy']}.")
+        loc = rec["body"]["location"]
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(DISK),
+                       work=lambda: ctx.store.delete(rid_))
+    return Resp(202, None, async_headers(ctx, NS, loc, op, with_location=True))

@@ -1,0 +1,109 @@
+"""The HTTPS server in front of the ARM app (threads, keep-alive, TLS from the local CA), and the
+in-process form tests use."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from flwrazure.localcloud.arm.app import ArmApp
+from flwrazure.localcloud.arm.faults import Faults
+from flwrazure.localcloud.arm.store import Store
+from flwrazure.localcloud.identity import Identity
+from flwrazure.localcloud.tls import ensure_certificates
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "flwrazure-localcloud"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        status, headers, data = self.server.app.handle(self.command, self.path, dict(self.headers.items()), raw)
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data and self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _serve
+
+    def log_message(self, format, *args):  # the app keeps its own request log
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+class LocalCloudServer:
+    """State folder -> a running HTTPS ARM endpoint on 127.0.0.1."""
+
+    def __init__(self, state_dir: Path, port: int = 0, config: dict | None = None, faults: list | None = None,
+                 driver=None, host: str = "127.0.0.1"):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
+        self.identity = load_identity(state_dir)
+        self.ca, cert, key = ensure_certificates(state_dir / "tls")
+        self.app = ArmApp(self.identity, Store(state_dir / "state.json"), config, driver, Faults(faults))
+        self.httpd = _Server((host, port), _Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd.app = self.app
+        self.port = self.httpd.server_address[1]
+        self.endpoint = f"https://127.0.0.1:{self.port}"
+        self.app.base_url = self.endpoint
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def info(self) -> dict:
+        i = self.identity
+        return {"endpoint": self.endpoint, "ca_bundle": str(self.ca), "tenant_id": i.tenant_id,
+                "subscription_id": i.subscription_id, "client_id": i.client_id, "client_secret": i.client_secret,
+                "authority": self.endpoint, "driver": self.app.driver.name}
+
+    def start(self) -> LocalCloudServer:
+        """Serve in background threads (in-process use)."""
+        self._threads = [threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                          daemon=True, name="localcloud-http"),
+                         threading.Thread(target=self._flusher, daemon=True, name="localcloud-flush")]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _flusher(self) -> None:
+        while not self._stop.wait(0.2):
+            self.app.store.flush()
+
+    def serve_forever(self) -> None:
+        flusher = threading.Thread(target=self._flusher, daemon=True)
+        flusher.start()
+        try:
+            self.httpd.serve_forever(poll_interval=0.2)
+        finally:
+            self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.app.close()
+
+
+def load_identity(state_dir: Path) -> Identity:
+    path = state_dir / "identity.json"
+    if path.exists():
+        return Identity(**json.loads(path.read_text()))
+    identity = Identity.generate()
+    path.write_text(json.dumps(identity.to_dict()))
+    path.chmod(0o600)
+    return identity
