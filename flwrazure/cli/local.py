@@ -1,0 +1,123 @@
+"""`flwrazure local …`: the embedded local cloud. The only product code that imports flwrazure.localcloud."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from flwrazure import settings
+from flwrazure.errors import FlwrazureError, UsageError
+
+
+def _existing_file(value: Path | None, flag: str) -> Path | None:
+    if value is None:
+        return None
+    if not value.is_file():
+        raise UsageError(f"{flag} {value}: no such file (give the path of a JSON file).")
+    try:
+        json.loads(value.read_text())
+    except ValueError as exc:
+        raise UsageError(f"{flag} {value}: not valid JSON ({exc}).") from None
+    return value.resolve()
+
+
+@click.group()
+def local() -> None:
+    """An offline Azure on this machine: an HTTPS Azure Resource Manager emulator that the real Azure SDK talks
+    to. Try every flwrazure command here before paying for VMs.
+
+    \b
+    Examples:
+      flwrazure local up                      # start it (prints the endpoint)
+      flwrazure local status --json           # endpoint, CA bundle and credentials for scripts
+      flwrazure local up --latency 2          # every long-running operation takes 2 s, like a slow cloud
+      flwrazure local down                    # stop it; its resources are kept for the next `up`
+      flwrazure local reset --yes             # forget every resource
+    """
+
+
+@local.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port on 127.0.0.1 (default 47443; 0 picks a free one).")
+@click.option("--latency", type=click.FloatRange(0, 3600), default=0.0, show_default=True,
+              help="Seconds each long-running operation (VM create, NIC create, delete…) takes.")
+@click.option("--faults", type=click.Path(path_type=Path), default=None,
+              help="JSON file of fault rules (throttling, 5xx, failed operations) to inject.")
+@click.option("--catalog", type=click.Path(path_type=Path), default=None,
+              help="JSON file overriding regions, VM sizes, restrictions and quotas.")
+def up(port: int | None, latency: float, faults: Path | None, catalog: Path | None) -> None:
+    """Start the local cloud in the background (does nothing if it already runs).
+
+    \b
+    Example:
+      flwrazure local up --latency 1
+    """
+    from flwrazure.localcloud import daemon
+
+    options = ["--latency", str(latency)]
+    if (f := _existing_file(faults, "--faults")) is not None:
+        options += ["--faults", str(f)]
+    if (c := _existing_file(catalog, "--catalog")) is not None:
+        options += ["--catalog", str(c)]
+    info, started = daemon.up(settings.local_cloud_dir(), daemon.DEFAULT_PORT if port is None else port, options)
+    verb = "started" if started else "already running"
+    click.echo(f"Local cloud {verb} at {info['endpoint']} (subscription {info['subscription_id']}).")
+    if not started and (latency or faults or catalog):
+        click.echo("Note: options apply when it starts; run `flwrazure local down` first to change them.", err=True)
+
+
+@local.command()
+@click.option("--json", "as_json", is_flag=True, help="Print endpoint, CA bundle and credentials as JSON.")
+def status(as_json: bool) -> None:
+    """Show whether the local cloud runs, its endpoint and the credentials that reach it.
+
+    \b
+    Example:
+      flwrazure local status --json
+    """
+    from flwrazure.localcloud import daemon
+
+    info = daemon.running(settings.local_cloud_dir())
+    if info is None:
+        if as_json:
+            click.echo(json.dumps({"running": False}))
+        raise FlwrazureError("The local cloud is not running: start it with `flwrazure local up`.")
+    if as_json:
+        click.echo(json.dumps({"running": True, **info}, indent=2))
+        return
+    click.echo(f"Local cloud running at {info['endpoint']} (pid {info['pid']})")
+    click.echo(f"  subscription  {info['subscription_id']}\n  tenant        {info['tenant_id']}")
+    click.echo(f"  CA bundle     {info['ca_bundle']}\n  credentials   `flwrazure local status --json`")
+
+
+@local.command()
+def down() -> None:
+    """Stop the local cloud (its resources are kept for the next `local up`).
+
+    \b
+    Example:
+      flwrazure local down
+    """
+    from flwrazure.localcloud import daemon
+
+    stopped = daemon.down(settings.local_cloud_dir())
+    click.echo("Local cloud stopped." if stopped else "The local cloud was not running.")
+
+
+@local.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset(yes: bool) -> None:
+    """Forget every resource of the local cloud (it must be stopped first).
+
+    \b
+    Example:
+      flwrazure local down && flwrazure local reset --yes
+    """
+    from flwrazure.localcloud import daemon
+
+    if not yes:
+        click.confirm("Delete every resource group and resource of the local cloud?", abort=True)
+    daemon.reset(settings.local_cloud_dir())
+    click.echo("Local cloud reset: no resources left.")

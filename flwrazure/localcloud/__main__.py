@@ -1,0 +1,57 @@
+"""`python -m flwrazure.localcloud serve`: the local cloud's server process (started by `flwrazure local up`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from flwrazure.localcloud.server import LocalCloudServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flwrazure.localcloud")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve")
+    serve.add_argument("--state", type=Path, required=True)
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--latency", type=float, default=0.0)
+    serve.add_argument("--faults", type=Path)
+    serve.add_argument("--catalog", type=Path)
+    args = parser.parse_args(argv)
+
+    config: dict = {"latency": args.latency}
+    if args.catalog:
+        config["catalog"] = json.loads(args.catalog.read_text())
+    faults = json.loads(args.faults.read_text()) if args.faults else None
+    server = LocalCloudServer(args.state, port=args.port, config=config, faults=faults)
+    info_path = args.state / "server.json"
+    info = {**server.info(), "pid": os.getpid(), "latency": args.latency}
+    tmp = info_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.chmod(0o600)
+    os.replace(tmp, info_path)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        try:
+            if json.loads(info_path.read_text()).get("pid") == os.getpid():
+                info_path.unlink()
+        except (OSError, ValueError):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""A local cloud served in-process on a free port, and the real Azure SDK clients pointed at it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from azure.identity import ClientSecretCredential
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from flwrazure.localcloud.server import LocalCloudServer
+
+
+@dataclass
+class Cloud:
+    server: LocalCloudServer
+    info: dict
+    credential: ClientSecretCredential
+    resources: ResourceManagementClient
+    network: NetworkManagementClient
+    compute: ComputeManagementClient
+
+    @property
+    def sub(self) -> str:
+        return self.info["subscription_id"]
+
+    def token(self) -> str:
+        return self.credential.get_token("https://management.azure.com/.default").token
+
+    def raw(self, method: str, path: str, body=None, api: str | None = "2025-04-01", token: str | None = "default",
+            **params) -> requests.Response:
+        """A plain HTTPS request, for what the SDK hides (status codes, headers, admin endpoints)."""
+        headers = {}
+        if token == "default":
+            token = self.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if api:
+            params["api-version"] = api
+        return requests.request(method, self.info["endpoint"] + path, params=params, headers=headers,
+                                data=json.dumps(body) if body is not None else None,
+                                verify=self.info["ca_bundle"], timeout=30)
+
+    def admin(self, method: str, what: str, body=None) -> requests.Response:
+        return self.raw(method, f"/_localcloud/{what}", body, api=None)
+
+    def writes(self, since: float = 0) -> list[dict]:
+        log = self.admin("GET", f"requests?since={since}").json()["value"]
+        return [r for r in log if r["method"] in ("PUT", "POST", "DELETE", "PATCH")]
+
+    def rg_path(self, rg: str) -> str:
+        return f"/subscriptions/{self.sub}/resourceGroups/{rg}"
+
+
+def start_cloud(state_dir: Path, config: dict | None = None, polling: float = 0.02) -> Cloud:
+    server = LocalCloudServer(state_dir, port=0, config=config).start()
+    info = server.info()
+    cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"],
+                                  authority=info["endpoint"], disable_instance_discovery=True,
+                                  connection_verify=info["ca_bundle"])
+    kw = {"base_url": info["endpoint"], "connection_verify": info["ca_bundle"], "polling_interval": polling}
+    return Cloud(server, info, cred, ResourceManagementClient(cred, info["subscription_id"], **kw),
+                 NetworkManagementClient(cred, info["subscription_id"], **kw),
+                 ComputeManagementClient(cred, info["subscription_id"], **kw))

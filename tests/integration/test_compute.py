@@ -1,0 +1,140 @@
+"""Microsoft.Compute through the real azure-mgmt-compute client: VM lifecycle, power states, cascades, checks."""
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from tests.helpers import arm
+
+
+def _nic(cloud, net_stack, name="nic", delete_ip=True):
+    ip = cloud.network.public_ip_addresses.begin_create_or_update(
+        "rg", f"{name}-ip", arm.pip(delete_option="Delete" if delete_ip else None)).result()
+    return cloud.network.network_interfaces.begin_create_or_update(
+        "rg", name, arm.nic(net_stack["subnet"], ip.id, net_stack["nsg"])).result()
+
+
+def test_vm_create_is_lro_creating_to_succeeded(cloud, net_stack):
+    nic = _nic(cloud, net_stack)
+    resp = cloud.raw("PUT", f"{cloud.rg_path('rg')}/providers/Microsoft.Compute/virtualMachines/vm1",
+                     arm.vm(nic.id, tags={"k": "v"}), api="2026-04-01")
+    assert resp.status_code == 201
+    assert resp.json()["properties"]["provisioningState"] == "Creating"
+    assert "/providers/Microsoft.Compute/locations/eastus/operations/" in resp.headers["Azure-AsyncOperation"]
+    vm = cloud.compute.virtual_machines.begin_create_or_update("rg", "vm1", arm.vm(nic.id, tags={"k": "v"})).result()
+    assert vm.provisioning_state == "Succeeded" and vm.tags == {"k": "v"}
+    assert vm.os_profile.computer_name == "vm1" and vm.os_profile.admin_username == "azureuser"
+    assert vm.storage_profile.image_reference.offer == "ubuntu-24_04-lts"
+    view = cloud.compute.virtual_machines.get("rg", "vm1", expand="instanceView").instance_view
+    assert [s.code for s in view.statuses] == ["ProvisioningState/succeeded", "PowerState/running"]
+    assert cloud.network.network_interfaces.get("rg", "nic").virtual_machine.id == vm.id
+    disk = cloud.compute.disks.get("rg", vm.storage_profile.os_disk.name)
+    assert disk.managed_by == vm.id
+    assert [v.name for v in cloud.compute.virtual_machines.list("rg")] == ["vm1"]
+    assert [v.name for v in cloud.compute.virtual_machines.list_all()] == ["vm1"]
+
+
+def test_power_transitions(cloud, net_stack):
+    nic = _nic(cloud, net_stack)
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()
+
+    def power():
+        return cloud.compute.virtual_machines.instance_view("rg", "vm").statuses[-1].code
+
+    cloud.compute.virtual_machines.begin_power_off("rg", "vm").result()
+    assert power() == "PowerState/stopped"
+    cloud.compute.virtual_machines.begin_deallocate("rg", "vm").result()
+    assert power() == "PowerState/deallocated"
+    with pytest.raises(HttpResponseError) as err:
+        cloud.compute.virtual_machines.begin_restart("rg", "vm")
+    assert err.value.status_code == 409 and err.value.error.code == "OperationNotAllowed"
+    cloud.compute.virtual_machines.begin_start("rg", "vm").result()
+    assert power() == "PowerState/running"
+    cloud.compute.virtual_machines.begin_restart("rg", "vm").result()
+    assert power() == "PowerState/running"
+
+
+def test_transient_power_states_are_visible_with_latency(cloud, net_stack):
+    nic = _nic(cloud, net_stack)
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()
+    cloud.admin("PATCH", "config", {"latency": 0.4})
+    poller = cloud.compute.virtual_machines.begin_deallocate("rg", "vm")
+    assert cloud.compute.virtual_machines.instance_view("rg", "vm").statuses[-1].code == "PowerState/deallocating"
+    poller.result()
+    poller = cloud.compute.virtual_machines.begin_start("rg", "vm")
+    assert cloud.compute.virtual_machines.instance_view("rg", "vm").statuses[-1].code == "PowerState/starting"
+    poller.result()
+
+
+def test_delete_option_cascades(cloud, net_stack):
+    kept_nic = _nic(cloud, net_stack, "kept", delete_ip=False)
+    gone_nic = _nic(cloud, net_stack, "gone", delete_ip=True)
+    keep = cloud.compute.virtual_machines.begin_create_or_update("rg", "keep", arm.vm(kept_nic.id, delete=False)).result()
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "gone", arm.vm(gone_nic.id, delete=True)).result()
+    cloud.compute.virtual_machines.begin_delete("rg", "gone").result()
+    cloud.compute.virtual_machines.begin_delete("rg", "keep").result()
+    left = sorted(r.name for r in cloud.resources.resources.list_by_resource_group("rg"))
+    assert left == sorted(["vnet", "nsg", "kept", "kept-ip", keep.storage_profile.os_disk.name])
+    disk = cloud.compute.disks.get("rg", keep.storage_profile.os_disk.name)
+    assert disk.managed_by is None and disk.disk_state == "Unattached"
+    assert cloud.network.network_interfaces.get("rg", "kept").virtual_machine is None
+    with pytest.raises(ResourceNotFoundError):
+        cloud.compute.virtual_machines.get("rg", "gone")
+
+
+def test_nic_held_by_vm_cannot_be_deleted_nor_reused(cloud, net_stack):
+    nic = _nic(cloud, net_stack)
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()
+    with pytest.raises(HttpResponseError) as err:
+        cloud.network.network_interfaces.begin_delete("rg", "nic")
+    assert err.value.status_code == 400 and err.value.error.code == "NicInUse"
+    with pytest.raises(HttpResponseError) as err:
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm2", arm.vm(nic.id))
+    assert err.value.error.code == "NicInUse"
+
+
+@pytest.mark.parametrize("mutate, code", [
+    (lambda b: b["properties"]["hardwareProfile"].update(vmSize="Standard_Nope"), "InvalidParameter"),
+    (lambda b: b["properties"]["osProfile"].update(adminUsername="admin"), "InvalidParameter"),
+    (lambda b: b["properties"]["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0].update(keyData="ssh-rsa AAAA"),
+     "InvalidParameter"),
+    (lambda b: b["properties"]["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0].update(path="/root/keys"),
+     "InvalidParameter"),
+    (lambda b: b["properties"]["storageProfile"]["imageReference"].update(sku="99-lts"), "PlatformImageNotFound"),
+    (lambda b: b["properties"]["osProfile"].update(computerName="bad_host!"), "InvalidParameter"),
+    (lambda b: b["properties"]["networkProfile"]["networkInterfaces"][0].update(
+        id=b["properties"]["networkProfile"]["networkInterfaces"][0]["id"] + "x"), "NotFound"),
+])
+def test_vm_validation(cloud, net_stack, mutate, code):
+    nic = _nic(cloud, net_stack)
+    body = arm.vm(nic.id)
+    mutate(body)
+    with pytest.raises(HttpResponseError) as err:
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body)
+    assert err.value.error.code == code
+    assert list(cloud.compute.virtual_machines.list("rg")) == []
+
+
+def test_immutable_properties(cloud, net_stack):
+    nic = _nic(cloud, net_stack)
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id, tags={"a": "b"})).result()
+    with pytest.raises(HttpResponseError) as err:
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id, user="other"))
+    assert err.value.status_code == 409 and err.value.error.code == "PropertyChangeNotAllowed"
+
+
+def test_vm_delete_of_missing_is_204_and_get_404(cloud, net_stack):
+    path = f"{cloud.rg_path('rg')}/providers/Microsoft.Compute/virtualMachines/ghost"
+    assert cloud.raw("DELETE", path, api="2026-04-01").status_code == 204
+    with pytest.raises(ResourceNotFoundError) as err:
+        cloud.compute.virtual_machines.get("rg", "ghost")
+    assert err.value.error.code == "ResourceNotFound"
+
+
+def test_group_delete_removes_vms_and_disks(cloud, net_stack):
+    for i in range(3):
+        nic = _nic(cloud, net_stack, f"n{i}")
+        cloud.compute.virtual_machines.begin_create_or_update("rg", f"vm{i}", arm.vm(nic.id, delete=False)).result()
+    cloud.resources.resource_groups.begin_delete("rg").result()
+    assert list(cloud.resources.resources.list()) == []
+    assert list(cloud.compute.disks.list()) == []
