@@ -48,7 +48,7 @@ def test_errors_have_arm_shape(cloud):
         cloud.resources.resource_groups.create_or_update("rg", {"location": "westus"})
     assert err.value.status_code == 409 and err.value.error.code == "InvalidResourceGroupLocation"
     assert cloud.raw("GET", cloud.rg_path("rg"), api=None).json()["error"]["code"] == "MissingApiVersionParameter"
-    other = f"/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg"
+    other = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg"
     assert cloud.raw("GET", other).json()["error"]["code"] == "SubscriptionNotFound"
 
 

@@ -15,6 +15,7 @@ LOCATIONS = {
 }
 
 VM_SIZES = {
+    "Standard_D1_v2": ("standardDv2Family", 1, 3.5), "Standard_D2_v2": ("standardDv2Family", 2, 7),
     "Standard_B1s": ("standardBSFamily", 1, 1), "Standard_B2s": ("standardBSFamily", 2, 4),
     "Standard_B2ms": ("standardBSFamily", 2, 8),
     "Standard_D2s_v3": ("standardDSv3Family", 2, 8), "Standard_D4s_v3": ("standardDSv3Family", 4, 16),
@@ -28,7 +29,7 @@ VM_SIZES = {
 }
 
 FAMILY_NAMES = {
-    "standardBSFamily": "Standard BS Family vCPUs", "standardDSv3Family": "Standard DSv3 Family vCPUs",
+    "standardBSFamily": "Standard BS Family vCPUs", "standardDv2Family": "Standard Dv2 Family vCPUs", "standardDSv3Family": "Standard DSv3 Family vCPUs",
     "standardDSv5Family": "Standard DSv5 Family vCPUs", "standardDASv5Family": "Standard DASv5 Family vCPUs",
     "standardFSv2Family": "Standard FSv2 Family vCPUs", "standardESv3Family": "Standard ESv3 Family vCPUs",
     "standardNCASv3_T4Family": "Standard NCASv3_T4 Family vCPUs",

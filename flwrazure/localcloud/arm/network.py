@@ -8,8 +8,18 @@ import uuid
 from collections.abc import Callable
 
 from flwrazure.localcloud.arm.common import (
-    Ctx, Resp, async_headers, clone, location, page, provisioning_state, require_group, rid, same_location,
-    set_state, tags,
+    Ctx,
+    Resp,
+    async_headers,
+    clone,
+    location,
+    page,
+    provisioning_state,
+    require_group,
+    rid,
+    same_location,
+    set_state,
+    tags,
 )
 from flwrazure.localcloud.arm.errors import ArmError, not_found
 from flwrazure.localcloud.arm.store import group_of, name_of

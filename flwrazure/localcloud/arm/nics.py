@@ -119,6 +119,7 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
                     raise invalid_reference(pip_id, rid_)
                 props["publicIPAddress"] = {"id": pip_id}
                 new_pips[cid] = pip_id
+            props["provisioningState"] = "Succeeded"
             configs.append({"name": cname, "id": cid, "type": IPCONFIG, "properties": props})
         nsg_id = None
         if props_in.get("networkSecurityGroup"):

@@ -15,10 +15,10 @@ NETWORK_COUNTERS = [("PublicIPAddresses", "Public IP Addresses", "Microsoft.Netw
                     ("VirtualNetworks", "Virtual Networks", "Microsoft.Network/virtualNetworks")]
 
 
-def size_info(catalog: dict, size: str) -> tuple[str, int, int] | None:
+def size_info(catalog: dict, size: str) -> tuple[str, int, float] | None:
     for name, (family, vcpus, mem) in catalog["vm_sizes"].items():
         if name.lower() == (size or "").lower():
-            return family, int(vcpus), int(mem)
+            return family, int(vcpus), mem
     return None
 
 

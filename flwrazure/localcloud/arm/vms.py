@@ -13,8 +13,18 @@ from flwrazure.localcloud.arm import catalog as cat
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm import nics, quota, validate
 from flwrazure.localcloud.arm.common import (
-    Ctx, Resp, async_headers, clone, location, page, provisioning_state, require_group, rid, same_location,
-    set_state, tags,
+    Ctx,
+    Resp,
+    async_headers,
+    clone,
+    location,
+    page,
+    provisioning_state,
+    require_group,
+    rid,
+    same_location,
+    set_state,
+    tags,
 )
 from flwrazure.localcloud.arm.errors import ArmError, invalid_parameter, not_found
 from flwrazure.localcloud.arm.operations import now_iso
