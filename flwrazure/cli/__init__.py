@@ -14,6 +14,10 @@ from flwrazure import __version__
 
 # name -> (module, attribute, one-line help shown by `flwrazure --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "create-cluster": ("flwrazure.cli.cluster", "create_cluster", "Create the SuperLink and SuperNode VMs."),
+    "open-ports": ("flwrazure.cli.cluster", "open_ports", "Open the Flower ports, each only to who needs it."),
+    "status": ("flwrazure.cli.cluster", "status", "Show VMs, rules, Flower version and ports of a cluster."),
+    "teardown": ("flwrazure.cli.cluster", "teardown", "Delete everything flwrazure created for a cluster."),
     "local": ("flwrazure.cli.local", "local", "Run the embedded local cloud (an offline Azure for trying flwrazure)."),
 }
 
@@ -22,7 +26,7 @@ class LazyGroup(click.Group):
     """A group that imports a subcommand's module only when that subcommand runs (or shows its own help)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
@@ -68,8 +72,8 @@ def main() -> None:
     except click.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # one line, as for every bad input
+        click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except FlwrazureError as exc:
         if "-v" in sys.argv or "--verbose" in sys.argv:

@@ -16,6 +16,8 @@ from flwrazure.localcloud.arm.store import Store
 from flwrazure.localcloud.identity import Identity
 from flwrazure.localcloud.tls import ensure_certificates
 
+OPERATOR_IP = "198.18.0.1"
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -75,7 +77,9 @@ class LocalCloudServer:
         i = self.identity
         return {"endpoint": self.endpoint, "ca_bundle": str(self.ca), "tenant_id": i.tenant_id,
                 "subscription_id": i.subscription_id, "client_id": i.client_id, "client_secret": i.client_secret,
-                "authority": self.endpoint, "driver": self.app.driver.name}
+                "authority": self.endpoint, "driver": self.app.driver.name,
+                # the address VMs see the operator's traffic come from (the host side of the public range)
+                "operator_ip": OPERATOR_IP}
 
     def start(self) -> LocalCloudServer:
         """Serve in background threads (in-process use)."""

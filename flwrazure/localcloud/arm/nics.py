@@ -67,6 +67,7 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
                 raise ArmError(400, "IpConfigurationMustHaveSubnet",
                                f"IP configuration {cid} must reference a subnet.")
             vnet = ctx.store.get(net.split_child(subnet_id)[0])["body"]
+            _provisioned(vnet, subnet_id, rid_)
             if vnet["location"] != loc:
                 raise invalid_reference(subnet_id, rid_)
             primary_subnet = primary_subnet or subnet_id
@@ -110,6 +111,7 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
             if gp.get("publicIPAddress"):
                 pip_id = net.reference(ctx, gp["publicIPAddress"], rid_, "publicIPAddresses")
                 pip = net.locate(ctx, pip_id)
+                _provisioned(pip, pip_id, rid_)
                 holder = (pip["properties"].get("ipConfiguration") or {}).get("id", "")
                 if holder and holder.lower() != cid.lower():
                     raise ArmError(400, "PublicIPAddressInUse",
@@ -124,6 +126,7 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
         nsg_id = None
         if props_in.get("networkSecurityGroup"):
             nsg_id = net.reference(ctx, props_in["networkSecurityGroup"], rid_, "networkSecurityGroups")
+            _provisioned(net.locate(ctx, nsg_id), nsg_id, rid_)
         # from here on nothing fails: move the back-references
         _unlink_all(ctx, existing)
         for cfg in configs:
@@ -147,6 +150,16 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
         return {"properties": props}
 
     return net.put(ctx, NIC, rg, name, build, validate.network_name)
+
+
+def _provisioned(body: dict, ref: str, referrer: str) -> None:
+    """Azure refuses to build on a resource whose own operation has not finished."""
+    state = body.get("properties", {}).get("provisioningState", "Succeeded")
+    if state != "Succeeded":
+        raise ArmError(400, "ReferencedResourceNotProvisioned",
+                       f"Cannot proceed with operation because resource {ref} used by resource {referrer} is not in "
+                       f"Succeeded state. Resource is in {state} state and the last operation that updated/is "
+                       "updating the resource is PutOperation.")
 
 
 def _unlink_all(ctx: Ctx, body: dict | None) -> None:

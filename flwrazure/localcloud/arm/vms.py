@@ -178,15 +178,13 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
     with ctx.store.lock:
         existing = ctx.store.get(rid_)
         same_location(existing, loc, name, canon_rg)
-        if existing and provisioning_state(existing) in ("Deleting", "Creating"):
+        if existing and provisioning_state(existing) in ("Deleting", "Creating", "Updating"):
             raise ArmError(409, "OperationNotAllowed",
                            f"Operation 'PUT' is not allowed on VM '{name}' while it is "
                            f"{provisioning_state(existing).lower()}.")
         props, nic_ids = _validate(ctx, rid_, canon_rg, name, loc, body_in.get("properties") or {},
                                    existing["body"] if existing else None)
-        if not existing:
-            quota.check_cores(ctx, loc, props["hardwareProfile"]["vmSize"], rid_)
-        elif existing["meta"].get("power") != "deallocated":
+        if not existing or existing["meta"].get("power") != "deallocated":
             quota.check_cores(ctx, loc, props["hardwareProfile"]["vmSize"], rid_)
         body = {"name": name, "id": rid_, "type": VM, "location": loc, "properties": props}
         tag = tags(body_in)
@@ -195,8 +193,11 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         for key in ("zones", "identity", "plan"):
             if body_in.get(key):
                 body[key] = body_in[key]
-        props["provisioningState"] = "Updating" if existing else "Creating"
+        retry = existing is not None and provisioning_state(existing) == "Failed" and not existing["meta"].get("booted")
+        props["provisioningState"] = "Creating" if not existing or retry else "Updating"
         meta = dict(existing["meta"]) if existing else {"power": "starting"}
+        if retry:
+            meta["power"] = "starting"
         ctx.store.put(rid_, body, meta)
         for nic_id in nic_ids:
             net.link(ctx, nic_id, "virtualMachine", rid_, add=True, single=True)
@@ -205,14 +206,21 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         response = clone(body)
 
     def work() -> None:
-        if not existing:
+        with ctx.store.lock:
+            ctx.store.get(rid_)["meta"].pop("error", None)
+        if not existing or not ctx.store.get(rid_)["meta"].get("booted"):
             _create_disk(ctx, rid_)
             ctx.driver.create(ctx, ctx.store.get(rid_)["body"])
             _set_power(ctx, rid_, "running")
+            with ctx.store.lock:
+                ctx.store.get(rid_)["meta"]["booted"] = True
         set_state(ctx, rid_, "Succeeded")
 
     def failed(exc: ArmError) -> None:
         set_state(ctx, rid_, "Failed")
+        with ctx.store.lock:
+            if ctx.store.get(rid_) is not None:
+                ctx.store.get(rid_)["meta"]["error"] = exc.error_detail()
         if not existing:
             _set_power(ctx, rid_, "stopped")
 
@@ -261,6 +269,9 @@ def instance_view(rec: dict) -> dict:
     t = body["properties"].get("timeCreated")
     prov = {"code": f"ProvisioningState/{state.lower()}", "level": "Error" if state == "Failed" else "Info",
             "displayStatus": f"Provisioning {state.lower()}", "time": t}
+    error = rec["meta"].get("error")
+    if state == "Failed" and error:  # as Azure: ProvisioningState/failed/<code> with the message
+        prov.update(code=f"ProvisioningState/failed/{error['code']}", message=error["message"])
     ok = {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": t}
     agent_ready = power == "running" and state == "Succeeded"
     disk = body["properties"]["storageProfile"]["osDisk"]["name"]
@@ -310,7 +321,15 @@ def get_instance_view(ctx: Ctx, rg: str, name: str) -> Resp:
 def list_vms(ctx: Ctx, rg: str | None) -> Resp:
     if rg is not None:
         require_group(ctx, rg)
-    return page(ctx, [rec["body"] for rec in ctx.store.of_type(VM, rg)])
+    with_view = "instanceview" in ctx.query.get("$expand", "").lower() or ctx.query.get("statusonly") == "true"
+    items = []
+    for rec in ctx.store.of_type(VM, rg):
+        body = rec["body"]
+        if with_view:
+            body = clone(body)
+            body["properties"]["instanceView"] = instance_view(rec)
+        items.append(body)
+    return page(ctx, items)
 
 
 # power transitions: action -> (states allowed from, transient power state, final power state, driver method)

@@ -1,0 +1,84 @@
+"""Checks before anything is created: credentials, region, VM sizes, vCPU and public-IP quota. Each failure is
+one message with the numbers and what to do; nothing is created."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from flwrazure.azure.errors import translate
+from flwrazure.azure.target import Target
+from flwrazure.errors import FlwrazureError, UsageError
+
+
+def _regions(target: Target) -> list[str]:
+    provider = target.resources.providers.get("Microsoft.Compute").as_dict()
+    for rtype in provider.get("resourceTypes", []):
+        if rtype.get("resourceType", "").lower() == "virtualmachines":
+            return sorted({loc.replace(" ", "").lower() for loc in rtype.get("locations", [])})
+    return []
+
+
+def run(target: Target, location: str, sizes_needed: list[str], public_ips_needed: int) -> dict:
+    """Raise on the first blocking problem; return the facts read (for --verbose and tests)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        regions_f = pool.submit(_regions, target)
+        try:
+            regions = regions_f.result()
+        except Exception as exc:
+            raise translate(exc, f"subscription {target.subscription}") from exc
+        if location not in regions:
+            close = difflib.get_close_matches(location, regions, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"regions include {', '.join(regions[:8])}…"
+            raise UsageError(f"--location {location} is not a region of {target.describe()}: {hint}")
+        if not sizes_needed and not public_ips_needed:
+            return {"regions": regions}
+        skus_f = pool.submit(lambda: [s.as_dict() for s in target.compute.resource_skus.list(
+            filter=f"location eq '{location}'")])
+        usage_f = pool.submit(lambda: [u.as_dict() for u in target.compute.usage.list(location)])
+        net_f = pool.submit(lambda: [u.as_dict() for u in target.network.usages.list(location)])
+        try:
+            skus, usage, net_usage = skus_f.result(), usage_f.result(), net_f.result()
+        except Exception as exc:
+            raise translate(exc, f"region {location}") from exc
+
+    vm_skus = {s["name"]: s for s in skus if s.get("resourceType") == "virtualMachines"}
+    need_family: Counter = Counter()
+    need_cores = 0
+    for size in sizes_needed:
+        sku = vm_skus.get(size) or next((s for n, s in vm_skus.items() if n.lower() == size.lower()), None)
+        if sku is None:
+            close = difflib.get_close_matches(size, list(vm_skus), n=3)
+            hint = f" Closest: {', '.join(close)}." if close else ""
+            raise UsageError(f"VM size {size} is not offered in {location}.{hint}")
+        blocked = [r for r in sku.get("restrictions") or [] if r.get("type") == "Location"]
+        if blocked:
+            reason = blocked[0].get("reasonCode", "restricted")
+            raise UsageError(f"VM size {size} is not available to this subscription in {location} ({reason}): "
+                             "choose another --vm-size or --location.")
+        vcpus = int(next((c["value"] for c in sku.get("capabilities", []) if c["name"] == "vCPUs"), 0))
+        need_family[sku.get("family", size)] += vcpus
+        need_cores += vcpus
+
+    limits = {u["name"]["value"]: (int(u["currentValue"]), int(u["limit"])) for u in usage}
+    checks = [(fam, f"{fam} vCPUs", need) for fam, need in need_family.items()]
+    checks.append(("cores", "total regional vCPUs", need_cores))
+    checks.append(("virtualMachines", "virtual machines", len(sizes_needed)))
+    for counter, label, need in checks:
+        if need and counter in limits:
+            used, limit = limits[counter]
+            if used + need > limit:
+                raise FlwrazureError(
+                    f"Not enough quota in {location}: the cluster needs {need} {label}, {used} of {limit} are in "
+                    f"use ({limit - used} free). Request an increase (Azure portal > Quotas, ask for at least "
+                    f"{used + need}), or use fewer clients / a smaller --vm-size / another --location. "
+                    "Nothing was created.")
+    ips = {u["name"]["value"]: (int(u["currentValue"]), int(u["limit"])) for u in net_usage}
+    if public_ips_needed and "PublicIPAddresses" in ips:
+        used, limit = ips["PublicIPAddresses"]
+        if used + public_ips_needed > limit:
+            raise FlwrazureError(
+                f"Not enough public IP quota in {location}: the cluster needs {public_ips_needed}, {used} of "
+                f"{limit} are in use. Delete unused public IPs or request an increase. Nothing was created.")
+    return {"regions": regions, "usage": limits, "network_usage": ips}

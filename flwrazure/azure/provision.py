@@ -1,0 +1,167 @@
+"""create-cluster: converge a resource group to the planned cluster, concurrently and idempotently.
+
+Dependency graph (critical path): resource group -> VNet | NSG | public IP -> NIC -> VM. Each VM's chain runs
+in parallel with the others; what exists already (and is ours) is left alone, what failed is re-PUT, what is
+still in flight is waited for. Every PUT returns at once (polling=False); a Waiter reads one list per resource
+kind per tick to learn when things finish."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from flwrazure.azure import inventory
+from flwrazure.azure.errors import AzureError, translate
+from flwrazure.azure.target import Target
+from flwrazure.azure.waiter import Waiter, WaitFailed
+from flwrazure.errors import FlwrazureError, UsageError
+from flwrazure.plan import names, resources, rules
+from flwrazure.plan.names import VmNames
+from flwrazure.spec import ClusterSpec
+
+NET = "Microsoft.Network"
+
+
+@dataclass
+class Run:
+    target: Target
+    spec: ClusterSpec
+    public_key: str
+    snap: dict[str, dict[str, dict]]
+    waiter: Waiter
+    progress: object
+    writes: list[str] = field(default_factory=list)
+    abort: threading.Event = field(default_factory=threading.Event)
+
+    def rid(self, arm_type: str, name: str) -> str:
+        return resources.resource_id(self.target.subscription, self.spec.resource_group, arm_type, name)
+
+
+def vm_plan(spec: ClusterSpec) -> list[VmNames]:
+    return names.all_vms(spec.cluster, spec.clients)
+
+
+def size_of(spec: ClusterSpec, v: VmNames) -> str:
+    return spec.server_size if v.role == "server" else spec.client_size
+
+
+def _ensure(run: Run, kind: str, name: str, put) -> dict:
+    """Converge one resource: keep ours if Succeeded, wait if in flight, (re)create if missing or failed."""
+    if run.abort.is_set():
+        raise FlwrazureError("interrupted")
+    existing = run.snap[kind].get(name.lower())
+    label = f"{inventory.LABELS[kind]} {name}"
+    if existing is not None:
+        if not names.is_ours(existing.get("tags"), run.spec.cluster):
+            raise UsageError(f"{label} already exists in resource group {run.spec.resource_group} and was not "
+                             f"created by flwrazure for cluster {run.spec.cluster}: remove it, or choose another "
+                             "--cluster or --resource-group.")
+        state = existing.get("properties", {}).get("provisioningState", "Succeeded")
+        if state == "Succeeded":
+            run.progress.advance(kind)
+            return existing
+        if state in ("Creating", "Updating"):
+            return _wait(run, kind, name, label)
+        if state == "Deleting":
+            run.waiter.gone(kind, name)
+    try:
+        put()
+        run.writes.append(f"{kind}/{name}")
+    except Exception as exc:
+        raise translate(exc, label) from exc
+    return _wait(run, kind, name, label)
+
+
+def _wait(run: Run, kind: str, name: str, label: str) -> dict:
+    try:
+        body = run.waiter.ready(kind, name)
+    except WaitFailed as exc:
+        raise _failure(run, kind, name, label, exc) from None
+    except Exception as exc:
+        raise translate(exc, label) from exc
+    run.progress.advance(kind)
+    return body
+
+
+def _failure(run: Run, kind: str, name: str, label: str, exc: WaitFailed) -> FlwrazureError:
+    """A resource ended Failed: find Azure's code (a VM's instance view carries it) and say what to do."""
+    if kind == "vm":
+        try:
+            view = run.target.compute.virtual_machines.instance_view(run.spec.resource_group, name).as_dict()
+            for status in view.get("statuses", []):
+                code = status.get("code", "")
+                if code.startswith("ProvisioningState/failed"):
+                    parts = code.split("/")
+                    return AzureError(label, parts[2] if len(parts) > 2 else "ProvisioningFailed",
+                                      status.get("message") or status.get("displayStatus", ""))
+        except Exception:  # the failure itself is what matters; its detail is best effort
+            pass
+    return AzureError(label, "ProvisioningFailed", f"provisioning ended {exc.state}.")
+
+
+def _vnet(run: Run) -> dict:
+    s = run.spec
+    body = resources.vnet(s.location, names.tags(s.cluster), s.address_space, names.subnet(), s.subnet_prefix)
+    return _ensure(run, "vnet", names.vnet(s.cluster), lambda: run.target.network.virtual_networks.
+                   begin_create_or_update(s.resource_group, names.vnet(s.cluster), body, polling=False))
+
+
+def _nsg(run: Run) -> dict:
+    s = run.spec
+    ssh = rules.ssh_rule(s.ssh_sources, s.subnet_prefix)
+    name = names.nsg(s.cluster)
+    body = resources.nsg(s.location, names.tags(s.cluster), {ssh.name: rules.rule_body(ssh)})
+    nsg = _ensure(run, "nsg", name, lambda: run.target.network.network_security_groups.begin_create_or_update(
+        s.resource_group, name, body, polling=False))
+    current = next((r for r in nsg["properties"].get("securityRules", []) if r["name"] == ssh.name), None)
+    if not rules.matches(ssh, current):  # converge the SSH rule (e.g. the operator's address changed)
+        try:
+            run.target.network.security_rules.begin_create_or_update(
+                s.resource_group, name, ssh.name, rules.rule_body(ssh)).result()
+            run.writes.append(f"rule/{ssh.name}")
+        except Exception as exc:
+            raise translate(exc, f"security rule {ssh.name}") from exc
+    return nsg
+
+
+def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
+    s, net = run.spec, run.target.network
+    tags = names.tags(s.cluster, v.role)
+    pip = _ensure(run, "pip", v.public_ip, lambda: net.public_ip_addresses.begin_create_or_update(
+        s.resource_group, v.public_ip, resources.public_ip(s.location, tags), polling=False))
+    vnet, nsg = vnet_f.result(), nsg_f.result()
+    subnet_id = next(sn["id"] for sn in vnet["properties"]["subnets"] if sn["name"] == names.subnet())
+    nic_body = resources.nic(s.location, tags, subnet_id, pip["id"], nsg["id"])
+    nic = _ensure(run, "nic", v.nic, lambda: net.network_interfaces.begin_create_or_update(
+        s.resource_group, v.nic, nic_body, polling=False))
+    vm_body = resources.vm(s.location, tags, size_of(s, v), v.vm, s.admin_user, run.public_key, nic["id"],
+                           v.os_disk)
+    return _ensure(run, "vm", v.vm, lambda: run.target.compute.virtual_machines.begin_create_or_update(
+        s.resource_group, v.vm, vm_body, polling=False))
+
+
+def converge(run: Run) -> None:
+    """Create what is missing; raise one error naming the first failure (and how many others failed)."""
+    vms = vm_plan(run.spec)
+    with ThreadPoolExecutor(max_workers=min(64, len(vms) + 2), thread_name_prefix="provision") as pool:
+        vnet_f, nsg_f = pool.submit(_vnet, run), pool.submit(_nsg, run)
+        chains = [pool.submit(_chain, run, v, vnet_f, nsg_f) for v in vms]
+        errors = []
+        try:
+            for f in [vnet_f, nsg_f, *chains]:
+                exc = f.exception()
+                if exc is not None and not any(str(exc) == str(e) for e in errors):
+                    errors.append(exc)
+        except KeyboardInterrupt:
+            run.abort.set()
+            run.waiter.abort()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    if errors:
+        first = errors[0]
+        more = f" ({len(errors) - 1} other resource(s) failed too; re-run to retry them)" if len(errors) > 1 else ""
+        if isinstance(first, FlwrazureError):
+            first.args = (f"{first}{more}",)
+            raise first
+        raise translate(first, "cluster") from first

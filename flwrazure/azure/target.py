@@ -1,0 +1,115 @@
+"""Where a cluster lives: public Azure (DefaultAzureCredential) or the local cloud (its HTTPS endpoint and the
+credentials it advertises in $FLWRAZURE_HOME/local/server.json). Both are reached the same way: the SDK over HTTPS."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import urllib.request
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from flwrazure import settings
+from flwrazure.errors import UsageError
+
+LOCAL_NOT_RUNNING = "The local cloud is not running: start it with `flwrazure local up` (or use --cloud azure)."
+
+
+@dataclass
+class Target:
+    cloud: str
+    subscription: str
+    credential: object
+    base_url: str | None = None
+    verify: str | bool = True
+    poll: float = 2.0  # seconds between batched status reads while waiting
+    operator_ip: str | None = None
+    _kwargs: dict = field(default_factory=dict)
+
+    def _client_kwargs(self) -> dict:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        session = requests.Session()  # one pool big enough for every concurrent request
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=128)
+        session.mount("https://", adapter)
+        kw: dict = {"session": session, "connection_verify": self.verify, "polling_interval": self.poll}
+        if self.base_url:
+            kw["base_url"] = self.base_url
+        return kw
+
+    @cached_property
+    def resources(self):
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return ResourceManagementClient(self.credential, self.subscription, **self._client_kwargs())
+
+    @cached_property
+    def network(self):
+        from azure.mgmt.network import NetworkManagementClient
+
+        return NetworkManagementClient(self.credential, self.subscription, **self._client_kwargs())
+
+    @cached_property
+    def compute(self):
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return ComputeManagementClient(self.credential, self.subscription, **self._client_kwargs())
+
+    def describe(self) -> str:
+        return "the local cloud" if self.cloud == "local" else f"Azure subscription {self.subscription}"
+
+
+def local_info() -> dict:
+    """The running local cloud's endpoint and credentials, read from the file it publishes (no import of it)."""
+    path = settings.local_cloud_dir() / "server.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise UsageError(LOCAL_NOT_RUNNING) from None
+    try:
+        ctx = ssl.create_default_context(cafile=info["ca_bundle"])
+        with urllib.request.urlopen(f"{info['endpoint']}/_localcloud/health", context=ctx, timeout=3) as resp:
+            if resp.status != 200:
+                raise OSError(resp.status)
+    except (OSError, ValueError, KeyError):
+        raise UsageError(LOCAL_NOT_RUNNING) from None
+    return info
+
+
+def azure_cli_subscription() -> str | None:
+    """The Azure CLI's default subscription, if the user ran `az login` (read from its profile, no subprocess)."""
+    profile = Path(os.environ.get("AZURE_CONFIG_DIR", Path.home() / ".azure")) / "azureProfile.json"
+    try:
+        data = json.loads(profile.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    return next((s["id"] for s in data.get("subscriptions", []) if s.get("isDefault")), None)
+
+
+def connect(cloud: str, subscription: str | None = None) -> Target:
+    if cloud == "local":
+        from azure.identity import ClientSecretCredential
+
+        info = local_info()
+        if subscription and subscription != info["subscription_id"]:
+            raise UsageError(f"--subscription {subscription} does not exist in the local cloud "
+                             f"(its subscription is {info['subscription_id']}).")
+        cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"],
+                                      authority=info["endpoint"], disable_instance_discovery=True,
+                                      connection_verify=info["ca_bundle"])
+        return Target("local", info["subscription_id"], cred, info["endpoint"], info["ca_bundle"],
+                      poll=float(os.environ.get("FLWRAZURE_POLL", "0.2")), operator_ip=info.get("operator_ip"))
+    sub = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID") or azure_cli_subscription()
+    if not sub:
+        raise UsageError("No Azure subscription found: pass --subscription, set AZURE_SUBSCRIPTION_ID, or run "
+                         "`az login` (or try everything offline with --cloud local).")
+    from azure.identity import DefaultAzureCredential
+
+    # Managed identity is probed only on request: on a laptop its endpoint just times out.
+    use_mi = os.environ.get("FLWRAZURE_USE_MANAGED_IDENTITY") == "1"
+    cred = DefaultAzureCredential(exclude_managed_identity_credential=not use_mi,
+                                  exclude_interactive_browser_credential=True)
+    return Target("azure", sub, cred, poll=float(os.environ.get("FLWRAZURE_POLL", "2")))

@@ -1,0 +1,183 @@
+"""create-cluster, open-ports, status, teardown: parse options, call flwrazure.commands, render the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from flwrazure.plan import versions
+
+CLUSTER = click.option("--cluster", default="flower", show_default=True, metavar="NAME",
+                       help="Cluster name (VMs are NAME-server, NAME-client-1..N).")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
+
+
+def _vm_table(title: str, rows: list[dict]) -> None:
+    from flwrazure import ui
+
+    ui.table(title, ["VM", "role", "public IP", "private IP", "size", "state"],
+             [[r["vm"], r["role"], r["public_ip"], r["private_ip"], r["size"], r["state"]] for r in rows])
+
+
+@click.command("create-cluster")
+@CLUSTER
+@click.option("--clients", default=2, show_default=True, type=int, help="Number of SuperNode VMs (1-100).")
+@click.option("--cloud", default="azure", show_default=True, metavar="azure|local",
+              help="Public Azure, or the offline local cloud (`flwrazure local up`).")
+@click.option("--subscription", metavar="ID", help="Azure subscription (default: AZURE_SUBSCRIPTION_ID or az CLI).")
+@click.option("--resource-group", metavar="NAME", help="Resource group for everything [default: CLUSTER-rg].")
+@click.option("--location", default="eastus", show_default=True, help="Azure region.")
+@click.option("--vm-size", default="Standard_D2s_v3", show_default=True, help="Size of every VM.")
+@click.option("--server-vm-size", metavar="SIZE", help="Size of the SuperLink VM [default: --vm-size].")
+@click.option("--client-vm-size", metavar="SIZE", help="Size of the SuperNode VMs [default: --vm-size].")
+@click.option("--admin-user", default="azureuser", show_default=True, help="Login user on the VMs.")
+@click.option("--ssh-key", type=click.Path(path_type=Path), metavar="PATH",
+              help="Your own private key (PATH.pub is used if present) [default: a new key per cluster].")
+@click.option("--ssh-source", metavar="IP|CIDR|any",
+              help="Who may SSH in [default: your public address, detected].")
+@click.option("--flwr-version", metavar="X.Y.Z",
+              help=f"Flower version of the cluster; decides its ports [default: installed flwr if supported, else "
+                   f"{versions.DEFAULT_VERSION}].")
+@click.option("--use-existing-group", is_flag=True,
+              help="Add the cluster to a resource group flwrazure did not create (it is then never deleted).")
+@JSON
+def create_cluster(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
+                   client_vm_size, admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, as_json):
+    """Create the VMs of a Flower federation: one SuperLink VM, N SuperNode VMs, their network and an NSG that
+    admits SSH only from you. Safe to re-run: it creates only what is missing.
+
+    \b
+    Examples:
+      flwrazure create-cluster --clients 2 --location westeurope
+      flwrazure local up && flwrazure create-cluster --cloud local --clients 5
+      flwrazure create-cluster --flwr-version 1.34.0 --vm-size Standard_D4s_v3 --json
+    """
+    from flwrazure import ui
+    from flwrazure.commands import create
+    from flwrazure.plan.rules import parse_sources
+    from flwrazure.spec import ClusterSpec, validate
+
+    spec = validate(ClusterSpec(
+        cluster=cluster, clients=clients, cloud=cloud, subscription=subscription, resource_group=resource_group,
+        location=location, server_size=server_vm_size or vm_size, client_size=client_vm_size or vm_size,
+        admin_user=admin_user, ssh_sources=parse_sources(ssh_source, "--ssh-source") if ssh_source else (),
+        flwr_version=flwr_version or versions.default_version(versions.installed_flwr()),
+        allow_existing_group=use_existing_group))
+    if "*" in spec.ssh_sources:
+        ui.warn("SSH (port 22) will be open to any address.")
+    result = create.run(spec, ssh_key, show_progress=not as_json)
+    if as_json:
+        ui.emit_json(result)
+        return
+    _vm_table(f"Cluster {cluster} ({result['resource_group']}, {result['location']}, flwr "
+              f"{result['flwr_version']})", result["vms"])
+    ui.info(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@<public IP>   (allowed from "
+            f"{', '.join(result['ssh_sources'])})")
+    ui.info(f"Next: [bold]{result['next']}[/bold]")
+
+
+@click.command("open-ports")
+@CLUSTER
+@click.option("--source", metavar="IP|CIDR|any", help="Who may reach the Control port (the flwr CLI): your address.")
+@click.option("--close", is_flag=True, help="Remove the Fleet and Control rules again.")
+@JSON
+def open_ports(cluster, source, close, as_json):
+    """Open the SuperLink's ports, least privilege: the Fleet port only to the client VMs, the Control port only
+    to --source. Ports follow the cluster's Flower version (9092/9093 up to 1.34, 8000 from 1.40).
+
+    \b
+    Examples:
+      flwrazure open-ports --source 203.0.113.7
+      flwrazure open-ports --source 198.51.100.0/24 --cluster exp-2
+      flwrazure open-ports --close
+    """
+    from flwrazure import ui
+    from flwrazure.commands import ports
+    from flwrazure.errors import UsageError
+    from flwrazure.plan.rules import parse_sources
+    from flwrazure.spec import cluster_name
+
+    cluster_name(cluster)
+    if close and source:
+        raise UsageError("--close removes the rules; it takes no --source.")
+    if not close and not source:
+        raise UsageError("--source is required: the address that will run `flwr run` (your IP), a CIDR, or 'any'.")
+    sources = None if close else parse_sources(source, "--source")
+    result = ports.run(cluster, sources, close)
+    if as_json:
+        ui.emit_json(result)
+        return
+    for change in result["changes"] or ["no changes: the rules are already in place"]:
+        ui.info(change)
+    if result["rules"]:
+        ui.table("Inbound rules", ["rule", "priority", "port", "from", "to"],
+                 [[r["name"], r["priority"], r["port"], ", ".join(r["sources"]), r["destination"]]
+                  for r in result["rules"]])
+
+
+@click.command("status")
+@CLUSTER
+@JSON
+def status(cluster, as_json):
+    """Show the cluster's VMs (power state, addresses), inbound rules, Flower version and ports.
+
+    \b
+    Examples:
+      flwrazure status
+      flwrazure status --cluster exp-2 --json
+    """
+    from flwrazure import ui
+    from flwrazure.commands import status as status_cmd
+    from flwrazure.spec import cluster_name
+
+    result = status_cmd.run(cluster_name(cluster))
+    if as_json:
+        ui.emit_json(result)
+        return
+    plan = result["port_plan"]
+    _vm_table(f"Cluster {cluster} ({result['cloud']}, {result['resource_group']}, {result['location']})", result["vms"])
+    ports = f"fleet {plan['fleet']}, control {plan['control']}"
+    ui.info(f"Flower {result['flwr_version']} ({plan['generation']} generation: {ports})")
+    ui.table("Inbound rules", ["rule", "priority", "port", "from", "to"],
+             [[r["name"], r["priority"], r["port"], ", ".join(map(str, r["sources"])), r["destination"]]
+              for r in result["rules"]])
+
+
+@click.command("teardown")
+@CLUSTER
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-wait", is_flag=True, help="Return once Azure accepted the resource group deletion.")
+@click.option("--purge", is_flag=True, help="Also delete the cluster's local keys and certificates.")
+@JSON
+def teardown(cluster, yes, no_wait, purge, as_json):
+    """Delete everything flwrazure created for the cluster (and nothing else), then check nothing is left.
+
+    \b
+    Examples:
+      flwrazure teardown
+      flwrazure teardown --cluster exp-2 --yes --purge
+    """
+    from flwrazure import ui
+    from flwrazure.commands import teardown as td
+    from flwrazure.spec import cluster_name
+
+    p = td.plan(cluster_name(cluster))
+    if not as_json:
+        what = (f"resource group {p['resource_group']} and everything in it" if p["mode"] == "group"
+                else f"{len(p['resources'])} resource(s) tagged for cluster {cluster} in {p['resource_group']}")
+        ui.info(f"Teardown of cluster {cluster} on {p['target'].describe()}: {what}.")
+        if p["resources"]:
+            ui.table("Will be deleted", ["name", "type"], [[r["name"], r["type"]] for r in p["resources"]])
+        if p["foreign"]:
+            ui.info(f"Kept (not created by flwrazure): {', '.join(f['name'] for f in p['foreign'])}")
+    if not yes and (p["resources"] or p["group_exists"]):
+        click.confirm("Delete these resources?", abort=True, err=True)
+    with ui.Steps({"resources": len(p["resources"])}, enabled=not as_json and p["mode"] == "tagged") as steps:
+        result = td.execute(p, wait=not no_wait, purge=purge, progress=steps)
+    if as_json:
+        ui.emit_json(result)
+        return
+    ui.info(f"Deleted: {', '.join(result['deleted']) or 'nothing was left'}." +
+            ("" if result["waited"] else " (deletion continues in Azure)"))
+    ui.info("Local state removed" + (" with keys." if purge else "; keys kept (use --purge to remove them)."))

@@ -1,0 +1,115 @@
+"""create-cluster: validate, preflight, then converge the cluster's resources concurrently."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flwrazure import operator, sshkeys, state, ui
+from flwrazure.errors import UsageError
+from flwrazure.plan import names, versions
+from flwrazure.spec import ClusterSpec
+
+GROUP_CREATED_TAG = "flwrazure-created-group"
+
+
+def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status: str) -> dict:
+    plan = versions.port_plan(spec.flwr_version)
+    data = {**spec.to_dict(), "subscription": target.subscription, "rg_created": rg_created,
+            "ssh_private_key": str(key_path), "port_plan": plan.__dict__, "status": status,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if state.exists(spec.cluster):
+        old = state.load(spec.cluster)
+        data["control_sources"] = old.get("control_sources")
+        data["created"] = old.get("created", data["updated"])
+    else:
+        data["created"] = data["updated"]
+    state.save(spec.cluster, data)
+    return data
+
+
+def _check_same_cluster(spec: ClusterSpec) -> None:
+    if not state.exists(spec.cluster):
+        return
+    old = state.load(spec.cluster)
+    for key, flag in (("cloud", "--cloud"), ("resource_group", "--resource-group"), ("location", "--location"),
+                      ("flwr_version", "--flwr-version")):
+        if old.get(key) != getattr(spec, key):
+            raise UsageError(f"cluster {spec.cluster} already exists with {flag} {old.get(key)} (you asked for "
+                             f"{getattr(spec, key)}): re-run without changing it, choose another --cluster, or "
+                             f"`flwrazure teardown --cluster {spec.cluster}` first.")
+
+
+def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> dict:
+    from flwrazure.azure import inventory, preflight, provision
+    from flwrazure.azure.errors import translate
+    from flwrazure.azure.target import connect
+    from flwrazure.azure.waiter import Waiter
+
+    _check_same_cluster(spec)
+    key_path, public_key = (sshkeys.load_user_key(ssh_key) if ssh_key else (None, None))
+    target = connect(spec.cloud, spec.subscription)
+    if not spec.ssh_sources:
+        spec.ssh_sources = (operator.detect(target),)
+    rg = spec.resource_group
+    try:
+        group = inventory.group(target, rg)
+    except Exception as exc:
+        raise translate(exc, f"resource group {rg}") from exc
+    if group and group.get("properties", {}).get("provisioningState") == "Deleting":
+        ui.info(f"Resource group {rg} is still being deleted; waiting for that to finish…")
+        while inventory.group(target, rg) is not None:
+            time.sleep(max(target.poll, 1.0))
+        group = None
+    group_tags = (group or {}).get("tags") or {}
+    ours = group_tags.get(names.TAG_CLUSTER) == spec.cluster
+    if group and not ours and not spec.allow_existing_group:
+        raise UsageError(f"resource group {rg} already exists and was not created by flwrazure for cluster "
+                         f"{spec.cluster}: pass --use-existing-group to add the cluster to it (it will never be "
+                         "deleted), or choose another --resource-group.")
+    if group and group.get("location") != spec.location:
+        raise UsageError(f"resource group {rg} is in {group.get('location')}, not {spec.location}: pass "
+                         f"--location {group.get('location')} or choose another --resource-group.")
+    rg_created = group is None or group_tags.get(GROUP_CREATED_TAG) == spec.cluster
+    snap = inventory.snapshot(target, rg) if group else {k: {} for k in inventory.KINDS}
+    vms = names.all_vms(spec.cluster, spec.clients)
+    planned = {("vnet", names.vnet(spec.cluster)), ("nsg", names.nsg(spec.cluster))}
+    planned |= {(k, n) for v in vms for k, n in (("pip", v.public_ip), ("nic", v.nic), ("vm", v.vm))}
+    for kind, name in sorted(planned):
+        found = snap[kind].get(name.lower())
+        if found and not names.is_ours(found.get("tags"), spec.cluster):
+            raise UsageError(f"{inventory.LABELS[kind]} {name} already exists in {rg} and was not created by "
+                             f"flwrazure for cluster {spec.cluster}: choose another --cluster or --resource-group.")
+    missing_vms = [provision.size_of(spec, v) for v in vms if v.vm.lower() not in snap["vm"]]
+    missing_ips = sum(1 for v in vms if v.public_ip.lower() not in snap["pip"])
+    preflight.run(target, spec.location, missing_vms, missing_ips)
+
+    # from here on things are created: record the cluster first, so teardown works even if we are killed
+    if key_path is None:
+        key_path = state.cluster_dir(spec.cluster) / "id_ed25519"
+        state.cluster_dir(spec.cluster).mkdir(parents=True, exist_ok=True)
+        public_key = sshkeys.generate(key_path, f"flwrazure-{spec.cluster}")
+    _record(spec, target, rg_created, key_path, "creating")
+    if group is None:
+        tags = {**names.tags(spec.cluster), GROUP_CREATED_TAG: spec.cluster}
+        try:
+            target.resources.resource_groups.create_or_update(rg, {"location": spec.location, "tags": tags})
+        except Exception as exc:
+            raise translate(exc, f"resource group {rg}") from exc
+    waiter = Waiter(inventory.listers(target, rg), target.poll)
+    totals = {"vnet": 1, "nsg": 1, "pip": len(vms), "nic": len(vms), "vm": len(vms)}
+    with ui.Steps({inventory.LABELS[k] + "s": n for k, n in totals.items()}, show_progress) as steps:
+        class _Progress:
+            def advance(self, kind: str) -> None:
+                steps.advance(inventory.LABELS[kind] + "s")
+
+        run_ = provision.Run(target, spec, public_key, snap, waiter, _Progress())
+        provision.converge(run_)
+    final = inventory.snapshot(target, rg, ("vmview", "nic", "pip"))
+    rows = inventory.vm_rows(final, vms)
+    data = _record(spec, target, rg_created, key_path, "created")
+    return {"cluster": spec.cluster, "cloud": spec.cloud, "resource_group": rg, "location": spec.location,
+            "flwr_version": spec.flwr_version, "port_plan": data["port_plan"], "vms": rows,
+            "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources),
+            "writes": len(run_.writes) + (1 if group is None else 0), "status_reads": waiter.reads,
+            "next": f"flwrazure open-ports --cluster {spec.cluster} --source <your-ip>"}

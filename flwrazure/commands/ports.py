@@ -1,0 +1,67 @@
+"""open-ports: the seed guide's inbound rules, least privilege, converged by name (re-running writes nothing)."""
+
+from __future__ import annotations
+
+from flwrazure import state, ui
+from flwrazure.errors import FlwrazureError
+from flwrazure.plan import names, rules, versions
+
+
+def run(cluster: str, sources: tuple[str, ...] | None, close: bool) -> dict:
+    from flwrazure.azure import inventory
+    from flwrazure.azure.errors import translate
+    from flwrazure.azure.target import connect
+
+    st = state.load(cluster)
+    target = connect(st["cloud"], st["subscription"])
+    rg, nsg_name = st["resource_group"], names.nsg(cluster)
+    try:
+        snap = inventory.snapshot(target, rg, ("nsg", "nic", "pip"))
+    except Exception as exc:
+        raise translate(exc, f"resource group {rg}") from exc
+    nsg = snap["nsg"].get(nsg_name.lower())
+    if nsg is None:
+        raise FlwrazureError(f"cluster {cluster} has no network security group {nsg_name} in {rg}: run "
+                             f"`flwrazure create-cluster --cluster {cluster}` first.")
+    current = {r["name"]: r for r in nsg["properties"].get("securityRules", [])}
+    changes: list[str] = []
+    sec = target.network.security_rules
+    if close:
+        for name in (rules.FLEET, rules.CONTROL):
+            if name in current:
+                try:
+                    sec.begin_delete(rg, nsg_name, name).result()
+                except Exception as exc:
+                    raise translate(exc, f"security rule {name}") from exc
+                changes.append(f"removed {name}")
+        st["control_sources"] = None
+        state.save(cluster, st)
+        return {"cluster": cluster, "changes": changes, "rules": []}
+
+    vms = names.all_vms(cluster, st["clients"])
+    server_nic = snap["nic"].get(vms[0].nic.lower())
+    client_ips = [snap["pip"].get(v.public_ip.lower(), {}).get("properties", {}).get("ipAddress") for v in vms[1:]]
+    if server_nic is None or not all(client_ips):
+        raise FlwrazureError(f"cluster {cluster} is incomplete (missing server NIC or client public IPs): re-run "
+                             f"`flwrazure create-cluster --cluster {cluster}` first.")
+    server_ip = server_nic["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
+    plan = versions.port_plan(st["flwr_version"])
+    if sources is None:
+        sources = tuple(st.get("control_sources") or st["ssh_sources"])
+    desired = rules.flower_rules(plan, client_ips, sources, server_ip)
+    for rule in desired:
+        if rules.matches(rule, current.get(rule.name)):
+            continue
+        try:  # one at a time: concurrent writes to one NSG make Azure answer AnotherOperationInProgress
+            sec.begin_create_or_update(rg, nsg_name, rule.name, rules.rule_body(rule)).result()
+        except Exception as exc:
+            raise translate(exc, f"security rule {rule.name}") from exc
+        changes.append(f"{'updated' if rule.name in current else 'added'} {rule.name}")
+    if any(r.is_open_to_any for r in desired):
+        ui.warn(f"port {plan.control} is open to any address: anyone who reaches it can start runs on your "
+                "cluster. Prefer --source <your-ip>.")
+    st["control_sources"] = list(sources)
+    state.save(cluster, st)
+    return {"cluster": cluster, "changes": changes,
+            "rules": [{"name": r.name, "priority": r.priority, "port": r.port, "sources": list(r.sources),
+                       "destination": r.destination} for r in desired]}

@@ -1,0 +1,105 @@
+"""teardown: delete what flwrazure created for a cluster, and nothing else.
+
+The resource group goes as a whole only when flwrazure created it and it holds nothing foreign; otherwise only
+resources tagged for the cluster are deleted, in dependency order (VMs, then NICs, then IPs/NSG/disks, then the
+VNet). Afterwards nothing tagged for the cluster may be left."""
+
+from __future__ import annotations
+
+import time
+
+from flwrazure import state
+from flwrazure.errors import FlwrazureError
+from flwrazure.plan import names
+
+KIND_OF = {"microsoft.compute/virtualmachines": "vm", "microsoft.network/networkinterfaces": "nic",
+           "microsoft.network/publicipaddresses": "pip", "microsoft.network/networksecuritygroups": "nsg",
+           "microsoft.compute/disks": "disk", "microsoft.network/virtualnetworks": "vnet"}
+STAGES = [("vm",), ("nic",), ("pip", "nsg", "disk"), ("vnet",)]
+
+
+def plan(cluster: str) -> dict:
+    from flwrazure.azure import inventory
+    from flwrazure.azure.errors import translate
+    from flwrazure.azure.target import connect
+
+    st = state.load(cluster)
+    target = connect(st["cloud"], st["subscription"])
+    rg = st["resource_group"]
+    try:
+        group = inventory.group(target, rg)
+        in_group = [r.as_dict() for r in target.resources.resources.list_by_resource_group(rg)] if group else []
+    except Exception as exc:
+        raise translate(exc, f"resource group {rg}") from exc
+    os_disks = {v.os_disk.lower() for v in names.all_vms(cluster, st["clients"])}
+    ours, foreign = [], []
+    for res in in_group:
+        kind = KIND_OF.get(res["type"].lower())
+        mine = names.is_ours(res.get("tags"), cluster) or (kind == "disk" and res["name"].lower() in os_disks)
+        (ours if mine else foreign).append({"name": res["name"], "type": res["type"], "kind": kind,
+                                            "id": res["id"]})
+    deleting = (group or {}).get("properties", {}).get("provisioningState") == "Deleting"
+    mode = "group" if group and st.get("rg_created") and not foreign else "tagged"
+    return {"cluster": cluster, "target": target, "state": st, "resource_group": rg, "group_exists": bool(group),
+            "group_deleting": deleting, "mode": mode, "resources": ours, "foreign": foreign}
+
+
+def _delete_fn(target, kind: str):
+    net, comp = target.network, target.compute
+    return {"vm": comp.virtual_machines.begin_delete, "disk": comp.disks.begin_delete,
+            "nic": net.network_interfaces.begin_delete, "pip": net.public_ip_addresses.begin_delete,
+            "nsg": net.network_security_groups.begin_delete, "vnet": net.virtual_networks.begin_delete}[kind]
+
+
+def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flwrazure.azure import inventory
+    from flwrazure.azure.errors import translate
+    from flwrazure.azure.waiter import Waiter
+
+    target, rg, cluster = p["target"], p["resource_group"], p["cluster"]
+    deleted: list[str] = []
+    if p["mode"] == "group":
+        if not p["group_deleting"]:
+            try:
+                target.resources.resource_groups.begin_delete(rg, polling=False)
+            except Exception as exc:
+                raise translate(exc, f"resource group {rg}") from exc
+        deleted.append(f"resource group {rg}")
+        if not wait:
+            state.forget(cluster, purge)
+            return {"cluster": cluster, "mode": "group", "deleted": deleted, "waited": False}
+        while inventory.group(target, rg) is not None:
+            time.sleep(max(target.poll, 0.2))
+    else:
+        waiter = Waiter(inventory.listers(target, rg), target.poll)
+        by_kind: dict[str, list[dict]] = {}
+        for res in p["resources"]:
+            if res["kind"]:
+                by_kind.setdefault(res["kind"], []).append(res)
+
+        def remove(kind: str, res: dict) -> None:
+            try:
+                _delete_fn(target, kind)(rg, res["name"], polling=False)
+                waiter.gone(kind, res["name"])
+            except Exception as exc:
+                raise translate(exc, f"{inventory.LABELS[kind]} {res['name']}") from exc
+            deleted.append(f"{inventory.LABELS[kind]} {res['name']}")
+            if progress:
+                progress.advance("resources")
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            for stage in STAGES:
+                jobs = [pool.submit(remove, kind, res) for kind in stage for res in by_kind.get(kind, [])]
+                for job in jobs:
+                    job.result()
+    leftovers = [r["name"] for r in inventory.tagged(target, cluster)]
+    if leftovers:
+        raise FlwrazureError(f"teardown left resources tagged for cluster {cluster}: {', '.join(leftovers)}. "
+                             "Re-run `flwrazure teardown` to retry.")
+    if p["mode"] == "group" and inventory.group(target, rg) is not None:
+        raise FlwrazureError(f"resource group {rg} still exists after teardown: re-run `flwrazure teardown`.")
+    state.forget(cluster, purge)
+    return {"cluster": cluster, "mode": p["mode"], "deleted": deleted, "waited": True,
+            "kept_foreign": [f["name"] for f in p["foreign"]]}

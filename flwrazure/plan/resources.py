@@ -1,0 +1,53 @@
+"""The ARM request bodies of a cluster's resources (REST shape, as the SDK sends dicts)."""
+
+from __future__ import annotations
+
+IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
+
+
+def resource_id(sub: str, rg: str, arm_type: str, name: str) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{arm_type}/{name}"
+
+
+def resource_group(location: str, tags: dict) -> dict:
+    return {"location": location, "tags": tags}
+
+
+def vnet(location: str, tags: dict, address_space: str, subnet_name: str, subnet_prefix: str) -> dict:
+    return {"location": location, "tags": tags, "properties": {
+        "addressSpace": {"addressPrefixes": [address_space]},
+        "subnets": [{"name": subnet_name, "properties": {"addressPrefix": subnet_prefix}}]}}
+
+
+def nsg(location: str, tags: dict, rules: dict[str, dict]) -> dict:
+    return {"location": location, "tags": tags, "properties": {
+        "securityRules": [{"name": name, **body} for name, body in rules.items()]}}
+
+
+def public_ip(location: str, tags: dict) -> dict:
+    # Standard + Static (Basic is retired); deleted together with the VM that uses it
+    return {"location": location, "tags": tags, "sku": {"name": "Standard", "tier": "Regional"},
+            "properties": {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4",
+                           "deleteOption": "Delete"}}
+
+
+def nic(location: str, tags: dict, subnet_id: str, public_ip_id: str, nsg_id: str) -> dict:
+    return {"location": location, "tags": tags, "properties": {
+        "networkSecurityGroup": {"id": nsg_id},
+        "ipConfigurations": [{"name": "ipconfig1", "properties": {
+            "subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic",
+            "publicIPAddress": {"id": public_ip_id, "properties": {"deleteOption": "Delete"}}}}]}}
+
+
+def vm(location: str, tags: dict, size: str, computer_name: str, admin_user: str, public_key: str, nic_id: str,
+       os_disk: str, image: dict | None = None) -> dict:
+    return {"location": location, "tags": tags, "properties": {
+        "hardwareProfile": {"vmSize": size},
+        "storageProfile": {"imageReference": dict(image or IMAGE), "osDisk": {
+            "name": os_disk, "createOption": "FromImage", "caching": "ReadWrite", "deleteOption": "Delete",
+            "managedDisk": {"storageAccountType": "Premium_LRS"}}},
+        "osProfile": {"computerName": computer_name, "adminUsername": admin_user, "linuxConfiguration": {
+            "disablePasswordAuthentication": True,
+            "ssh": {"publicKeys": [{"path": f"/home/{admin_user}/.ssh/authorized_keys", "keyData": public_key}]}}},
+        "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True,
+                                                                               "deleteOption": "Delete"}}]}}}

@@ -1,0 +1,85 @@
+"""The user's intent for a cluster, validated before anything touches a cloud. Every check raises UsageError
+with one line: what is wrong and what would be right."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from flwrazure.errors import UsageError
+from flwrazure.plan import names, versions
+
+CLOUDS = ("azure", "local")
+MAX_CLIENTS = 100
+_CLUSTER = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$|^[a-z]$")
+_RG = re.compile(r"^[-\w.()]{1,90}$")
+_SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_]+$")
+_LOCATION = re.compile(r"^[a-z][a-z0-9]{2,40}$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+RESERVED_USERS = {"admin", "administrator", "root", "user", "guest", "test", "sys", "support", "owner", "server",
+                  "sql", "backup", "console", "adm", "a", "1", "123", "user1", "test1", "admin1"}
+
+
+@dataclass
+class ClusterSpec:
+    cluster: str = "flower"
+    clients: int = 2
+    cloud: str = "azure"
+    subscription: str | None = None
+    resource_group: str | None = None
+    location: str = "eastus"
+    server_size: str = "Standard_D2s_v3"
+    client_size: str = "Standard_D2s_v3"
+    admin_user: str = "azureuser"
+    ssh_sources: tuple[str, ...] = ()
+    flwr_version: str = versions.DEFAULT_VERSION
+    allow_existing_group: bool = False
+    address_space: str = "10.0.0.0/16"
+    subnet_prefix: str = "10.0.0.0/24"
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ssh_sources"] = list(self.ssh_sources)
+        return d
+
+
+def cluster_name(value: str) -> str:
+    if not _CLUSTER.match(value or ""):
+        raise UsageError(f"--cluster {value!r}: use 1-20 lowercase letters, digits and '-', starting with a letter "
+                         "and not ending with '-' (e.g. flower, exp-2).")
+    return value
+
+
+def validate(spec: ClusterSpec) -> ClusterSpec:
+    cluster_name(spec.cluster)
+    if spec.cloud not in CLOUDS:
+        raise UsageError(f"--cloud {spec.cloud!r}: choose 'azure' or 'local'.")
+    if not 1 <= spec.clients <= MAX_CLIENTS:
+        raise UsageError(f"--clients {spec.clients}: a cluster needs 1 to {MAX_CLIENTS} client VMs.")
+    if spec.subscription is not None:
+        try:
+            uuid.UUID(spec.subscription)
+        except ValueError:
+            raise UsageError(f"--subscription {spec.subscription!r} is not a subscription ID "
+                             "(a GUID such as 00000000-0000-0000-0000-000000000000).") from None
+    spec.resource_group = spec.resource_group or names.default_resource_group(spec.cluster)
+    if not _RG.match(spec.resource_group) or spec.resource_group.endswith("."):
+        raise UsageError(f"--resource-group {spec.resource_group!r}: use up to 90 letters, digits, '-', '_', '.', "
+                         "'(' or ')', not ending with '.'.")
+    spec.location = spec.location.replace(" ", "").lower()
+    if not _LOCATION.match(spec.location):
+        raise UsageError(f"--location {spec.location!r} is not an Azure region name (e.g. eastus, westeurope).")
+    for flag, size in (("--server-vm-size", spec.server_size), ("--client-vm-size", spec.client_size)):
+        if not _SIZE.match(size or ""):
+            raise UsageError(f"{flag} {size!r} is not a VM size name (e.g. Standard_D2s_v3).")
+    if spec.admin_user in RESERVED_USERS or not _USER.match(spec.admin_user or ""):
+        raise UsageError(f"--admin-user {spec.admin_user!r}: Azure refuses reserved or malformed names; use "
+                         "lowercase letters, digits, '_' or '-' (e.g. azureuser).")
+    versions.port_plan(spec.flwr_version)
+    space = ipaddress.ip_network(spec.address_space)
+    if not ipaddress.ip_network(spec.subnet_prefix).subnet_of(space):
+        raise UsageError(f"subnet {spec.subnet_prefix} is outside the address space {spec.address_space}.")
+    return spec

@@ -1,0 +1,78 @@
+"""Terminal output: progress on stderr (so stdout stays data), tables, JSON. rich is imported on first use."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from functools import lru_cache
+
+
+@lru_cache(maxsize=2)
+def console(stderr: bool = True):
+    from rich.console import Console
+
+    probe = Console(stderr=stderr)
+    # piped output is read by people and tools alike: do not cut table cells at 80 columns
+    return Console(stderr=stderr, highlight=False, width=None if probe.is_terminal else 200)
+
+
+def info(message: str) -> None:
+    console().print(message)
+
+
+def warn(message: str) -> None:
+    console().print(f"[yellow]Warning:[/yellow] {message}")
+
+
+def emit_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def table(title: str, columns: list[str], rows: list[list]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*["" if v is None else str(v) for v in row])
+    console(stderr=False).print(t)
+
+
+class Steps:
+    """One progress bar per kind of resource ("public IPs 3/11"), safe to update from many threads."""
+
+    def __init__(self, totals: dict[str, int], enabled: bool = True):
+        self.totals = {k: v for k, v in totals.items() if v}
+        self.enabled = enabled and console().is_terminal
+        self._lock = threading.Lock()
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> Steps:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(),
+                                      MofNCompleteColumn(), TimeElapsedColumn(), console=console(), transient=False)
+            self._progress.start()
+            for kind, total in self.totals.items():
+                self._tasks[kind] = self._progress.add_task(kind, total=total)
+        return self
+
+    def advance(self, kind: str) -> None:
+        if self._progress is not None and kind in self._tasks:
+            with self._lock:
+                self._progress.advance(self._tasks[kind])
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
