@@ -50,7 +50,8 @@ class Cloud:
 
     def writes(self, since: float = 0) -> list[dict]:
         log = self.admin("GET", f"requests?since={since}").json()["value"]
-        return [r for r in log if r["method"] in ("PUT", "POST", "DELETE", "PATCH")]
+        return [r for r in log if r["method"] in ("PUT", "POST", "DELETE", "PATCH")
+                and r["path"].startswith("/subscriptions/")]  # ARM writes, not token requests
 
     def rg_path(self, rg: str) -> str:
         return f"/subscriptions/{self.sub}/resourceGroups/{rg}"
@@ -66,3 +67,23 @@ def start_cloud(state_dir: Path, config: dict | None = None, polling: float = 0.
     return Cloud(server, info, cred, ResourceManagementClient(cred, info["subscription_id"], **kw),
                  NetworkManagementClient(cred, info["subscription_id"], **kw),
                  ComputeManagementClient(cred, info["subscription_id"], **kw))
+
+
+def publish(cloud: Cloud, home: Path) -> None:
+    """Write server.json as `flwrazure local up` does, so product commands find this in-process cloud."""
+    import os
+
+    path = home / "local" / "server.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**cloud.info, "pid": os.getpid()}))
+
+
+def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = None):
+    """Run the real CLI in a subprocess, as a user would."""
+    import os
+    import subprocess
+    import sys
+
+    full = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05", "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "flwrazure", *args], env=full, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)

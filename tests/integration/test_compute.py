@@ -138,3 +138,16 @@ def test_group_delete_removes_vms_and_disks(cloud, net_stack):
     cloud.resources.resource_groups.begin_delete("rg").result()
     assert list(cloud.resources.resources.list()) == []
     assert list(cloud.compute.disks.list()) == []
+
+
+def test_failed_vm_reports_code_in_instance_view_and_list_expands(cloud, net_stack):
+    cloud.admin("POST", "faults", {"kind": "lro", "resource_type": "Microsoft.Compute/virtualMachines",
+                                   "code": "AllocationFailed", "message": "No capacity."})
+    nic = _nic(cloud, net_stack)
+    with pytest.raises(HttpResponseError):
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()
+    status = cloud.compute.virtual_machines.instance_view("rg", "vm").statuses[0]
+    assert status.code == "ProvisioningState/failed/AllocationFailed" and status.message == "No capacity."
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()  # a re-PUT retries
+    listed = [v.as_dict() for v in cloud.compute.virtual_machines.list("rg", expand="instanceView")]
+    assert listed[0]["properties"]["instanceView"]["statuses"][-1]["code"] == "PowerState/running"

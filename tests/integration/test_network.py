@@ -154,3 +154,12 @@ def test_public_ip_quota(cloud, net_stack):
     assert err.value.error.code == "PublicIPCountLimitReached"
     usage = {u.name.value: (u.current_value, u.limit) for u in cloud.network.usages.list("eastus")}
     assert usage["PublicIPAddresses"] == (2, 2)
+
+
+def test_nic_on_unfinished_resources_is_refused(cloud, net_stack):
+    cloud.admin("PATCH", "config", {"latency": 0.5})
+    cloud.network.public_ip_addresses.begin_create_or_update("rg", "ip", arm.pip())  # still Updating
+    ip_id = net_stack["nsg"].replace("networkSecurityGroups/nsg", "publicIPAddresses/ip")
+    with pytest.raises(HttpResponseError) as err:
+        cloud.network.network_interfaces.begin_create_or_update("rg", "n", arm.nic(net_stack["subnet"], ip_id))
+    assert err.value.error.code == "ReferencedResourceNotProvisioned"

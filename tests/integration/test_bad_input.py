@@ -1,0 +1,77 @@
+"""Bad input: exit code 2, one readable line, no traceback, and nothing created or changed in the cloud."""
+
+import time
+
+import pytest
+
+from tests.helpers.cloud import flwrazure
+
+CREATE = ("create-cluster", "--cloud", "local")
+CASES = [
+    (CREATE + ("--cluster", "Bad_Name"), "--cluster"),
+    (CREATE + ("--cluster", "a-very-long-cluster-name-x"), "--cluster"),
+    (CREATE + ("--clients", "0"), "--clients"),
+    (CREATE + ("--clients", "500"), "--clients"),
+    (CREATE + ("--clients", "two"), "--clients"),
+    (CREATE + ("--vm-size", "D2s_v3"), "--server-vm-size"),
+    (CREATE + ("--vm-size", "Standard_Z99_v9"), "Standard_Z99_v9 is not offered"),
+    (CREATE + ("--client-vm-size", "Standard_NC6s_v3"), "not available to this subscription"),
+    (CREATE + ("--location", "atlantis"), "not a region"),
+    (CREATE + ("--location", "east-us!"), "--location"),
+    (CREATE + ("--resource-group", "bad group!"), "--resource-group"),
+    (CREATE + ("--admin-user", "root"), "--admin-user"),
+    (CREATE + ("--flwr-version", "1.37.0"), "1.35-1.39"),
+    (CREATE + ("--flwr-version", "1.10.0"), "supports Flower 1.21"),
+    (CREATE + ("--flwr-version", "latest"), "not a version"),
+    (CREATE + ("--ssh-source", "300.1.2.3"), "--ssh-source"),
+    (CREATE + ("--ssh-source", "10.0.0.1/8"), "did you mean 10.0.0.0/8"),
+    (CREATE + ("--ssh-source", "0.0.0.0/0"), "spell it out"),
+    (CREATE + ("--ssh-key", "/nonexistent/key"), "no such file"),
+    (CREATE + ("--subscription", "not-a-guid"), "--subscription"),
+    (CREATE + ("--subscription", "00000000-0000-0000-0000-000000000000"), "does not exist in the local cloud"),
+    (CREATE + ("--cloud", "gcp"), "--cloud"),
+    (("open-ports", "--source", "not-an-ip"), "--source"),
+    (("open-ports", "--source", "1.2.3.4/99"), "--source"),
+    (("open-ports",), "--source is required"),
+    (("open-ports", "--close", "--source", "1.2.3.4"), "takes no --source"),
+    (("open-ports", "--cluster", "ghost", "--source", "1.2.3.4"), "no cluster named 'ghost'"),
+    (("status", "--cluster", "ghost"), "no cluster named 'ghost'"),
+    (("teardown", "--cluster", "ghost", "--yes"), "no cluster named 'ghost'"),
+    (("teardown", "--cluster", "UPPER"), "--cluster"),
+    (("create-cluster", "--cloud", "local", "--unknown-flag"), "No such option"),
+    (("no-such-command",), "No such command"),
+]
+
+
+def assert_one_line_exit_2(result, needle):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, needle", CASES, ids=[" ".join(a[1:] if a[0] == "create-cluster" else a)[:40]
+                                                      for a, _ in CASES])
+def test_bad_input(product_cloud, home, tmp_path, args, needle):
+    since = time.time()
+    result = flwrazure(home, *args)
+    assert_one_line_exit_2(result, needle)
+    assert product_cloud.writes(since) == []
+    assert list(product_cloud.resources.resource_groups.list()) == []
+    assert not (home / "clusters").exists() or not any((home / "clusters").glob("*/state.json"))
+
+
+def test_unreadable_ssh_key(product_cloud, home, tmp_path):
+    junk = tmp_path / "junk"
+    junk.write_text("not a key")
+    junk.chmod(0o600)
+    assert_one_line_exit_2(flwrazure(home, *CREATE, "--ssh-key", str(junk)), "not an unencrypted OpenSSH")
+
+
+def test_missing_local_cloud(home):
+    assert_one_line_exit_2(flwrazure(home, *CREATE), "flwrazure local up")
+
+
+def test_missing_azure_credentials(home, tmp_path):
+    env = {"AZURE_SUBSCRIPTION_ID": "", "AZURE_CONFIG_DIR": str(tmp_path / "no-az")}
+    assert_one_line_exit_2(flwrazure(home, "create-cluster", env=env), "No Azure subscription found")
