@@ -23,3 +23,4 @@ demo: install
 bench: install
 	$(PY) -m tests.bench.bench_startup
 	$(PY) -m tests.bench.bench_emulator
+	$(PY) -m tests.bench.bench_create

@@ -20,28 +20,29 @@ def _regions(target: Target) -> list[str]:
     return []
 
 
-def run(target: Target, location: str, sizes_needed: list[str], public_ips_needed: int) -> dict:
-    """Raise on the first blocking problem; return the facts read (for --verbose and tests)."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        regions_f = pool.submit(_regions, target)
-        try:
-            regions = regions_f.result()
-        except Exception as exc:
-            raise translate(exc, f"subscription {target.subscription}") from exc
-        if location not in regions:
-            close = difflib.get_close_matches(location, regions, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"regions include {', '.join(regions[:8])}…"
-            raise UsageError(f"--location {location} is not a region of {target.describe()}: {hint}")
-        if not sizes_needed and not public_ips_needed:
-            return {"regions": regions}
-        skus_f = pool.submit(lambda: [s.as_dict() for s in target.compute.resource_skus.list(
-            filter=f"location eq '{location}'")])
-        usage_f = pool.submit(lambda: [u.as_dict() for u in target.compute.usage.list(location)])
-        net_f = pool.submit(lambda: [u.as_dict() for u in target.network.usages.list(location)])
-        try:
-            skus, usage, net_usage = skus_f.result(), usage_f.result(), net_f.result()
-        except Exception as exc:
-            raise translate(exc, f"region {location}") from exc
+def fetch(target: Target, location: str, pool: ThreadPoolExecutor) -> dict:
+    """Start the four reads preflight needs (all at once); `check` evaluates them."""
+    return {"regions": pool.submit(_regions, target),
+            "skus": pool.submit(lambda: [s.as_dict() for s in target.compute.resource_skus.list(
+                filter=f"location eq '{location}'")]),
+            "usage": pool.submit(lambda: [u.as_dict() for u in target.compute.usage.list(location)]),
+            "network_usage": pool.submit(lambda: [u.as_dict() for u in target.network.usages.list(location)])}
+
+
+def check(target: Target, location: str, facts: dict, sizes_needed: list[str], public_ips_needed: int) -> None:
+    """Raise on the first blocking problem (region first: the other reads fail for a region that is not)."""
+    try:
+        regions = facts["regions"].result()
+    except Exception as exc:
+        raise translate(exc, f"subscription {target.subscription}") from exc
+    if location not in regions:
+        close = difflib.get_close_matches(location, regions, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"regions include {', '.join(regions[:8])}…"
+        raise UsageError(f"--location {location} is not a region of {target.describe()}: {hint}")
+    try:
+        skus, usage, net_usage = facts["skus"].result(), facts["usage"].result(), facts["network_usage"].result()
+    except Exception as exc:
+        raise translate(exc, f"region {location}") from exc
 
     vm_skus = {s["name"]: s for s in skus if s.get("resourceType") == "virtualMachines"}
     need_family: Counter = Counter()
@@ -81,4 +82,3 @@ def run(target: Target, location: str, sizes_needed: list[str], public_ips_neede
             raise FlwrazureError(
                 f"Not enough public IP quota in {location}: the cluster needs {public_ips_needed}, {used} of "
                 f"{limit} are in use. Delete unused public IPs or request an increase. Nothing was created.")
-    return {"regions": regions, "usage": limits, "network_usage": ips}

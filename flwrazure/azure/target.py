@@ -91,6 +91,19 @@ def azure_cli_subscription() -> str | None:
     return next((s["id"] for s in data.get("subscriptions", []) if s.get("isDefault")), None)
 
 
+def _prefetch_token(credential) -> None:
+    """Get the first token while the SDK clients import (credential I/O overlaps import CPU)."""
+    import threading
+
+    def fetch() -> None:
+        try:
+            credential.get_token("https://management.azure.com/.default")
+        except Exception:  # the first real request reports the problem, with context
+            pass
+
+    threading.Thread(target=fetch, daemon=True, name="flwrazure-token").start()
+
+
 def connect(cloud: str, subscription: str | None = None) -> Target:
     if cloud == "local":
         from azure.identity import ClientSecretCredential
@@ -102,8 +115,9 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
         cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"],
                                       authority=info["endpoint"], disable_instance_discovery=True,
                                       connection_verify=info["ca_bundle"])
+        _prefetch_token(cred)
         return Target("local", info["subscription_id"], cred, info["endpoint"], info["ca_bundle"],
-                      poll=float(os.environ.get("FLWRAZURE_POLL", "0.2")), operator_ip=info.get("operator_ip"))
+                      poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), operator_ip=info.get("operator_ip"))
     sub = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID") or azure_cli_subscription()
     if not sub:
         raise UsageError("No Azure subscription found: pass --subscription, set AZURE_SUBSCRIPTION_ID, or run "
@@ -114,4 +128,5 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
     use_mi = os.environ.get("FLWRAZURE_USE_MANAGED_IDENTITY") == "1"
     cred = DefaultAzureCredential(exclude_managed_identity_credential=not use_mi,
                                   exclude_interactive_browser_credential=True)
+    _prefetch_token(cred)
     return Target("azure", sub, cred, poll=float(os.environ.get("FLWRAZURE_POLL", "2")))

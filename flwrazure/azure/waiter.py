@@ -18,8 +18,13 @@ class WaitFailed(Exception):
 
 
 class Waiter:
-    def __init__(self, listers: dict[str, Callable[[], list[dict]]], interval: float, timeout: float = 3600):
+    """`interval` is the shortest pause between ticks; a tick that lists k kinds waits at least k/read_budget,
+    so the read rate stays under `read_budget` per second however many kinds are pending."""
+
+    def __init__(self, listers: dict[str, Callable[[], list[dict]]], interval: float, timeout: float = 3600,
+                 read_budget: float = 15.0):
         self.listers, self.interval, self.timeout = listers, interval, timeout
+        self.read_budget = read_budget
         self._lock = threading.Condition()
         self._pending: dict[tuple[str, str, str], dict] = {}  # (kind, name, mode) -> slot
         self._thread: threading.Thread | None = None
@@ -61,6 +66,7 @@ class Waiter:
                 if not kinds:
                     self._thread = None
                     return
+            started = time.monotonic()
             for kind in kinds:
                 try:
                     listing = {item["name"].lower(): item for item in self.listers[kind]()}
@@ -69,7 +75,8 @@ class Waiter:
                     self._resolve_all(kind, exc)
                     continue
                 self._resolve(kind, listing)
-            time.sleep(self.interval)
+            pause = max(self.interval, len(kinds) / self.read_budget) - (time.monotonic() - started)
+            time.sleep(max(pause, 0.0))
 
     def _resolve(self, kind: str, listing: dict) -> None:
         with self._lock:

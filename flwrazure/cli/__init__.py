@@ -6,6 +6,7 @@ Keep this package light: `flwrazure --help` must not pay for the Azure SDK (0.4-
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -61,8 +62,29 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
+def _exit(code: int) -> None:
+    """Exit; once the Azure SDK is loaded, skip interpreter teardown (~0.25 s of freeing its module graph).
+    Everything the commands write is closed before they return, so only stdio needs flushing."""
+    if "azure.mgmt.network" in sys.modules or "azure.mgmt.compute" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main() -> None:
     """Entry point: runs the CLI and maps product errors to one readable line and an exit code."""
+    try:
+        _run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            click.echo(exc.code, err=True)
+        _exit(code)
+    _exit(0)
+
+
+def _run() -> None:
     from flwrazure.errors import FlwrazureError
 
     try:

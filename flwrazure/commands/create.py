@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flwrazure import operator, sshkeys, state, ui
@@ -26,6 +27,11 @@ def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status:
         data["created"] = data["updated"]
     state.save(spec.cluster, data)
     return data
+
+
+def _drain(facts: dict) -> None:
+    for future in facts.values():
+        future.exception()
 
 
 def _check_same_cluster(spec: ClusterSpec) -> None:
@@ -52,10 +58,15 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
     if not spec.ssh_sources:
         spec.ssh_sources = (operator.detect(target),)
     rg = spec.resource_group
+    pool = ThreadPoolExecutor(max_workers=5)
+    facts = preflight.fetch(target, spec.location, pool)  # in flight while we look at the resource group
     try:
         group = inventory.group(target, rg)
     except Exception as exc:
+        _drain(facts)
         raise translate(exc, f"resource group {rg}") from exc
+    finally:
+        pool.shutdown(wait=False)
     if group and group.get("properties", {}).get("provisioningState") == "Deleting":
         ui.info(f"Resource group {rg} is still being deleted; waiting for that to finish…")
         while inventory.group(target, rg) is not None:
@@ -82,7 +93,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
                              f"flwrazure for cluster {spec.cluster}: choose another --cluster or --resource-group.")
     missing_vms = [provision.size_of(spec, v) for v in vms if v.vm.lower() not in snap["vm"]]
     missing_ips = sum(1 for v in vms if v.public_ip.lower() not in snap["pip"])
-    preflight.run(target, spec.location, missing_vms, missing_ips)
+    preflight.check(target, spec.location, facts, missing_vms, missing_ips)
 
     # from here on things are created: record the cluster first, so teardown works even if we are killed
     if key_path is None:
