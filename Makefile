@@ -13,12 +13,15 @@ test:
 lint:
 	$(PY) -m ruff check flwrazure tests
 
-# The main job on the local cloud. Today: start the offline cloud, show how to reach it, stop it.
+# The main job on the local cloud: the seed guide's Azure steps, offline. (Flower itself comes with `start`.)
+FZ = $(PY) -m flwrazure
 demo: install
-	$(PY) -m flwrazure local up
-	$(PY) -m flwrazure local status
-	$(PY) -m tests.bench.demo_sdk
-	$(PY) -m flwrazure local down
+	$(FZ) local up
+	$(FZ) create-cluster --cloud local --cluster demo --clients 2
+	$(FZ) open-ports --cluster demo --source 198.18.0.1
+	$(FZ) status --cluster demo
+	$(FZ) teardown --cluster demo --yes --purge
+	$(FZ) local down
 
 bench: install
 	$(PY) -m tests.bench.bench_startup
