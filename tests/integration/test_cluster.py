@@ -219,3 +219,15 @@ def test_killed_create_cluster_converges_on_rerun(product_cloud, home, delay):
     assert cloud.writes(since) == []
     ok(flwrazure(home, "teardown", "--yes"))
     assert list(cloud.resources.resources.list()) == []
+
+
+def test_teardown_no_wait_returns_early_and_the_group_goes(product_cloud, home):
+    cloud = product_cloud
+    create(home, "--clients", "1")
+    cloud.admin("PATCH", "config", {"latency": 1.0})
+    result = json.loads(ok(flwrazure(home, "teardown", "--yes", "--no-wait", "--json")).stdout)
+    assert result["waited"] is False
+    assert cloud.resources.resource_groups.get("flower-rg").properties.provisioning_state == "Deleting"
+    recreate = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1", "--json")  # waits it out
+    assert recreate.returncode == 0, recreate.stderr
+    assert json.loads(recreate.stdout)["vms"][0]["state"] == "running"
