@@ -23,6 +23,12 @@ def _existing_file(value: Path | None, flag: str) -> Path | None:
     return value.resolve()
 
 
+def _hosts_line(info: dict) -> str:
+    if info.get("hosts") == "nspawn":
+        return "sandbox hosts booting systemd (SSH to their public IPs from this machine)"
+    return f"API only, no hosts to log into ({info.get('hosts_note') or 'started with --hosts none'})"
+
+
 @click.group()
 def local() -> None:
     """An offline Azure on this machine: an HTTPS Azure Resource Manager emulator that the real Azure SDK talks
@@ -47,7 +53,14 @@ def local() -> None:
               help="JSON file of fault rules (throttling, 5xx, failed operations) to inject.")
 @click.option("--catalog", type=click.Path(path_type=Path), default=None,
               help="JSON file overriding regions, VM sizes, restrictions and quotas.")
-def up(port: int | None, latency: float, faults: Path | None, catalog: Path | None) -> None:
+@click.option("--hosts", type=click.Choice(["auto", "nspawn", "none"]), default="auto", show_default=True,
+              help="VMs as sandbox hosts booting systemd (nspawn; needs root), or API only (none).")
+@click.option("--boot-delay", type=click.FloatRange(0, 600), default=2.0, show_default=True,
+              help="Extra seconds before a VM's SSH answers, as on Azure.")
+@click.option("--prefetch", multiple=True, metavar="SPEC",
+              help="Download wheels (e.g. 'flwr==1.42.0') into the package index the VMs can reach.")
+def up(port: int | None, latency: float, faults: Path | None, catalog: Path | None, hosts: str,
+       boot_delay: float, prefetch: tuple[str, ...]) -> None:
     """Start the local cloud in the background (does nothing if it already runs).
 
     \b
@@ -56,14 +69,18 @@ def up(port: int | None, latency: float, faults: Path | None, catalog: Path | No
     """
     from flwrazure.localcloud import daemon
 
-    options = ["--latency", str(latency)]
+    options = ["--latency", str(latency), "--hosts", hosts, "--boot-delay", str(boot_delay)]
+    for spec in prefetch:
+        options += ["--prefetch", spec]
     if (f := _existing_file(faults, "--faults")) is not None:
         options += ["--faults", str(f)]
     if (c := _existing_file(catalog, "--catalog")) is not None:
         options += ["--catalog", str(c)]
-    info, started = daemon.up(settings.local_cloud_dir(), daemon.DEFAULT_PORT if port is None else port, options)
+    info, started = daemon.up(settings.local_cloud_dir(), daemon.DEFAULT_PORT if port is None else port, options,
+                              wait=900 if prefetch else 60)
     verb = "started" if started else "already running"
     click.echo(f"Local cloud {verb} at {info['endpoint']} (subscription {info['subscription_id']}).")
+    click.echo(f"VMs: {_hosts_line(info)}")
     if not started and (latency or faults or catalog):
         click.echo("Note: options apply when it starts; run `flwrazure local down` first to change them.", err=True)
 
@@ -90,6 +107,9 @@ def status(as_json: bool) -> None:
     click.echo(f"Local cloud running at {info['endpoint']} (pid {info['pid']})")
     click.echo(f"  subscription  {info['subscription_id']}\n  tenant        {info['tenant_id']}")
     click.echo(f"  CA bundle     {info['ca_bundle']}\n  credentials   `flwrazure local status --json`")
+    click.echo(f"  VMs           {_hosts_line(info)}")
+    if info.get("pip_index"):
+        click.echo(f"  pip index     {info['pip_index']} (VMs use it by default)")
 
 
 @local.command()

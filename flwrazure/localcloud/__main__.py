@@ -21,13 +21,22 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--latency", type=float, default=0.0)
     serve.add_argument("--faults", type=Path)
     serve.add_argument("--catalog", type=Path)
+    serve.add_argument("--hosts", choices=["auto", "nspawn", "none"], default="auto")
+    serve.add_argument("--boot-delay", type=float, default=2.0)
+    serve.add_argument("--prefetch", action="append", default=[])
     args = parser.parse_args(argv)
 
+    if args.prefetch:
+        from flwrazure.localcloud.mirror import prefetch
+
+        prefetch(args.prefetch, args.state / "wheelhouse")
     config: dict = {"latency": args.latency}
     if args.catalog:
         config["catalog"] = json.loads(args.catalog.read_text())
     faults = json.loads(args.faults.read_text()) if args.faults else None
-    server = LocalCloudServer(args.state, port=args.port, config=config, faults=faults)
+    server = LocalCloudServer(args.state, port=args.port, config=config, faults=faults, hosts=args.hosts,
+                              boot_delay=args.boot_delay)
+    server.resume_hosts()
     info_path = args.state / "server.json"
     info = {**server.info(), "pid": os.getpid(), "latency": args.latency}
     tmp = info_path.with_suffix(".tmp")

@@ -56,11 +56,20 @@ class LocalCloudServer:
     """State folder -> a running HTTPS ARM endpoint on 127.0.0.1."""
 
     def __init__(self, state_dir: Path, port: int = 0, config: dict | None = None, faults: list | None = None,
-                 driver=None, host: str = "127.0.0.1"):
+                 driver=None, host: str = "127.0.0.1", hosts: str = "none", boot_delay: float = 2.0):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir = state_dir
         self.identity = load_identity(state_dir)
         self.ca, cert, key = ensure_certificates(state_dir / "tls")
+        self.mirror = None
+        if driver is None:
+            driver = make_driver(hosts, state_dir, boot_delay)
+            if driver.name == "nspawn":  # VMs have no internet: give them a package index on the gateway
+                from flwrazure.localcloud.hosts.plumbing import PUBLIC_GATEWAY
+                from flwrazure.localcloud.mirror import Mirror
+
+                self.mirror = Mirror(state_dir / "wheelhouse", PUBLIC_GATEWAY)
+                driver.pip_index = self.mirror.url
         self.app = ArmApp(self.identity, Store(state_dir / "state.json"), config, driver, Faults(faults))
         self.httpd = _Server((host, port), _Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -77,9 +86,21 @@ class LocalCloudServer:
         i = self.identity
         return {"endpoint": self.endpoint, "ca_bundle": str(self.ca), "tenant_id": i.tenant_id,
                 "subscription_id": i.subscription_id, "client_id": i.client_id, "client_secret": i.client_secret,
-                "authority": self.endpoint, "driver": self.app.driver.name,
+                "authority": self.endpoint, "hosts": self.app.driver.name,
+                "hosts_note": getattr(self.app.driver, "reason", None),
+                "pip_index": self.mirror.url if self.mirror else None,
+                "pip_trusted_host": self.mirror.url.split("/")[2].split(":")[0] if self.mirror else None,
                 # the address VMs see the operator's traffic come from (the host side of the public range)
                 "operator_ip": OPERATOR_IP}
+
+    def resume_hosts(self) -> None:
+        """Boot again the VMs the cloud believes are running (a restart of the local cloud)."""
+        resume = getattr(self.app.driver, "resume", None)
+        if resume:
+            from flwrazure.localcloud.arm.common import Ctx
+
+            resume(Ctx("GET", "/", {}, None, self.endpoint, self.identity.subscription_id, self.app.store,
+                       self.app.ops, self.app.config, self.app.driver, self.app.faults))
 
     def start(self) -> LocalCloudServer:
         """Serve in background threads (in-process use)."""
@@ -107,6 +128,24 @@ class LocalCloudServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.app.close()
+        if self.mirror:
+            self.mirror.stop()
+
+
+def make_driver(hosts: str, state_dir: Path, boot_delay: float):
+    """'none', 'nspawn', or 'auto' (nspawn where this machine allows it, else none)."""
+    from flwrazure.localcloud.hosts import NullDriver
+
+    if hosts == "none":
+        return NullDriver()
+    from flwrazure.localcloud.hosts import nspawn
+
+    why = nspawn.available()
+    if why:
+        if hosts == "auto":
+            return NullDriver(reason=why)
+        raise RuntimeError(f"--hosts nspawn: {why}")
+    return nspawn.NspawnDriver(state_dir, boot_delay=boot_delay)
 
 
 def load_identity(state_dir: Path) -> Identity:

@@ -92,6 +92,11 @@ def reference(ctx: Ctx, ref_obj, referrer: str, kind: str) -> str:
     return ref
 
 
+def notify(ctx: Ctx) -> None:
+    """Rules or associations changed: the host driver re-applies packet filters (takes effect at once)."""
+    ctx.driver.network_changed(ctx)
+
+
 def new_guid() -> str:
     return str(uuid.uuid4())
 
@@ -132,6 +137,7 @@ def start_op(ctx: Ctx, arm_type: str, rid_: str, loc: str, work: Callable[[], No
         if work:
             work()
         set_state(ctx, rid_, "Succeeded")
+        notify(ctx)
         # children created with the parent follow it
         with ctx.store.lock:
             rec = ctx.store.get(rid_)
@@ -178,6 +184,7 @@ def delete(ctx: Ctx, arm_type: str, rg: str, name: str, check: Callable[[dict], 
             if current is not None:
                 cleanup(current["body"])
                 ctx.store.delete(rid_)
+        notify(ctx)
 
     op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(arm_type), work=finish,
                        on_fail=lambda exc: set_state(ctx, rid_, "Failed"),
@@ -233,6 +240,7 @@ def child_put(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str, pa
             if body is not None:
                 body["properties"]["provisioningState"] = "Succeeded"
                 ctx.store.mark_dirty()
+        notify(ctx)
 
     op = ctx.ops.start(provider=NS, location=loc, resource_id=child_id, latency=ctx.latency(child_type),
                        work=finish, fail_with=ctx.faults.lro_failure(ctx.method, child_type, child_id))
@@ -261,6 +269,7 @@ def child_delete(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str,
                 cleanup(c)
                 lst.remove(c)
             ctx.store.mark_dirty()
+        notify(ctx)
 
     op = ctx.ops.start(provider=NS, location=loc, resource_id=child_id, latency=ctx.latency(child_type),
                        work=finish, fail_with=ctx.faults.lro_failure("DELETE", child_type, child_id))

@@ -8,6 +8,9 @@ from __future__ import annotations
 class NullDriver:
     name = "none"
 
+    def __init__(self, reason: str | None = None):
+        self.reason = reason  # why there are no sandbox hosts (for `local status`)
+
     def create(self, ctx, vm: dict) -> None:
         """Boot a new VM's host."""
 

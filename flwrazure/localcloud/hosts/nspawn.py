@@ -1,0 +1,298 @@
+"""Sandbox hosts that boot a real systemd: each VM is `systemd-nspawn -b` on a copy-on-write overlay of this
+machine's OS (its upper folder is the VM's disk, kept across deallocate/start), inside its own network
+namespace: eth0 on its VNet's bridge (private IP), eth1 on the public bridge (public IP), no default route.
+The image is prepared the way Azure's provisioning agent prepares Ubuntu: hostname, admin user with the
+requested SSH keys and passwordless sudo, fresh host keys, password logins off."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from flwrazure.localcloud.hosts import NullDriver
+from flwrazure.localcloud.hosts import firewall as fw
+from flwrazure.localcloud.hosts import plumbing as pl
+
+# folders of this machine a VM must not see (made opaque in its disk): they read as empty inside
+HIDDEN = ["home", "root", "tmp", "work", "mnt", "media", "srv", "var/tmp", "run/netns"]
+KEEP_ENABLED = {"ssh.service", "machines.target", "remote-fs.target"}
+
+
+def available() -> str | None:
+    """None when this machine can run nspawn hosts, else why not."""
+    if os.geteuid() != 0:
+        return "sandbox hosts need root"
+    for tool in ("systemd-nspawn", "ip", "iptables-restore", "useradd", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if not Path("/usr/sbin/sshd").exists():
+        return "openssh-server is not installed"
+    return None
+
+
+class NspawnDriver(NullDriver):
+    name = "nspawn"
+
+    def __init__(self, state_dir: Path, boot_delay: float = 2.0, pip_index: str | None = None):
+        self.reason = None
+        self.hosts_dir = state_dir / "hosts"
+        self.hosts_dir.mkdir(parents=True, exist_ok=True)
+        self.names = pl.Names(state_dir)
+        self.boot_delay = boot_delay
+        self.pip_index = pip_index
+        self.lock = threading.RLock()
+        self.running: dict[str, dict] = {}  # vm key -> {"proc", "netns", "vnet_bridge", "rules", "name"}
+        self.booting: set[str] = set()
+        self.removed_at_start = pl.cleanup(self.names, self.hosts_dir)
+        other = pl.public_range_taken_by_other(self.names.public_bridge)
+        if other:
+            raise pl.PlumbingError(f"{pl.PUBLIC_GATEWAY} is already on {other}: another local cloud with sandbox "
+                                   "hosts is running on this machine; stop it first.")
+        pl.ensure_bridge(self.names.public_bridge, f"{pl.PUBLIC_GATEWAY}/{pl.PUBLIC_PREFIX_LEN}")
+
+    # -- what the ARM side knows about a VM -----------------------------------------------------------------
+    def _facts(self, ctx, vm: dict) -> dict:
+        with ctx.store.lock:
+            nic_id = vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+            nic = ctx.store.get(nic_id)["body"]
+            cfg = nic["properties"]["ipConfigurations"][0]["properties"]
+            subnet_id = cfg["subnet"]["id"]
+            vnet_id = subnet_id.split("/subnets/")[0]
+            vnet = ctx.store.get(vnet_id)["body"]
+            subnet = next(s for s in vnet["properties"]["subnets"] if s["id"].lower() == subnet_id.lower())
+            pip = ctx.store.get(cfg["publicIPAddress"]["id"]) if cfg.get("publicIPAddress") else None
+            subnet_nsg_ref = subnet["properties"].get("networkSecurityGroup")
+            nic_nsg_ref = nic["properties"].get("networkSecurityGroup")
+            subnet_nsg = ctx.store.get(subnet_nsg_ref["id"]) if subnet_nsg_ref else None
+            nic_nsg = ctx.store.get(nic_nsg_ref["id"]) if nic_nsg_ref else None
+            prefix = subnet["properties"].get("addressPrefix") or subnet["properties"]["addressPrefixes"][0]
+            os_profile = vm["properties"]["osProfile"]
+            return {
+                "key": vm["properties"]["vmId"], "name": vm["name"], "computer": os_profile["computerName"],
+                "user": os_profile["adminUsername"],
+                "keys": [k["keyData"] for k in os_profile.get("linuxConfiguration", {}).get("ssh", {}).get(
+                    "publicKeys", [])],
+                "private_ip": cfg["privateIPAddress"].split("/")[0],
+                "private_len": ipaddress.ip_network(prefix).prefixlen, "vnet_id": vnet_id,
+                "vnet_prefixes": tuple(vnet["properties"]["addressSpace"]["addressPrefixes"]),
+                "public_ip": pip["body"]["properties"].get("ipAddress") if pip else None,
+                "subnet_nsg": subnet_nsg["body"] if subnet_nsg else None,
+                "nic_nsg": nic_nsg["body"] if nic_nsg else None,
+            }
+
+    def _disk(self, key: str) -> Path:
+        return self.hosts_dir / key
+
+    # -- the image ------------------------------------------------------------------------------------------
+    def _prepare_disk(self, facts: dict) -> None:
+        disk = self._disk(facts["key"])
+        upper = disk / "upper"
+        if upper.exists():
+            return
+        for sub in ("upper", "work", "root"):
+            (disk / sub).mkdir(parents=True, exist_ok=True)
+        for rel in HIDDEN:
+            d = upper / rel
+            d.mkdir(parents=True, exist_ok=True)
+            os.setxattr(d, "trusted.overlay.opaque", b"y")
+        (upper / "tmp").chmod(0o1777)
+        (upper / "var" / "tmp").chmod(0o1777)
+        self._mount(facts["key"])
+        try:
+            self._provision(disk / "root", facts)
+        finally:
+            pl.umount(str(disk / "root"))
+
+    def _provision(self, root: Path, f: dict) -> None:
+        """What Azure's provisioning agent does on first boot, done to the disk before the first boot."""
+        etc = root / "etc"
+        (etc / "hostname").write_text(f["computer"] + "\n")
+        (etc / "hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {f['computer']}\n"
+                                   f"{f['private_ip']} {f['computer']}\n")
+        (etc / "machine-id").write_text(secrets.token_hex(16) + "\n")
+        user = f["user"]
+        pl.run("useradd", "--root", str(root), "--create-home", "--shell", "/bin/bash", "--groups", "sudo",
+               "--comment", "Azure admin user", user)
+        pl.run("usermod", "--root", str(root), "--password", "*", user)  # no password, not locked: keys only
+        uid, gid = (int(x) for x in _passwd_ids(etc / "passwd", user))
+        ssh_dir = root / "home" / user / ".ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text("".join(k.strip() + "\n" for k in f["keys"]))
+        (ssh_dir / "authorized_keys").chmod(0o600)
+        for p in (ssh_dir, ssh_dir / "authorized_keys"):
+            os.chown(p, uid, gid)
+        sudoers = etc / "sudoers.d" / "90-cloud-init-users"
+        sudoers.write_text(f"# Created by flwrazure's local cloud, as cloud-init does on Azure\n"
+                           f"{user} ALL=(ALL) NOPASSWD:ALL\n")
+        sudoers.chmod(0o440)
+        (etc / "ssh" / "sshd_config.d").mkdir(exist_ok=True)
+        (etc / "ssh" / "sshd_config.d" / "50-flwrazure.conf").write_text(
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n")
+        for old in (etc / "ssh").glob("ssh_host_*"):
+            old.unlink()
+        pl.run("ssh-keygen", "-A", "-f", str(root))
+        units = etc / "systemd" / "system"
+        for wants in units.glob("*.wants"):
+            for unit in wants.iterdir():
+                if unit.name not in KEEP_ENABLED:
+                    (units / unit.name).unlink(missing_ok=True)
+                    (units / unit.name).symlink_to("/dev/null")  # masked, as on a fresh Ubuntu VM
+        drop_in = units / "ssh.service.d"
+        drop_in.mkdir(exist_ok=True)
+        (drop_in / "flwrazure-boot-delay.conf").write_text(
+            f"[Service]\nExecStartPre=/bin/sleep {self.boot_delay:g}\n")
+        if self.pip_index:
+            host = self.pip_index.split("/")[2].split(":")[0]
+            (etc / "pip.conf").write_text(f"[global]\nindex-url = {self.pip_index}\ntrusted-host = {host}\n")
+
+    def _mount(self, key: str) -> None:
+        disk = self._disk(key)
+        root = disk / "root"
+        if str(root.resolve()) in pl.mounts_under(disk):
+            return
+        pl.run("mount", "-t", "overlay", "overlay", "-o",
+               f"lowerdir=/,upperdir={disk / 'upper'},workdir={disk / 'work'}", str(root))
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def create(self, ctx, vm: dict) -> None:
+        self._boot(ctx, vm)
+
+    def start(self, ctx, vm: dict) -> None:
+        self._boot(ctx, vm)
+
+    def _boot(self, ctx, vm: dict) -> None:
+        f = self._facts(ctx, vm)
+        key = f["key"]
+        with self.lock:
+            if key in self.running or key in self.booting:
+                return
+            self.booting.add(key)
+        try:
+            self._prepare_disk(f)  # per VM: no lock, so many VMs boot at once
+            self._mount(key)
+            ns = self.names.netns(key)
+            pl.new_netns(ns)
+            bridge = self.names.vnet_bridge(f["vnet_id"])
+            with self.lock:
+                pl.ensure_bridge(bridge)
+            pl.attach(ns, self.names.veth_private(key), bridge, fw.PRIVATE_IF,
+                      [f"{f['private_ip']}/{f['private_len']}"])
+            if f["public_ip"]:
+                pl.attach(ns, self.names.veth_public(key), self.names.public_bridge, fw.PUBLIC_IF,
+                          [f"{f['public_ip']}/{pl.PUBLIC_PREFIX_LEN}"])
+            entry = {"netns": ns, "vnet_bridge": bridge, "rules": None, "name": f["name"]}
+            self._apply_rules(entry, f)
+            log = open(self._disk(key) / "console.log", "ab")
+            entry["proc"] = subprocess.Popen(
+                ["systemd-nspawn", "-D", str(self._disk(key) / "root"), "--register=no", "--keep-unit",
+                 f"--network-namespace-path=/run/netns/{ns}", "-M", f["computer"], "--console=passive",
+                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", "-b"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            log.close()
+            with self.lock:
+                self.running[key] = entry
+        finally:
+            with self.lock:
+                self.booting.discard(key)
+        time.sleep(0.3)
+        if entry["proc"].poll() is not None:
+            tail = (self._disk(key) / "console.log").read_text(errors="replace").strip().splitlines()[-3:]
+            self._teardown_host(key)
+            raise pl.PlumbingError(f"VM {f['name']} did not boot: {' | '.join(tail)}")
+
+    def _apply_rules(self, entry: dict, f: dict) -> None:
+        view = fw.HostView(f["private_ip"], f["public_ip"], f["vnet_prefixes"])
+        rules = fw.ruleset(view, f["subnet_nsg"], f["nic_nsg"])
+        if rules != entry["rules"]:
+            pl.run("iptables-restore", input=rules, netns=entry["netns"])
+            entry["rules"] = rules
+
+    def stop(self, ctx, vm: dict) -> None:
+        self._teardown_host(vm["properties"]["vmId"])
+
+    def _teardown_host(self, key: str) -> None:
+        with self.lock:
+            entry = self.running.pop(key, None)
+        if entry and entry.get("proc") is not None:
+            proc = entry["proc"]
+            if proc.poll() is None:
+                proc.terminate()  # nspawn passes it on as a clean poweroff to the container's systemd
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+        for pid in pl.processes_mentioning(str(self._disk(key).resolve()) + "/"):
+            pl._kill(pid)
+        pl.umount(str(self._disk(key) / "root"))
+        pl.delete_netns(self.names.netns(key))
+        for link in (self.names.veth_private(key), self.names.veth_public(key)):
+            if link in pl.links():
+                pl.run("ip", "link", "del", link, check=False)
+        if entry:
+            self._drop_unused_bridge(entry["vnet_bridge"])
+
+    def _drop_unused_bridge(self, bridge: str) -> None:
+        with self.lock:
+            if not any(e["vnet_bridge"] == bridge for e in self.running.values()):
+                pl.run("ip", "link", "del", bridge, check=False)
+
+    def delete(self, ctx, vm: dict) -> None:
+        key = vm["properties"]["vmId"]
+        self._teardown_host(key)
+        shutil.rmtree(self._disk(key), ignore_errors=True)
+
+    def network_changed(self, ctx) -> None:
+        with self.lock:
+            keys = list(self.running)
+        for key in keys:
+            with ctx.store.lock:
+                vm = next((r["body"] for r in ctx.store.of_type("Microsoft.Compute/virtualMachines")
+                           if r["body"]["properties"]["vmId"] == key), None)
+            if vm is None:
+                continue
+            try:
+                f = self._facts(ctx, vm)
+            except (KeyError, TypeError, AttributeError, StopIteration):
+                continue  # the VM's network is being torn down
+            with self.lock:
+                if key in self.running:
+                    self._apply_rules(self.running[key], f)
+
+    def resume(self, ctx) -> None:
+        """After `local up`: boot again every VM the cloud believes is running."""
+        with ctx.store.lock:
+            vms = [r["body"] for r in ctx.store.of_type("Microsoft.Compute/virtualMachines")
+                   if r["meta"].get("power") in ("running", "starting") and r["meta"].get("booted")]
+        for vm in vms:
+            try:
+                self._boot(ctx, vm)
+            except (pl.PlumbingError, KeyError):
+                continue
+
+    def disks(self) -> list[str]:
+        return sorted(p.name for p in self.hosts_dir.iterdir() if p.is_dir())
+
+    def close(self) -> None:
+        with self.lock:
+            keys = list(self.running)
+        threads = [threading.Thread(target=self._teardown_host, args=(k,)) for k in keys]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        pl.cleanup(self.names, self.hosts_dir)
+
+
+def _passwd_ids(passwd: Path, user: str) -> tuple[str, str]:
+    for line in passwd.read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == user:
+            return parts[2], parts[3]
+    raise pl.PlumbingError(f"user {user} was not created")

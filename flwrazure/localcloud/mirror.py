@@ -1,0 +1,90 @@
+"""A package index the sandbox VMs can reach (they have no internet): wheels downloaded once on this machine
+(`flwrazure local up --prefetch 'flwr==1.42.0'`) and served as a PEP 503 simple index on the public gateway."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+PORT = 47480
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def project_of(filename: str) -> str:
+    return normalize(filename.split("-")[0])
+
+
+def prefetch(specs: list[str], wheelhouse: Path) -> None:
+    """Download wheels (and their dependencies) for this machine's Python, as the VMs run the same OS image."""
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--quiet",
+                           "-d", str(wheelhouse), *specs], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pip download {' '.join(specs)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+
+
+class _Index(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        house: Path = self.server.wheelhouse
+        path = unquote(self.path.split("?")[0])
+        files = sorted(p for p in house.glob("*") if p.suffix in (".whl", ".gz", ".zip"))
+        if path in ("/simple", "/simple/"):
+            names = sorted({project_of(p.name) for p in files})
+            return self._page("".join(f'<a href="/simple/{n}/">{n}</a>\n' for n in names))
+        m = re.match(r"^/simple/([^/]+)/?$", path)
+        if m:
+            wanted = normalize(m.group(1))
+            links = []
+            for p in files:
+                if project_of(p.name) == wanted:
+                    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+                    links.append(f'<a href="/files/{html.escape(p.name)}#sha256={digest}">{html.escape(p.name)}</a>')
+            if not links:
+                return self.send_error(404)
+            return self._page("\n".join(links))
+        m = re.match(r"^/files/([^/]+)$", path)
+        if m and (house / m.group(1)).is_file():
+            data = (house / m.group(1)).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
+        return self.send_error(404)
+
+    def _page(self, body: str) -> None:
+        data = f"<!DOCTYPE html><html><body>\n{body}\n</body></html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format, *args):
+        pass
+
+
+class Mirror:
+    def __init__(self, wheelhouse: Path, host: str, port: int = PORT):
+        wheelhouse.mkdir(parents=True, exist_ok=True)
+        self.httpd = ThreadingHTTPServer((host, port), _Index)
+        self.httpd.daemon_threads = True
+        self.httpd.wheelhouse = wheelhouse
+        self.url = f"http://{host}:{port}/simple/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="localcloud-mirror")
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
