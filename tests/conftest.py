@@ -40,3 +40,22 @@ def product_cloud(home):
     publish(c, home)
     yield c
     c.server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_leaks():
+    """After the whole suite: no namespace, link, overlay mount or host process of any test's local cloud."""
+    yield
+    import re
+    import subprocess
+
+    ours = re.compile(r"^(fz[0-9a-f]{4}-|f[vp][0-9a-f]{12}$|fb[0-9a-f]{4}(pub|[0-9a-f]{8})$)")
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    links = [line.split(":")[1].strip().split("@")[0] for line in subprocess.run(
+        ["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()]
+    mounts = [line.split()[1] for line in open("/proc/mounts") if "/pytest-of-" in line.split()[1]]
+    procs = subprocess.run(["pgrep", "-f", "systemd-nspawn -D /tmp/pytest-of-"], capture_output=True,
+                           text=True).stdout.split()
+    leaked = {"netns": [n for n in netns if ours.match(n)], "links": [n for n in links if ours.match(n)],
+              "mounts": mounts, "processes": procs}
+    assert leaked == {"netns": [], "links": [], "mounts": [], "processes": []}, leaked

@@ -87,3 +87,15 @@ def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = N
     full = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05", "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "flwrazure", *args], env=full, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def clients_for(server: LocalCloudServer, polling: float = 0.02) -> Cloud:
+    """SDK clients for an already started server."""
+    info = server.info()
+    cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"],
+                                  authority=info["endpoint"], disable_instance_discovery=True,
+                                  connection_verify=info["ca_bundle"])
+    kw = {"base_url": info["endpoint"], "connection_verify": info["ca_bundle"], "polling_interval": polling}
+    return Cloud(server, info, cred, ResourceManagementClient(cred, info["subscription_id"], **kw),
+                 NetworkManagementClient(cred, info["subscription_id"], **kw),
+                 ComputeManagementClient(cred, info["subscription_id"], **kw))

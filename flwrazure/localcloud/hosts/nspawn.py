@@ -143,6 +143,9 @@ class NspawnDriver(NullDriver):
                 if unit.name not in KEEP_ENABLED:
                     (units / unit.name).unlink(missing_ok=True)
                     (units / unit.name).symlink_to("/dev/null")  # masked, as on a fresh Ubuntu VM
+        conf = etc / "systemd" / "system.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)  # deallocate should not wait 90 s for stray session processes
+        (conf / "flwrazure.conf").write_text("[Manager]\nDefaultTimeoutStopSec=5s\n")
         drop_in = units / "ssh.service.d"
         drop_in.mkdir(exist_ok=True)
         (drop_in / "flwrazure-boot-delay.conf").write_text(

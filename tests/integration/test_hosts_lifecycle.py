@@ -1,0 +1,93 @@
+"""Nothing leaks: after `local down`, after a crash of the local cloud (cleaned by the next `local up`), and
+after the whole suite. Checked on the machine itself: namespaces, mounts, links, processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import arm
+from tests.helpers.cloud import flwrazure
+from tests.helpers.hosts import wait_ssh
+
+nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
+pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
+
+
+def leftovers(state_dir: Path) -> dict:
+    from flwrazure.localcloud.hosts import plumbing as pl
+
+    names = pl.Names(state_dir)
+    return {"netns": [n for n in pl.namespaces() if names.ours(n)],
+            "links": [n for n in pl.links() if names.ours(n)],
+            "mounts": pl.mounts_under(state_dir),
+            "processes": pl.processes_mentioning(str(state_dir.resolve()) + "/")}
+
+
+EMPTY = {"netns": [], "links": [], "mounts": [], "processes": []}
+
+
+def _client(home: Path):
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    info = json.loads(flwrazure(home, "local", "status", "--json").stdout)
+    cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"], authority=info["endpoint"],
+                                  disable_instance_discovery=True, connection_verify=info["ca_bundle"])
+    kw = {"base_url": info["endpoint"], "connection_verify": info["ca_bundle"], "polling_interval": 0.05}
+    return info, [C(cred, info["subscription_id"], **kw) for C in
+                  (ResourceManagementClient, NetworkManagementClient, ComputeManagementClient)]
+
+
+def _one_vm(home: Path) -> tuple[dict, str]:
+    info, (rc, nc, cc) = _client(home)
+    rc.resource_groups.create_or_update("rg", {"location": "eastus"})
+    vnet = nc.virtual_networks.begin_create_or_update("rg", "v", arm.vnet()).result()
+    nsg = nc.network_security_groups.begin_create_or_update("rg", "nsg", {"location": "eastus", "properties": {
+        "securityRules": [{"name": "ssh", **arm.rule(100, "22", "198.18.0.1")}]}}).result()
+    ip = nc.public_ip_addresses.begin_create_or_update("rg", "ip", arm.pip()).result()
+    nic = nc.network_interfaces.begin_create_or_update("rg", "nic", arm.nic(vnet.subnets[0].id, ip.id, nsg.id)).result()
+    cc.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()
+    return info, ip.ip_address
+
+
+def test_down_leaves_nothing_and_crash_leftovers_are_cleaned_by_up(home):
+    state = home / "local"
+    try:
+        assert flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0").returncode == 0
+        info, ip = _one_vm(home)
+        wait_ssh(ip)
+        assert leftovers(state)["netns"]  # the VM is a real host now
+        os.kill(info["pid"], signal.SIGKILL)  # a crash: hosts keep running, nothing is cleaned
+        time.sleep(0.5)
+        assert leftovers(state)["processes"]
+        up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0")
+        assert up.returncode == 0, up.stderr
+        wait_ssh(ip)  # cleaned, then the running VM was booted again with its disk
+        assert flwrazure(home, "local", "down").returncode == 0
+        assert leftovers(state) == EMPTY
+    finally:
+        flwrazure(home, "local", "down")
+    assert leftovers(state) == EMPTY
+
+
+def test_resource_group_delete_removes_hosts_and_disks(home):
+    state = home / "local"
+    try:
+        flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0")
+        info, (rc, nc, cc) = _client(home)
+        _one_vm(home)
+        assert len(list((state / "hosts").iterdir())) == 1
+        rc.resource_groups.begin_delete("rg").result()
+        assert list((state / "hosts").iterdir()) == []
+        assert leftovers(state)["netns"] == [] and leftovers(state)["mounts"] == []
+    finally:
+        flwrazure(home, "local", "down")
+    assert leftovers(state) == EMPTY
