@@ -27,3 +27,4 @@ bench: install
 	$(PY) -m tests.bench.bench_startup
 	$(PY) -m tests.bench.bench_emulator
 	$(PY) -m tests.bench.bench_create
+	$(PY) -m tests.bench.bench_hosts

@@ -50,6 +50,7 @@ class NspawnDriver(NullDriver):
         self.running: dict[str, dict] = {}  # vm key -> {"proc", "netns", "vnet_bridge", "rules", "name"}
         self.booting: set[str] = set()
         self.removed_at_start = pl.cleanup(self.names, self.hosts_dir)
+        _raise_inotify_limit()
         other = pl.public_range_taken_by_other(self.names.public_bridge)
         if other:
             raise pl.PlumbingError(f"{pl.PUBLIC_GATEWAY} is already on {other}: another local cloud with sandbox "
@@ -291,6 +292,16 @@ class NspawnDriver(NullDriver):
         for t in threads:
             t.join()
         pl.cleanup(self.names, self.hosts_dir)
+
+
+def _raise_inotify_limit(wanted: int = 8192) -> None:
+    """Each booted systemd takes several inotify instances; the kernel default (128) stops at ~20 VMs."""
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    try:
+        if int(path.read_text()) < wanted:
+            path.write_text(str(wanted))
+    except (OSError, ValueError):
+        pass
 
 
 def _passwd_ids(passwd: Path, user: str) -> tuple[str, str]:

@@ -1,0 +1,90 @@
+"""Sandbox hosts: time from VM PUT to SSH-ready, memory per VM, and how many VMs this machine holds (root only).
+BENCH_VMS (default 10) VMs are created at once; memory is the RSS of each VM's processes and the machine's
+used-memory delta."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from flwrazure.localcloud.hosts import nspawn
+from flwrazure.localcloud.server import LocalCloudServer
+from tests.helpers import arm
+from tests.helpers.cloud import clients_for
+from tests.helpers.hosts import wait_ssh
+
+N = int(os.environ.get("BENCH_VMS", "10"))
+
+
+def used_mib() -> float:
+    info = dict(line.split(":") for line in Path("/proc/meminfo").read_text().splitlines())
+    kib = lambda k: int(info[k].split()[0])  # noqa: E731
+    return (kib("MemTotal") - kib("MemAvailable")) / 1024
+
+
+def rss_mib(netns: str) -> float:
+    total = 0
+    for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")), 0)
+    return total / 1024
+
+
+def main() -> None:
+    why = nspawn.available()
+    if why:
+        print(f"sandbox hosts: skipped ({why})")
+        return
+    server = LocalCloudServer(Path(tempfile.mkdtemp()) / "local", hosts="nspawn", boot_delay=2.0).start()
+    try:
+        c = clients_for(server, polling=0.05)
+        c.resources.resource_groups.create_or_update("rg", {"location": "eastus"})
+        vnet = c.network.virtual_networks.begin_create_or_update("rg", "v", arm.vnet("10.0.0.0/16", "10.0.0.0/20")).result()
+        nsg = c.network.network_security_groups.begin_create_or_update("rg", "nsg", {"location": "eastus", "properties": {
+            "securityRules": [{"name": "ssh", **arm.rule(100, "22", "198.18.0.1")}]}}).result()
+        nics = {}
+        for i in range(N):
+            ip = c.network.public_ip_addresses.begin_create_or_update("rg", f"ip{i}", arm.pip()).result()
+            nics[i] = (c.network.network_interfaces.begin_create_or_update(
+                "rg", f"nic{i}", arm.nic(vnet.subnets[0].id, ip.id, nsg.id)).result(), ip.ip_address)
+        before = used_mib()
+
+        def one(i: int) -> tuple[float, float]:
+            start = time.monotonic()
+            c.compute.virtual_machines.begin_create_or_update("rg", f"vm{i}", arm.vm(nics[i][0].id)).result()
+            succeeded = time.monotonic() - start
+            wait_ssh(nics[i][1], timeout=300)
+            return succeeded, time.monotonic() - start
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=N) as pool:
+            times = list(pool.map(one, range(N)))
+        wall = time.monotonic() - t0
+        time.sleep(5)  # let the booted systems settle
+        driver = server.app.driver
+        rss = [rss_mib(e["netns"]) for e in driver.running.values()]
+        delta = used_mib() - before
+        avail = int(Path("/proc/meminfo").read_text().split("MemAvailable:")[1].split()[0]) / 1024
+        per_vm = delta / N
+        print(f"sandbox hosts (systemd-nspawn), {N} VMs created at once, boot delay 2 s")
+        print(f"  PUT -> Succeeded        median {statistics.median(t[0] for t in times):6.2f} s")
+        print(f"  PUT -> SSH ready        median {statistics.median(t[1] for t in times):6.2f} s   "
+              f"max {max(t[1] for t in times):6.2f} s   (all {N} ready after {wall:.1f} s)")
+        print(f"  memory per VM           RSS of its processes {statistics.median(rss):6.1f} MiB (median); "
+              f"machine used-memory delta {per_vm:6.1f} MiB per VM")
+        print(f"  capacity (memory)       ~{int(avail / max(per_vm, 1))} more VMs fit in the {avail:.0f} MiB "
+              f"still available; CPU (2 cores) is the real limit once Flower runs in them")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
