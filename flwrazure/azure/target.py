@@ -26,6 +26,7 @@ class Target:
     verify: str | bool = True
     poll: float = 2.0  # seconds between batched status reads while waiting
     operator_ip: str | None = None
+    pip_index: str | None = None
     _kwargs: dict = field(default_factory=dict)
 
     def _client_kwargs(self) -> dict:
@@ -117,7 +118,8 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
                                       connection_verify=info["ca_bundle"])
         _prefetch_token(cred)
         return Target("local", info["subscription_id"], cred, info["endpoint"], info["ca_bundle"],
-                      poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), operator_ip=info.get("operator_ip"))
+                      poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), operator_ip=info.get("operator_ip"),
+                      pip_index=info.get("pip_index"))
     sub = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID") or azure_cli_subscription()
     if not sub:
         raise UsageError("No Azure subscription found: pass --subscription, set AZURE_SUBSCRIPTION_ID, or run "

@@ -17,6 +17,7 @@ from flwrazure import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "create-cluster": ("flwrazure.cli.cluster", "create_cluster", "Create the SuperLink and SuperNode VMs."),
     "open-ports": ("flwrazure.cli.cluster", "open_ports", "Open the Flower ports, each only to who needs it."),
+    "start": ("flwrazure.cli.cluster", "start", "Run Flower (SuperLink, SuperNodes) on the VMs, secure by default."),
     "status": ("flwrazure.cli.cluster", "status", "Show VMs, rules, Flower version and ports of a cluster."),
     "teardown": ("flwrazure.cli.cluster", "teardown", "Delete everything flwrazure created for a cluster."),
     "local": ("flwrazure.cli.local", "local", "Run the embedded local cloud (an offline Azure for trying flwrazure)."),

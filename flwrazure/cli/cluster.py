@@ -181,3 +181,41 @@ def teardown(cluster, yes, no_wait, purge, as_json):
     ui.info(f"Deleted: {', '.join(result['deleted']) or 'nothing was left'}." +
             ("" if result["waited"] else " (deletion continues in Azure)"))
     ui.info("Local state removed" + (" with keys." if purge else "; keys kept (use --purge to remove them)."))
+
+
+@click.command("start")
+@CLUSTER
+@click.option("--insecure", is_flag=True,
+              help="No TLS, no SuperNode authentication: the seed guide's setup (not for production).")
+@click.option("--extra-pip", multiple=True, metavar="PKG", help="Packages your app needs, installed on every VM.")
+@click.option("--index-url", metavar="URL", help="Package index for the VMs (and Flower's run-time installer).")
+@click.option("--app", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
+              help="Your Flower app, to print the exact `flwr run` command.")
+@click.option("--no-runtime-deps", is_flag=True,
+              help="Do not let the SuperLink install apps' dependencies at run time (offline VMs).")
+@JSON
+def start(cluster, insecure, extra_pip, index_url, app, no_runtime_deps, as_json):
+    """Run Flower on the cluster: SuperLink and SuperNodes as systemd services, secure by default (TLS with a
+    cluster CA, SuperNode keys registered with the SuperLink), and a `[superlink.CLUSTER]` connection in your
+    ~/.flwr/config.toml. Safe to re-run: nothing is reinstalled or restarted without a change.
+
+    \b
+    Examples:
+      flwrazure start --extra-pip numpy
+      flwrazure start --cluster exp-2 --app ./my-app
+      flwrazure start --insecure        # the seed guide's setup, for a quick try only
+    """
+    from flwrazure import ui
+    from flwrazure.commands import start as start_cmd
+    from flwrazure.spec import cluster_name
+
+    result = start_cmd.run(cluster_name(cluster), insecure, list(extra_pip), index_url, app, not no_runtime_deps)
+    if as_json:
+        ui.emit_json(result)
+        return
+    mode = "TLS + SuperNode authentication" if result["secure"] else "INSECURE"
+    ui.info(f"Flower runs on cluster {cluster}: SuperLink {result['superlink']} ({mode}).")
+    from rich.markup import escape
+
+    ui.info(escape(f"Connection [superlink.{cluster}] written to {result['flwr_config']}."))
+    ui.info(f"Next: [bold]{result['next']}[/bold]")

@@ -1,0 +1,76 @@
+"""What runs on the VMs: the flower-superlink and flower-supernode command lines for each Flower generation,
+as systemd units (Restart=on-failure, the venv on PATH, telemetry off, a working directory, enabled at boot)."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from flwrazure.plan.versions import PortPlan
+
+REMOTE_DIR = "flwrazure"  # under the admin user's home
+VENV = "flwr-venv"
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: str  # /home/<admin user>
+
+    @property
+    def base(self) -> str:
+        return f"{self.home}/{REMOTE_DIR}"
+
+    @property
+    def venv(self) -> str:
+        return f"{self.home}/{VENV}"
+
+    def path(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+
+def superlink_command(plan: PortPlan, layout: Layout, secure: bool, runtime_deps: bool) -> list[str]:
+    cmd = [f"{layout.venv}/bin/flower-superlink", "--database", layout.path("superlink.db")]
+    if plan.generation == "http":
+        cmd += ["--host", "0.0.0.0", "--port", str(plan.fleet)]
+        if not runtime_deps:
+            cmd.append("--disable-runtime-dependency-installation")
+    if secure:
+        cmd += ["--ssl-ca-certfile", layout.path("ca.crt"), "--ssl-certfile", layout.path("server.pem"),
+                "--ssl-keyfile", layout.path("server.key"), "--enable-supernode-auth"]
+    else:
+        cmd.append("--insecure")
+    return cmd
+
+
+def supernode_command(plan: PortPlan, layout: Layout, superlink_ip: str, partition: int, partitions: int,
+                      secure: bool) -> list[str]:
+    cmd = [f"{layout.venv}/bin/flower-supernode", "--superlink", f"{superlink_ip}:{plan.fleet}"]
+    if plan.generation == "http":
+        cmd += ["--port", str(plan.supernode_local)]
+    else:
+        cmd += ["--clientappio-api-address", f"0.0.0.0:{plan.supernode_local}"]
+    cmd += ["--node-config", f"partition-id={partition} num-partitions={partitions}"]
+    if secure:
+        cmd += ["--root-certificates", layout.path("ca.crt"), "--auth-supernode-private-key",
+                layout.path("supernode.key")]
+    else:
+        cmd.append("--insecure")
+    return cmd
+
+
+def unit(description: str, command: list[str], layout: Layout, user: str, index_url: str | None) -> str:
+    env = {"PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin", "FLWR_TELEMETRY_ENABLED": "0",
+           "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+    if index_url:  # Flower installs apps' dependencies with uv at run time: point it at the same index
+        env.update({"PIP_INDEX_URL": index_url, "UV_DEFAULT_INDEX": index_url, "UV_INDEX_URL": index_url})
+        host = index_url.split("/")[2].split(":")[0]
+        if index_url.startswith("http://"):
+            env.update({"PIP_TRUSTED_HOST": host, "UV_INSECURE_HOST": host})
+    lines = [
+        "[Unit]", f"Description={description} (flwrazure)", "After=network-online.target",
+        "Wants=network-online.target", "", "[Service]", "Type=simple", f"User={user}",
+        f"WorkingDirectory={layout.base}",
+        *[f'Environment="{k}={v}"' for k, v in env.items()],
+        f"ExecStart={shlex.join(command)}", "Restart=on-failure", "RestartSec=3", "", "[Install]",
+        "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)

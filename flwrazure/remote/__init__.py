@@ -1,0 +1,1 @@
+"""The only code that imports Fabric: SSH to the VMs, bootstrap, services."""

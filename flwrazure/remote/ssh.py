@@ -1,0 +1,82 @@
+"""SSH to a cluster's VMs with Fabric: wait until SSH answers (bounded, with backoff), remember each host key on
+first contact and refuse a changed one later (Fabric accepts any key by default)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from flwrazure.errors import FlwrazureError
+
+_known_lock = threading.Lock()
+
+
+class _TrustOnFirstUse:
+    """paramiko policy: unknown host -> record its key; a known host with another key is refused by paramiko."""
+
+    def __init__(self, known_hosts: Path):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        with _known_lock:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.known_hosts, "a") as f:
+                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def connect(ip: str, user: str, key_file: str, known_hosts: Path, timeout: float = 5.0):
+    from fabric import Connection
+
+    conn = Connection(ip, user=user, connect_timeout=timeout,
+                      connect_kwargs={"key_filename": key_file, "look_for_keys": False, "allow_agent": False,
+                                      "banner_timeout": 30, "auth_timeout": 30})
+    if known_hosts.exists():
+        conn.client.load_host_keys(str(known_hosts))
+    conn.client.set_missing_host_key_policy(_TrustOnFirstUse(known_hosts))
+    return conn
+
+
+def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeout: float = 600):
+    """An open connection once SSH answers; a timeout names the VM."""
+    import paramiko
+
+    start, delay, last = time.monotonic(), 0.5, None
+    while time.monotonic() - start < timeout:
+        conn = connect(ip, user, key_file, known_hosts)
+        try:
+            conn.open()
+            return conn
+        except paramiko.BadHostKeyException:
+            raise FlwrazureError(f"VM {name} ({ip}) presented a different SSH host key than on first contact: "
+                                 f"refusing to connect. If the VM was re-created, remove its line from "
+                                 f"{known_hosts}.") from None
+        except Exception as exc:  # not up yet: refused, timed out, sshd still starting
+            last = exc
+            conn.close()
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+    raise FlwrazureError(f"VM {name} ({ip}) did not answer SSH within {timeout:.0f} s ({last}). Check that it "
+                         "runs (`flwrazure status`) and that SSH is allowed from your address.")
+
+
+def run(conn, command: str, timeout: float = 900) -> str:
+    """Run a command (use `sudo -n` inside it where root is needed: Azure's admin user has passwordless sudo)."""
+    result = conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+    if result.failed:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise FlwrazureError(f"{conn.host}: `{command[:80]}` failed (exit {result.exited}): {' | '.join(tail)}")
+    return result.stdout
+
+
+def put_text(conn, text: str, remote: str, mode: str = "600") -> bool:
+    """Write a file if its content differs; returns True when it changed."""
+    import io
+
+    current = conn.run(f"cat {remote} 2>/dev/null", hide=True, warn=True, in_stream=False).stdout
+    if current == text:
+        return False
+    conn.put(io.StringIO(text), remote)
+    conn.run(f"chmod {mode} {remote}", hide=True, in_stream=False)
+    return True
