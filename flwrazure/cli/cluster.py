@@ -191,10 +191,11 @@ def teardown(cluster, yes, no_wait, purge, as_json):
 @click.option("--index-url", metavar="URL", help="Package index for the VMs (and Flower's run-time installer).")
 @click.option("--app", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
               help="Your Flower app, to print the exact `flwr run` command.")
-@click.option("--no-runtime-deps", is_flag=True,
-              help="Do not let the SuperLink install apps' dependencies at run time (offline VMs).")
+@click.option("--runtime-deps/--no-runtime-deps", default=None,
+              help="Let the SuperLink install apps' dependencies at run time [default: on Azure yes, on the "
+                   "offline local cloud no: pass them with --extra-pip].")
 @JSON
-def start(cluster, insecure, extra_pip, index_url, app, no_runtime_deps, as_json):
+def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, as_json):
     """Run Flower on the cluster: SuperLink and SuperNodes as systemd services, secure by default (TLS with a
     cluster CA, SuperNode keys registered with the SuperLink), and a `[superlink.CLUSTER]` connection in your
     ~/.flwr/config.toml. Safe to re-run: nothing is reinstalled or restarted without a change.
@@ -209,7 +210,7 @@ def start(cluster, insecure, extra_pip, index_url, app, no_runtime_deps, as_json
     from flwrazure.commands import start as start_cmd
     from flwrazure.spec import cluster_name
 
-    result = start_cmd.run(cluster_name(cluster), insecure, list(extra_pip), index_url, app, not no_runtime_deps)
+    result = start_cmd.run(cluster_name(cluster), insecure, list(extra_pip), index_url, app, runtime_deps)
     if as_json:
         ui.emit_json(result)
         return

@@ -80,7 +80,7 @@ def _register(conn, layout, plan, vm: str, pub_line: str) -> str:
 
 
 def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | None, app: Path | None,
-        runtime_deps: bool = True) -> dict:
+        runtime_deps: bool | None = None) -> dict:
     from flwrazure.azure.target import connect
     from flwrazure.remote import bootstrap, ssh
 
@@ -90,6 +90,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     secure = not insecure
     if index_url is None and target.cloud == "local":
         index_url = target.pip_index  # the local cloud's mirror: its VMs have no internet
+    if runtime_deps is None:  # offline VMs cannot resolve an app's dependencies at run time: use --extra-pip
+        runtime_deps = target.cloud != "local"
     rows = _addresses(target, st)
     server, clients = rows[0], rows[1:]
     layout = services.Layout(f"/home/{st['admin_user']}")

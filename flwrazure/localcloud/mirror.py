@@ -34,6 +34,13 @@ def prefetch(specs: list[str], wheelhouse: Path) -> None:
 
 
 class _Index(BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:  # uv asks for a file's size before downloading it
+        self._head_only = True
+        try:
+            self.do_GET()
+        finally:
+            self._head_only = False
+
     def do_GET(self) -> None:
         house: Path = self.server.wheelhouse
         path = unquote(self.path.split("?")[0])
@@ -59,7 +66,8 @@ class _Index(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if not getattr(self, "_head_only", False):
+                self.wfile.write(data)
             return None
         return self.send_error(404)
 
@@ -69,7 +77,8 @@ class _Index(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if not getattr(self, "_head_only", False):
+            self.wfile.write(data)
 
     def log_message(self, format, *args):
         pass

@@ -32,8 +32,8 @@ def superlink_command(plan: PortPlan, layout: Layout, secure: bool, runtime_deps
     cmd = [f"{layout.venv}/bin/flower-superlink", "--database", layout.path("superlink.db")]
     if plan.generation == "http":
         cmd += ["--host", "0.0.0.0", "--port", str(plan.fleet)]
-        if not runtime_deps:
-            cmd.append("--disable-runtime-dependency-installation")
+    if not runtime_deps:  # both generations install apps' dependencies with `uv sync` unless told not to
+        cmd.append("--disable-runtime-dependency-installation")
     if secure:
         cmd += ["--ssl-ca-certfile", layout.path("ca.crt"), "--ssl-certfile", layout.path("server.pem"),
                 "--ssl-keyfile", layout.path("server.key"), "--enable-supernode-auth"]
