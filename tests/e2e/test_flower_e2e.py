@@ -1,0 +1,156 @@
+"""The mission's main path on the local cloud, for real: create-cluster -> open-ports -> start -> `flwr run`
+(a flwr CLI of the cluster's major.minor, in its own venv) -> teardown. Needs root and systemd-nspawn."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cloud import flwrazure as _flwrazure
+from tests.helpers.hosts import port_state, run
+
+nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
+pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
+APP = Path(__file__).resolve().parents[2] / "examples" / "numpy-app"
+CACHE = Path(os.environ.get("FLWRAZURE_TEST_CACHE", Path.home() / ".cache" / "flwrazure-tests"))
+FLWR_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+
+
+def flwr_tools(version: str) -> tuple[Path, Path]:
+    """(wheelhouse, flwr CLI) for one Flower version, downloaded once from the package registry and cached."""
+    base = CACHE / f"flwr-{version}"
+    wheels, venv = base / "wheels", base / "venv"
+    if not (base / "ready").exists():
+        wheels.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheels),
+                        f"flwr=={version}", "numpy", "hatchling"], check=True, timeout=900)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels),
+                        f"flwr=={version}", "numpy"], check=True, timeout=900)
+        (base / "ready").write_text("ok\n")
+    return wheels, venv / "bin" / "flwr"
+
+
+def flwrazure(home: Path, *args: str, timeout: float = 120):
+    """The product CLI with this test's FLWR_HOME, so the flwr connection it writes is the one flwr reads."""
+    return _flwrazure(home, *args, timeout=timeout, env={**FLWR_ENV, "FLWR_HOME": str(home / "flwr")})
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    return result
+
+
+def flwr(cli: Path, home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, **FLWR_ENV, "FLWR_HOME": str(home / "flwr")}
+    return subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, cwd=str(home))
+
+
+def online(cli: Path, home: Path) -> int:
+    out = flwr(cli, home, "supernode", "list", "flower", "--format", "json", timeout=60).stdout
+    nodes = json.loads(out[out.index("{"):]).get("nodes", [])
+    return sum(1 for n in nodes if n.get("status") == "online")
+
+
+def wait_online(cli: Path, home: Path, want: int, timeout: float = 120) -> None:
+    start = time.monotonic()
+    while online(cli, home) < want:
+        assert time.monotonic() - start < timeout, "SuperNodes did not come online"
+        time.sleep(3)
+
+
+def bring_up(home: Path, version: str, *start_args: str) -> tuple[Path, dict]:
+    wheels, cli = flwr_tools(version)
+    house = home / "local" / "wheelhouse"
+    house.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels.iterdir():
+        os.link(wheel, house / wheel.name) if wheel.stat().st_dev == house.stat().st_dev else \
+            (house / wheel.name).write_bytes(wheel.read_bytes())
+    ok(flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1"))
+    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2", "--flwr-version", version))
+    ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
+    started = json.loads(ok(flwrazure(home, "start", "--extra-pip", "numpy", *start_args, "--json",
+                                      timeout=900)).stdout)
+    return cli, started
+
+
+def run_app(cli: Path, home: Path) -> str:
+    result = ok(flwr(cli, home, "run", str(APP), "flower", "--stream", timeout=300))
+    out = result.stdout + result.stderr
+    assert out.count("round replies from partitions [0, 1]") >= 2, out[-3000:]  # both SuperNodes, every round
+    assert "flwrazure-example: final weights" in out
+    return out
+
+
+def tear_down(home: Path) -> None:
+    from tests.integration.test_hosts_lifecycle import EMPTY, leftovers
+
+    try:
+        ok(flwrazure(home, "teardown", "--yes", "--purge"))
+    finally:
+        flwrazure(home, "local", "down")
+    assert leftovers(home / "local") == EMPTY
+
+
+def test_flwr_142_secure_default(home):
+    try:
+        cli, started = bring_up(home, "1.42.0")
+        assert started["secure"] and started["superlink"].endswith(":8000")
+        wait_online(cli, home, 2)
+        run_app(cli, home)
+        again = json.loads(ok(flwrazure(home, "start", "--extra-pip", "numpy", "--json")).stdout)
+        assert not any(again["installed"].values()) and not any(again["services_changed"].values())
+        status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+        server, client1 = status["vms"][0], status["vms"][1]
+        key = str(home / "clusters" / "flower" / "id_ed25519")
+        # a SuperNode whose key was never registered is refused: it never joins the federation
+        rogue = run(client1["public_ip"], "cd /tmp && ssh-keygen -q -t ecdsa -b 384 -N '' -f rogue && "
+                    f"timeout 25 ~/flwr-venv/bin/flower-supernode --superlink {server['public_ip']}:8000 --port 9095 "
+                    f"--root-certificates ~/flwrazure/ca.crt --auth-supernode-private-key rogue "
+                    "> rogue.log 2>&1; echo exit=$?; grep -icE 'denied|refus|not registered|unauth|412|2004|error' "
+                    "rogue.log; tail -2 rogue.log", key=key, timeout=120)
+        listed = json.loads((out := flwr(cli, home, "supernode", "list", "flower", "--format", "json").stdout)
+                            [out.index("{"):])["nodes"]
+        assert len(listed) == 2 and online(cli, home) == 2, (listed, rogue)
+        assert int(rogue.splitlines()[1]) >= 1, rogue  # the rogue's log says why it was turned away
+        # a source outside the allowed ones cannot reach the SuperLink's port
+        ok(flwrazure(home, "open-ports", "--source", "203.0.113.7"))
+        assert port_state(server["public_ip"], 8000) == "timeout"
+        ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
+        assert port_state(server["public_ip"], 8000) == "open"
+        # deallocate + start of a client VM: its service comes back (systemd) and the node rejoins
+        product = _product_clients(home)
+        product.begin_deallocate("flower-rg", "flower-client-1").result()
+        product.begin_start("flower-rg", "flower-client-1").result()
+        wait_online(cli, home, 2, timeout=180)
+    finally:
+        tear_down(home)
+
+
+def test_flwr_134_insecure_seed_ports(home):
+    try:
+        cli, started = bring_up(home, "1.34.0", "--insecure")
+        assert not started["secure"] and started["superlink"].endswith(":9093")
+        status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+        assert {r["port"] for r in status["rules"]} == {"22", "9092", "9093"}
+        run_app(cli, home)
+    finally:
+        tear_down(home)
+
+
+def _product_clients(home: Path):
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.compute import ComputeManagementClient
+
+    info = json.loads(flwrazure(home, "local", "status", "--json").stdout)
+    cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"], authority=info["endpoint"],
+                                  disable_instance_discovery=True, connection_verify=info["ca_bundle"])
+    return ComputeManagementClient(cred, info["subscription_id"], base_url=info["endpoint"],
+                                   connection_verify=info["ca_bundle"], polling_interval=0.1).virtual_machines
