@@ -13,15 +13,9 @@ test:
 lint:
 	$(PY) -m ruff check flwrazure tests
 
-# The main job on the local cloud: the seed guide's Azure steps, offline. (Flower itself comes with `start`.)
-FZ = $(PY) -m flwrazure
+# The main job on the local cloud (needs root for the sandbox VMs): up -> flwr run -> teardown
 demo: install
-	$(FZ) local up
-	$(FZ) create-cluster --cloud local --cluster demo --clients 2
-	$(FZ) open-ports --cluster demo --source 198.18.0.1
-	$(FZ) status --cluster demo
-	$(FZ) teardown --cluster demo --yes --purge
-	$(FZ) local down
+	PY=$(PY) bash examples/demo.sh
 
 bench: install
 	$(PY) -m tests.bench.bench_startup

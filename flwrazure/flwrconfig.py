@@ -39,3 +39,17 @@ def write_connection(name: str, address: str, root_certificates: str | None) -> 
         tmp.write_text(new)
         os.replace(tmp, path)
     return path
+
+
+def remove_connection(name: str) -> bool:
+    """Drop `[superlink.<name>]` (teardown), keeping everything else; True when something was removed."""
+    path = config_path()
+    if not path.exists():
+        return False
+    doc = tomlkit.parse(path.read_text())
+    section = doc.get("superlink")
+    if section is None or name not in section:
+        return False
+    del section[name]
+    path.write_text(tomlkit.dumps(doc))
+    return True

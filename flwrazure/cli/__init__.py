@@ -15,6 +15,7 @@ from flwrazure import __version__
 
 # name -> (module, attribute, one-line help shown by `flwrazure --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "up": ("flwrazure.cli.cluster", "up", "create-cluster + open-ports + start: from nothing to a federation."),
     "create-cluster": ("flwrazure.cli.cluster", "create_cluster", "Create the SuperLink and SuperNode VMs."),
     "open-ports": ("flwrazure.cli.cluster", "open_ports", "Open the Flower ports, each only to who needs it."),
     "start": ("flwrazure.cli.cluster", "start", "Run Flower (SuperLink, SuperNodes) on the VMs, secure by default."),

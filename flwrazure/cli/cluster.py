@@ -13,6 +13,23 @@ CLUSTER = click.option("--cluster", default="flower", show_default=True, metavar
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
 
 
+def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
+          client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group):
+    from flwrazure import ui
+    from flwrazure.plan.rules import parse_sources
+    from flwrazure.spec import ClusterSpec, validate
+
+    spec = validate(ClusterSpec(
+        cluster=cluster, clients=clients, cloud=cloud, subscription=subscription, resource_group=resource_group,
+        location=location, server_size=server_vm_size or vm_size, client_size=client_vm_size or vm_size,
+        admin_user=admin_user, ssh_sources=parse_sources(ssh_source, "--ssh-source") if ssh_source else (),
+        flwr_version=flwr_version or versions.default_version(versions.installed_flwr()),
+        allow_existing_group=use_existing_group))
+    if "*" in spec.ssh_sources:
+        ui.warn("SSH (port 22) will be open to any address.")
+    return spec
+
+
 def _vm_table(title: str, rows: list[dict]) -> None:
     from flwrazure import ui
 
@@ -20,27 +37,39 @@ def _vm_table(title: str, rows: list[dict]) -> None:
              [[r["vm"], r["role"], r["public_ip"], r["private_ip"], r["size"], r["state"]] for r in rows])
 
 
+def _create_options(fn):
+    """The options of create-cluster, shared with `up`."""
+    for option in reversed(CREATE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+CREATE_OPTIONS = [
+    click.option("--clients", default=2, show_default=True, type=int, help="Number of SuperNode VMs (1-100)."),
+    click.option("--cloud", default="azure", show_default=True, metavar="azure|local",
+              help="Public Azure, or the offline local cloud (`flwrazure local up`)."),
+    click.option("--subscription", metavar="ID", help="Azure subscription (default: AZURE_SUBSCRIPTION_ID or az CLI)."),
+    click.option("--resource-group", metavar="NAME", help="Resource group for everything [default: CLUSTER-rg]."),
+    click.option("--location", default="eastus", show_default=True, help="Azure region."),
+    click.option("--vm-size", default="Standard_D2s_v3", show_default=True, help="Size of every VM."),
+    click.option("--server-vm-size", metavar="SIZE", help="Size of the SuperLink VM [default: --vm-size]."),
+    click.option("--client-vm-size", metavar="SIZE", help="Size of the SuperNode VMs [default: --vm-size]."),
+    click.option("--admin-user", default="azureuser", show_default=True, help="Login user on the VMs."),
+    click.option("--ssh-key", type=click.Path(path_type=Path), metavar="PATH",
+              help="Your own private key (PATH.pub is used if present) [default: a new key per cluster]."),
+    click.option("--ssh-source", metavar="IP|CIDR|any",
+              help="Who may SSH in [default: your public address, detected]."),
+    click.option("--flwr-version", metavar="X.Y.Z",
+              help=f"Flower version of the cluster; decides its ports [default: installed flwr if supported, else "
+                   f"{versions.DEFAULT_VERSION}]."),
+    click.option("--use-existing-group", is_flag=True,
+              help="Add the cluster to a resource group flwrazure did not create (it is then never deleted)."),
+]
+
+
 @click.command("create-cluster")
 @CLUSTER
-@click.option("--clients", default=2, show_default=True, type=int, help="Number of SuperNode VMs (1-100).")
-@click.option("--cloud", default="azure", show_default=True, metavar="azure|local",
-              help="Public Azure, or the offline local cloud (`flwrazure local up`).")
-@click.option("--subscription", metavar="ID", help="Azure subscription (default: AZURE_SUBSCRIPTION_ID or az CLI).")
-@click.option("--resource-group", metavar="NAME", help="Resource group for everything [default: CLUSTER-rg].")
-@click.option("--location", default="eastus", show_default=True, help="Azure region.")
-@click.option("--vm-size", default="Standard_D2s_v3", show_default=True, help="Size of every VM.")
-@click.option("--server-vm-size", metavar="SIZE", help="Size of the SuperLink VM [default: --vm-size].")
-@click.option("--client-vm-size", metavar="SIZE", help="Size of the SuperNode VMs [default: --vm-size].")
-@click.option("--admin-user", default="azureuser", show_default=True, help="Login user on the VMs.")
-@click.option("--ssh-key", type=click.Path(path_type=Path), metavar="PATH",
-              help="Your own private key (PATH.pub is used if present) [default: a new key per cluster].")
-@click.option("--ssh-source", metavar="IP|CIDR|any",
-              help="Who may SSH in [default: your public address, detected].")
-@click.option("--flwr-version", metavar="X.Y.Z",
-              help=f"Flower version of the cluster; decides its ports [default: installed flwr if supported, else "
-                   f"{versions.DEFAULT_VERSION}].")
-@click.option("--use-existing-group", is_flag=True,
-              help="Add the cluster to a resource group flwrazure did not create (it is then never deleted).")
+@_create_options
 @JSON
 def create_cluster(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                    client_vm_size, admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, as_json):
@@ -55,17 +84,9 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
     """
     from flwrazure import ui
     from flwrazure.commands import create
-    from flwrazure.plan.rules import parse_sources
-    from flwrazure.spec import ClusterSpec, validate
 
-    spec = validate(ClusterSpec(
-        cluster=cluster, clients=clients, cloud=cloud, subscription=subscription, resource_group=resource_group,
-        location=location, server_size=server_vm_size or vm_size, client_size=client_vm_size or vm_size,
-        admin_user=admin_user, ssh_sources=parse_sources(ssh_source, "--ssh-source") if ssh_source else (),
-        flwr_version=flwr_version or versions.default_version(versions.installed_flwr()),
-        allow_existing_group=use_existing_group))
-    if "*" in spec.ssh_sources:
-        ui.warn("SSH (port 22) will be open to any address.")
+    spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
+                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
     result = create.run(spec, ssh_key, show_progress=not as_json)
     if as_json:
         ui.emit_json(result)
@@ -220,3 +241,47 @@ def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, as_json):
 
     ui.info(escape(f"Connection [superlink.{cluster}] written to {result['flwr_config']}."))
     ui.info(f"Next: [bold]{result['next']}[/bold]")
+
+
+@click.command("up")
+@CLUSTER
+@_create_options
+@click.option("--insecure", is_flag=True, help="No TLS, no SuperNode authentication (not for production).")
+@click.option("--extra-pip", multiple=True, metavar="PKG", help="Packages your app needs, on every VM.")
+@click.option("--index-url", metavar="URL", help="Package index for the VMs.")
+@click.option("--runtime-deps/--no-runtime-deps", default=None, help="See `flwrazure start --help`.")
+@JSON
+def up(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size, client_vm_size,
+       admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, insecure, extra_pip, index_url,
+       runtime_deps, as_json):
+    """create-cluster + open-ports (Control port from your address) + start, in one resumable command: from
+    nothing to a federation with every SuperNode online.
+
+    \b
+    Examples:
+      flwrazure up --clients 2 --extra-pip numpy
+      flwrazure local up --prefetch flwr==1.42.0 --prefetch numpy && flwrazure up --cloud local --extra-pip numpy
+    """
+    import time
+
+    from rich.markup import escape
+
+    from flwrazure import ui
+    from flwrazure.commands import create, ports
+    from flwrazure.commands import start as start_cmd
+
+    began = time.monotonic()
+    spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
+                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
+    created = create.run(spec, ssh_key, show_progress=not as_json)
+    opened = ports.run(cluster, tuple(created["ssh_sources"]), False)
+    started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, None, runtime_deps)
+    result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
+              "seconds": round(time.monotonic() - began, 1)}
+    if as_json:
+        ui.emit_json(result)
+        return
+    _vm_table(f"Cluster {cluster} ({created['resource_group']}, flwr {created['flwr_version']})", created["vms"])
+    ui.info(escape(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}, connection "
+                   f"[superlink.{cluster}] in {started['flwr_config']}."))
+    ui.info(f"Next: [bold]flwr run <app-dir> {cluster}[/bold]   (when done: flwrazure teardown --cluster {cluster})")

@@ -60,18 +60,43 @@ def _wait_superlink(conn, plan, layout, secure: bool, timeout: float = 120) -> N
                          f"{' | '.join(log.strip().splitlines()[-3:])}")
 
 
+def _admin(conn, layout, plan, secure: bool) -> str:
+    """A flwr connection on the server VM to its own SuperLink over loopback; returns the command prefix."""
+    from flwrazure.remote.ssh import put_text, run
+
+    admin = layout.path("admin")
+    trust = f'root-certificates = "{layout.path("ca.crt")}"' if secure else "insecure = true"
+    toml = f'[superlink]\ndefault = "admin"\n[superlink.admin]\naddress = "127.0.0.1:{plan.control}"\n{trust}\n'
+    run(conn, f"mkdir -p {admin}/keys")
+    put_text(conn, toml, f"{admin}/config.toml", "644")
+    return f"FLWR_HOME={admin} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 {layout.venv}/bin/flwr"
+
+
+def _wait_online(conn, flwr: str, want: int, timeout: float = 180) -> int:
+    """Until the SuperLink lists `want` SuperNodes online (they retry with backoff up to 20 s)."""
+    start, count = time.monotonic(), 0
+    while time.monotonic() - start < timeout:
+        out = conn.run(f"{flwr} supernode list admin --format json", hide=True, warn=True, in_stream=False).stdout
+        try:
+            nodes = json.loads(out[out.index("{"):]).get("nodes", [])
+            count = sum(1 for n in nodes if n.get("status") == "online")
+        except ValueError:
+            count = 0
+        if count >= want:
+            return count
+        time.sleep(2)
+    raise FlwrazureError(f"only {count} of {want} SuperNodes came online within {timeout:.0f} s: check "
+                         "`journalctl -u flower-supernode` on the client VMs (`flwrazure status` lists their IPs).")
+
+
 def _register(conn, layout, plan, vm: str, pub_line: str) -> str:
     """Register a SuperNode's public key with the SuperLink, from the server VM itself (Control API on loopback)."""
     from flwrazure.remote.ssh import put_text, run
 
+    flwr = _admin(conn, layout, plan, True)
     admin = layout.path("admin")
-    toml = (f'[superlink]\ndefault = "admin"\n[superlink.admin]\naddress = "127.0.0.1:{plan.control}"\n'
-            f'root-certificates = "{layout.path("ca.crt")}"\n')
-    run(conn, f"mkdir -p {admin}/keys")
-    put_text(conn, toml, f"{admin}/config.toml", "644")
     put_text(conn, pub_line + "\n", f"{admin}/keys/{vm}.pub", "644")
-    out = run(conn, f"FLWR_HOME={admin} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 "
-                    f"{layout.venv}/bin/flwr supernode register {admin}/keys/{vm}.pub admin --format json")
+    out = run(conn, f"{flwr} supernode register {admin}/keys/{vm}.pub admin --format json")
     data = json.loads(out[out.index("{"):])
     node = data.get("node-id") or data.get("node_id") or data.get("nodeId")
     if node is None:
@@ -141,6 +166,10 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         with ThreadPoolExecutor(max_workers=min(32, len(clients))) as pool:
             for row, ch in zip(clients, pool.map(supernode, enumerate(clients, start=1)), strict=True):
                 changed[row["vm"]] = ch
+        if plan.generation == "http" or secure:  # the gRPC generation's `supernode list` needs auth enabled
+            online = _wait_online(srv, _admin(srv, layout, plan, secure), len(clients))
+        else:
+            online = None
     finally:
         for conn in conns.values():
             conn.close()
@@ -152,5 +181,5 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     if not secure:
         ui.warn("--insecure: no TLS and no SuperNode authentication (the seed guide's setup). Not for production.")
     return {"cluster": cluster, "secure": secure, "superlink": address, "flwr_config": str(config),
-            "installed": installed, "services_changed": changed,
+            "installed": installed, "services_changed": changed, "supernodes_online": online,
             "next": f"flwr run {app or '<app-dir>'} {cluster}"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from flwrazure import state
+from flwrazure import flwrconfig, state
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import names
 
@@ -101,5 +101,6 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
     if p["mode"] == "group" and inventory.group(target, rg) is not None:
         raise FlwrazureError(f"resource group {rg} still exists after teardown: re-run `flwrazure teardown`.")
     state.forget(cluster, purge)
+    flwrconfig.remove_connection(cluster)
     return {"cluster": cluster, "mode": p["mode"], "deleted": deleted, "waited": True,
             "kept_foreign": [f["name"] for f in p["foreign"]]}
