@@ -1,0 +1,87 @@
+import stat
+
+import tomlkit
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from flwrazure import certs, flwrconfig
+from flwrazure.plan import services, versions
+
+L = services.Layout("/home/azureuser")
+
+
+def test_superlink_http_secure_flags():
+    cmd = services.superlink_command(versions.HTTP, L, secure=True, runtime_deps=False)
+    assert cmd[0] == "/home/azureuser/flwr-venv/bin/flower-superlink"
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "8000"
+    assert "--enable-supernode-auth" in cmd and "--insecure" not in cmd
+    assert cmd[cmd.index("--ssl-certfile") + 1] == "/home/azureuser/flwrazure/server.pem"
+    assert "--disable-runtime-dependency-installation" in cmd and "--database" in cmd
+
+
+def test_seed_flags_for_grpc_insecure():
+    link = services.superlink_command(versions.GRPC, L, secure=False, runtime_deps=True)
+    assert "--insecure" in link and "--host" not in link and "--enable-supernode-auth" not in link
+    node = services.supernode_command(versions.GRPC, L, "198.18.0.10", 0, 2, secure=False)
+    assert node[node.index("--superlink") + 1] == "198.18.0.10:9092"
+    assert node[node.index("--clientappio-api-address") + 1] == "0.0.0.0:9094"
+    assert node[node.index("--node-config") + 1] == "partition-id=0 num-partitions=2"
+
+
+def test_supernode_http_secure():
+    node = services.supernode_command(versions.HTTP, L, "198.18.0.10", 1, 3, secure=True)
+    assert node[node.index("--superlink") + 1] == "198.18.0.10:8000" and node[node.index("--port") + 1] == "9094"
+    assert node[node.index("--auth-supernode-private-key") + 1] == "/home/azureuser/flwrazure/supernode.key"
+
+
+def test_unit_text():
+    text = services.unit("Flower SuperLink", ["/v/bin/flower-superlink", "--node-config", "a=1 b=2"], L,
+                         "azureuser", "http://198.18.0.1:47480/simple/")
+    assert "Restart=on-failure" in text and "User=azureuser" in text and "WantedBy=multi-user.target" in text
+    assert 'Environment="FLWR_TELEMETRY_ENABLED=0"' in text and 'Environment="FLWR_DISABLE_UPDATE_CHECK=1"' in text
+    assert 'Environment="PATH=/home/azureuser/flwr-venv/bin:' in text
+    assert "ExecStart=/v/bin/flower-superlink --node-config 'a=1 b=2'" in text
+    assert 'Environment="UV_INSECURE_HOST=198.18.0.1"' in text
+
+
+def test_certificates(tmp_path):
+    crt, key = certs.ensure_server_cert(tmp_path, "c", ["198.18.0.10", "10.0.0.4"])
+    assert certs.sans_of(crt) == {"127.0.0.1", "localhost", "198.18.0.10", "10.0.0.4"}
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE((tmp_path / "ca.key").stat().st_mode) == 0o600
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    server = x509.load_pem_x509_certificate(crt.read_bytes())
+    server.verify_directly_issued_by(ca)
+    same, _ = certs.ensure_server_cert(tmp_path, "c", ["198.18.0.10", "10.0.0.4"])
+    assert same.read_bytes() == crt.read_bytes()  # unchanged addresses: not re-issued
+    certs.ensure_server_cert(tmp_path, "c", ["198.18.0.99", "10.0.0.4"])
+    assert "198.18.0.99" in certs.sans_of(crt)
+
+
+def test_supernode_key_is_openssh_p384(tmp_path):
+    path, line = certs.ensure_supernode_key(tmp_path / "n1.key")
+    assert line.startswith("ecdsa-sha2-nistp384 ") and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes().startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    key = serialization.load_ssh_private_key(path.read_bytes(), None)
+    assert key.curve.name == "secp384r1"
+
+
+def test_config_upsert_keeps_comments_and_entries():
+    original = ('# my settings\n[superlink]\ndefault = "local"  # keep me\n\n[superlink.local]\n'
+                'options.num-supernodes = 10\n')
+    out = flwrconfig.upsert(original, "flower", "198.18.0.10:8000", "/abs/ca.crt")
+    assert "# my settings" in out and "# keep me" in out and "num-supernodes = 10" in out
+    doc = tomlkit.parse(out)
+    assert doc["superlink"]["flower"]["address"] == "198.18.0.10:8000"
+    assert doc["superlink"]["flower"]["root-certificates"] == "/abs/ca.crt"
+    again = flwrconfig.upsert(out, "flower", "198.18.0.10:9093", None)
+    assert tomlkit.parse(again)["superlink"]["flower"] == {"address": "198.18.0.10:9093", "insecure": True}
+    fresh = tomlkit.parse(flwrconfig.upsert("", "c", "1.2.3.4:8000", None))
+    assert fresh["superlink"]["default"] == "local"
+
+
+def test_remove_connection(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path))
+    flwrconfig.write_connection("a", "1.2.3.4:8000", None)
+    flwrconfig.write_connection("b", "1.2.3.5:8000", None)
+    assert flwrconfig.remove_connection("a") and not flwrconfig.remove_connection("a")
+    assert set(tomlkit.parse((tmp_path / "config.toml").read_text())["superlink"]) == {"default", "b"}
