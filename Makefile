@@ -22,3 +22,4 @@ bench: install
 	$(PY) -m tests.bench.bench_emulator
 	$(PY) -m tests.bench.bench_create
 	$(PY) -m tests.bench.bench_hosts
+	$(PY) -m tests.bench.bench_start

@@ -160,6 +160,11 @@ def status(cluster, as_json):
     _vm_table(f"Cluster {cluster} ({result['cloud']}, {result['resource_group']}, {result['location']})", result["vms"])
     ports = f"fleet {plan['fleet']}, control {plan['control']}"
     ui.info(f"Flower {result['flwr_version']} ({plan['generation']} generation: {ports})")
+    if any("service" in v for v in result["vms"]):
+        mode = "TLS + SuperNode authentication" if result["secure"] else "insecure"
+        services = ", ".join(f"{v['vm']}: {v['service']}" for v in result["vms"])
+        online = result["supernodes_online"]
+        ui.info(f"Services ({mode}): {services}; SuperNodes online: {'?' if online is None else online}")
     ui.table("Inbound rules", ["rule", "priority", "port", "from", "to"],
              [[r["name"], r["priority"], r["port"], ", ".join(map(str, r["sources"])), r["destination"]]
               for r in result["rules"]])

@@ -109,6 +109,7 @@ def test_flwr_142_secure_default(home):
         assert not any(again["installed"].values()) and not any(again["services_changed"].values())
         status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
         server, client1 = status["vms"][0], status["vms"][1]
+        assert [v["service"] for v in status["vms"]] == ["active"] * 3 and status["supernodes_online"] == 2
         key = str(home / "clusters" / "flower" / "id_ed25519")
         # a SuperNode whose key was never registered is refused: it never joins the federation
         rogue = run(client1["public_ip"], "cd /tmp && ssh-keygen -q -t ecdsa -b 384 -N '' -f rogue && "

@@ -1,0 +1,65 @@
+"""`flwrazure start` for 1 vs 4 client VMs (all VMs are bootstrapped at once, so the ratio should stay near 1),
+and `flwrazure up` from nothing to every SuperNode online; local cloud with sandbox VMs (root only)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from flwrazure.localcloud.hosts import nspawn
+
+VERSION = "1.42.0"
+CACHE = Path(os.environ.get("FLWRAZURE_TEST_CACHE", Path.home() / ".cache" / "flwrazure-tests")) / f"flwr-{VERSION}"
+
+
+def fz(home: Path, *args: str) -> float:
+    env = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWR_HOME": str(home / "flwr")}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flwrazure", *args], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=1800)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    if nspawn.available():
+        print(f"start/up: skipped ({nspawn.available()})")
+        return
+    home = Path(tempfile.mkdtemp()) / "home"
+    house = home / "local" / "wheelhouse"
+    house.mkdir(parents=True)
+    if (CACHE / "wheels").exists():
+        for w in (CACHE / "wheels").iterdir():
+            (house / w.name).write_bytes(w.read_bytes())
+        fz(home, "local", "up", "--port", "0", "--boot-delay", "2")
+    else:
+        fz(home, "local", "up", "--port", "0", "--boot-delay", "2", "--prefetch", f"flwr=={VERSION}",
+           "--prefetch", "numpy")
+    rows = []
+    try:
+        for n in (1, 4):
+            name = f"s{n}"
+            fz(home, "create-cluster", "--cloud", "local", "--cluster", name, "--clients", str(n), "--flwr-version",
+               VERSION)
+            fz(home, "open-ports", "--cluster", name, "--source", "198.18.0.1")
+            first = fz(home, "start", "--cluster", name, "--extra-pip", "numpy")
+            again = fz(home, "start", "--cluster", name, "--extra-pip", "numpy")
+            fz(home, "teardown", "--cluster", name, "--yes", "--purge")
+            rows.append((n, first, again))
+        up = fz(home, "up", "--cloud", "local", "--cluster", "u2", "--clients", "2", "--flwr-version", VERSION,
+                "--extra-pip", "numpy")
+        fz(home, "teardown", "--cluster", "u2", "--yes", "--purge")
+    finally:
+        fz(home, "local", "down")
+    print(f"flwrazure start on the local cloud (flwr {VERSION}, secure, venv + pip install from the VMs' mirror)")
+    for n, first, again in rows:
+        print(f"  {n} client VM(s): first start {first:6.1f} s   re-run {again:5.1f} s")
+    print(f"  ratio 4 vs 1 clients: {rows[1][1] / rows[0][1]:.2f}   (target <= 1.5)")
+    print(f"flwrazure up, 2 clients, from nothing to all SuperNodes online: {up:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
