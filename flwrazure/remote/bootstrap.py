@@ -29,6 +29,6 @@ def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url:
         if index_url.startswith("http://"):
             index += f" --trusted-host {index_url.split('/')[2].split(':')[0]}"
     packages = " ".join(shlex.quote(p) for p in [f"flwr=={version}", *extra])
-    run(conn, f"{layout.venv}/bin/pip install --disable-pip-version-check -q {index} {packages}")
+    run(conn, f"{layout.venv}/bin/pip install --disable-pip-version-check --no-compile -q {index} {packages}")
     put_text(conn, want, marker, "644")
     return True
