@@ -61,20 +61,15 @@ class _Index(BaseHTTPRequestHandler):
             return self._page("\n".join(links))
         m = re.match(r"^/files/([^/]+)$", path)
         if m and (house / m.group(1)).is_file():
-            data = (house / m.group(1)).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if not getattr(self, "_head_only", False):
-                self.wfile.write(data)
-            return None
+            return self._send((house / m.group(1)).read_bytes(), "application/octet-stream")
         return self.send_error(404)
 
     def _page(self, body: str) -> None:
-        data = f"<!DOCTYPE html><html><body>\n{body}\n</body></html>".encode()
+        self._send(f"<!DOCTYPE html><html><body>\n{body}\n</body></html>".encode(), "text/html")
+
+    def _send(self, data: bytes, content_type: str) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if not getattr(self, "_head_only", False):

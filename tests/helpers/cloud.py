@@ -58,15 +58,7 @@ class Cloud:
 
 
 def start_cloud(state_dir: Path, config: dict | None = None, polling: float = 0.02) -> Cloud:
-    server = LocalCloudServer(state_dir, port=0, config=config).start()
-    info = server.info()
-    cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"],
-                                  authority=info["endpoint"], disable_instance_discovery=True,
-                                  connection_verify=info["ca_bundle"])
-    kw = {"base_url": info["endpoint"], "connection_verify": info["ca_bundle"], "polling_interval": polling}
-    return Cloud(server, info, cred, ResourceManagementClient(cred, info["subscription_id"], **kw),
-                 NetworkManagementClient(cred, info["subscription_id"], **kw),
-                 ComputeManagementClient(cred, info["subscription_id"], **kw))
+    return clients_for(LocalCloudServer(state_dir, port=0, config=config).start(), polling)
 
 
 def publish(cloud: Cloud, home: Path) -> None:
