@@ -7,7 +7,7 @@ import json
 import os
 import ssl
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -27,7 +27,6 @@ class Target:
     poll: float = 2.0  # seconds between batched status reads while waiting
     operator_ip: str | None = None
     pip_index: str | None = None
-    _kwargs: dict = field(default_factory=dict)
 
     def _client_kwargs(self) -> dict:
         import requests
