@@ -60,7 +60,7 @@ def _wait_superlink(conn, plan, layout, secure: bool, timeout: float = 120) -> N
                          f"{' | '.join(log.strip().splitlines()[-3:])}")
 
 
-def _admin(conn, layout, plan, secure: bool) -> str:
+def admin_flwr(conn, layout, plan, secure: bool) -> str:
     """A flwr connection on the server VM to its own SuperLink over loopback; returns the command prefix."""
     from flwrazure.remote.ssh import put_text, run
 
@@ -72,16 +72,21 @@ def _admin(conn, layout, plan, secure: bool) -> str:
     return f"FLWR_HOME={admin} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 {layout.venv}/bin/flwr"
 
 
+def online_count(conn, flwr: str) -> int:
+    """SuperNodes the SuperLink lists as online (0 when it does not answer yet)."""
+    out = conn.run(f"{flwr} supernode list admin --format json", hide=True, warn=True, in_stream=False).stdout
+    try:
+        nodes = json.loads(out[out.index("{"):]).get("nodes", [])
+    except ValueError:
+        return 0
+    return sum(1 for n in nodes if n.get("status") == "online")
+
+
 def _wait_online(conn, flwr: str, want: int, timeout: float = 180) -> int:
     """Until the SuperLink lists `want` SuperNodes online (they retry with backoff up to 20 s)."""
     start, count = time.monotonic(), 0
     while time.monotonic() - start < timeout:
-        out = conn.run(f"{flwr} supernode list admin --format json", hide=True, warn=True, in_stream=False).stdout
-        try:
-            nodes = json.loads(out[out.index("{"):]).get("nodes", [])
-            count = sum(1 for n in nodes if n.get("status") == "online")
-        except ValueError:
-            count = 0
+        count = online_count(conn, flwr)
         if count >= want:
             return count
         time.sleep(2)
@@ -89,11 +94,10 @@ def _wait_online(conn, flwr: str, want: int, timeout: float = 180) -> int:
                          "`journalctl -u flower-supernode` on the client VMs (`flwrazure status` lists their IPs).")
 
 
-def _register(conn, layout, plan, vm: str, pub_line: str) -> str:
+def _register(conn, flwr: str, layout, vm: str, pub_line: str) -> str:
     """Register a SuperNode's public key with the SuperLink, from the server VM itself (Control API on loopback)."""
     from flwrazure.remote.ssh import put_text, run
 
-    flwr = _admin(conn, layout, plan, True)
     admin = layout.path("admin")
     put_text(conn, pub_line + "\n", f"{admin}/keys/{vm}.pub", "644")
     out = run(conn, f"{flwr} supernode register {admin}/keys/{vm}.pub admin --format json")
@@ -145,11 +149,12 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         changed = {server["vm"]: _install_unit(srv, SUPERLINK, unit)}
         _wait_superlink(srv, plan, layout, secure)
         registered = dict(st.get("registered_supernodes") or {})
+        flwr = admin_flwr(srv, layout, plan, secure)
         keys = {}
         for row in clients:
             keys[row["vm"]] = certs.ensure_supernode_key(cdir / "supernodes" / f"{row['vm']}.key")
             if secure and row["vm"] not in registered:
-                registered[row["vm"]] = _register(srv, layout, plan, row["vm"], keys[row["vm"]][1])
+                registered[row["vm"]] = _register(srv, flwr, layout, row["vm"], keys[row["vm"]][1])
         st["registered_supernodes"] = registered
         state.save(cluster, st)
 
@@ -167,7 +172,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
             for row, ch in zip(clients, pool.map(supernode, enumerate(clients, start=1)), strict=True):
                 changed[row["vm"]] = ch
         if plan.generation == "http" or secure:  # the gRPC generation's `supernode list` needs auth enabled
-            online = _wait_online(srv, _admin(srv, layout, plan, secure), len(clients))
+            online = _wait_online(srv, flwr, len(clients))
         else:
             online = None
     finally:

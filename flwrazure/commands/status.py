@@ -32,25 +32,26 @@ def run(cluster: str) -> dict:
                               "sources": p.get("sourceAddressPrefixes") or [p.get("sourceAddressPrefix")],
                               "destination": p.get("destinationAddressPrefix"), "access": p["access"]})
     plan = versions.port_plan(st["flwr_version"])
-    if st.get("started") and group is not None:
-        _services(st, rows, plan)
+    online = _services(st, rows, plan) if st.get("started") and group is not None else None
     return {"cluster": cluster, "cloud": st["cloud"], "resource_group": rg, "location": st["location"],
             "resource_group_exists": group is not None, "flwr_version": st["flwr_version"],
             "port_plan": {"generation": plan.generation, "fleet": plan.fleet, "control": plan.control},
             "vms": rows, "rules": sorted(rules_out, key=lambda r: r["priority"]),
-            "secure": st.get("secure"), "supernodes_online": st.get("_online")}
+            "secure": st.get("secure"), "supernodes_online": online}
 
 
-def _services(st: dict, rows: list[dict], plan) -> None:
-    """Each VM's Flower service state (over SSH, all VMs at once) and the SuperNodes the SuperLink sees online."""
+def _services(st: dict, rows: list[dict], plan) -> int | None:
+    """Each VM's Flower service state (over SSH, all VMs at once, into `rows`); returns the SuperNodes the
+    SuperLink sees online (None when it could not be asked)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from flwrazure.commands.start import SUPERLINK, SUPERNODE, _admin
+    from flwrazure.commands.start import SUPERLINK, SUPERNODE, admin_flwr, online_count
     from flwrazure.plan.services import Layout
     from flwrazure.remote import ssh
 
     layout = Layout(f"/home/{st['admin_user']}")
     known = state.cluster_dir(st["cluster"]) / "known_hosts"
+    online: list[int] = []
 
     def probe(row: dict) -> None:
         row["service"] = "unreachable"
@@ -64,15 +65,10 @@ def _services(st: dict, rows: list[dict], plan) -> None:
                 row["service"] = conn.run(f"systemctl is-active {unit}", hide=True, warn=True,
                                           in_stream=False).stdout.strip() or "unknown"
                 if row["role"] == "server" and row["service"] == "active":
-                    flwr = _admin(conn, layout, plan, bool(st.get("secure")))
-                    out = conn.run(f"{flwr} supernode list admin --format json", hide=True, warn=True,
-                                   in_stream=False).stdout
-                    import json
-
-                    nodes = json.loads(out[out.index("{"):]).get("nodes", []) if "{" in out else []
-                    st["_online"] = sum(1 for n in nodes if n.get("status") == "online")
+                    online.append(online_count(conn, admin_flwr(conn, layout, plan, bool(st.get("secure")))))
         except Exception as exc:  # status reports; it does not fail on one unreachable VM
             row["service"] = f"unreachable ({type(exc).__name__})"
 
     with ThreadPoolExecutor(max_workers=min(16, len(rows))) as pool:
         list(pool.map(probe, rows))
+    return online[0] if online else None
