@@ -76,3 +76,37 @@ class Steps:
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class Milestones:
+    """Progress of a command whose steps overlap (per-VM work in threads): a spinner while it runs (in a
+    terminal), a "✓ what  12.3 s" line on stderr as each milestone is reached (seconds since the start), and those
+    seconds kept in `seconds` (for --json and the benchmarks). Thread-safe."""
+
+    def __init__(self, title: str, show: bool = True):
+        import time
+
+        self.title, self.show = title, show
+        self.seconds: dict[str, float] = {}
+        self._began = time.monotonic()
+        self._lock = threading.Lock()
+        self._status = None
+
+    def __enter__(self) -> Milestones:
+        if self.show and console().is_terminal:
+            self._status = console().status(self.title)
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def done(self, key: str, text: str) -> None:
+        import time
+
+        took = round(time.monotonic() - self._began, 1)
+        with self._lock:
+            self.seconds[key] = took
+            if self.show:
+                console().print(f"[green]✓[/green] {text} [dim]{took:.1f} s[/dim]")

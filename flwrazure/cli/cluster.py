@@ -216,7 +216,8 @@ def teardown(cluster, yes, no_wait, purge, as_json):
 @click.option("--extra-pip", multiple=True, metavar="PKG", help="Packages your app needs, installed on every VM.")
 @click.option("--index-url", metavar="URL", help="Package index for the VMs (and Flower's run-time installer).")
 @click.option("--app", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
-              help="Your Flower app, to print the exact `flwr run` command.")
+              help="Your Flower app: the exact `flwr run` command is printed for it (and for Flower < 1.26 the "
+                   "federation is written into its pyproject.toml).")
 @click.option("--runtime-deps/--no-runtime-deps", default=None,
               help="Let the SuperLink install apps' dependencies at run time [default: on Azure yes, on the "
                    "offline local cloud no: pass them with --extra-pip].")
@@ -242,10 +243,17 @@ def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, as_json):
         return
     mode = "TLS + SuperNode authentication" if result["secure"] else "INSECURE"
     ui.info(f"Flower runs on cluster {cluster}: SuperLink {result['superlink']} ({mode}).")
+    _connection_line(cluster, result)
+    ui.info(f"Next: [bold]{result['next']}[/bold]")
+
+
+def _connection_line(cluster: str, result: dict) -> None:
     from rich.markup import escape
 
-    ui.info(escape(f"Connection [superlink.{cluster}] written to {result['flwr_config']}."))
-    ui.info(f"Next: [bold]{result['next']}[/bold]")
+    from flwrazure import ui
+
+    if result["flwr_config"]:
+        ui.info(escape(f"Connection {cluster} written to {result['flwr_config']}."))
 
 
 @click.command("up")
@@ -255,10 +263,12 @@ def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, as_json):
 @click.option("--extra-pip", multiple=True, metavar="PKG", help="Packages your app needs, on every VM.")
 @click.option("--index-url", metavar="URL", help="Package index for the VMs.")
 @click.option("--runtime-deps/--no-runtime-deps", default=None, help="See `flwrazure start --help`.")
+@click.option("--app", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
+              help="Your Flower app (see `flwrazure start --help`).")
 @JSON
 def up(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size, client_vm_size,
        admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, insecure, extra_pip, index_url,
-       runtime_deps, as_json):
+       runtime_deps, app, as_json):
     """create-cluster + open-ports (Control port from your address) + start, in one resumable command: from
     nothing to a federation with every SuperNode online.
 
@@ -278,15 +288,16 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     began = time.monotonic()
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
+    start_cmd.check(spec.flwr_version, not insecure, app)
     created = create.run(spec, ssh_key, show_progress=not as_json)
     opened = ports.run(cluster, tuple(created["ssh_sources"]), False)
-    started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, None, runtime_deps)
+    started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps)
     result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
               "seconds": round(time.monotonic() - began, 1)}
     if as_json:
         ui.emit_json(result)
         return
     _vm_table(f"Cluster {cluster} ({created['resource_group']}, flwr {created['flwr_version']})", created["vms"])
-    ui.info(escape(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}, connection "
-                   f"[superlink.{cluster}] in {started['flwr_config']}."))
-    ui.info(f"Next: [bold]flwr run <app-dir> {cluster}[/bold]   (when done: flwrazure teardown --cluster {cluster})")
+    ui.info(escape(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}."))
+    _connection_line(cluster, started)
+    ui.info(f"Next: [bold]{started['next']}[/bold]   (when done: flwrazure teardown --cluster {cluster})")

@@ -25,7 +25,8 @@ def _existing_file(value: Path | None, flag: str) -> Path | None:
 
 def _hosts_line(info: dict) -> str:
     if info.get("hosts") == "nspawn":
-        return "sandbox hosts booting systemd (SSH to their public IPs from this machine)"
+        init = "booting systemd" if info.get("systemd", True) else "without systemd (sshd only)"
+        return f"sandbox hosts {init} (SSH to their public IPs from this machine)"
     return f"API only, no hosts to log into ({info.get('hosts_note') or 'started with --hosts none'})"
 
 
@@ -59,8 +60,11 @@ def local() -> None:
               help="Extra seconds before a VM's SSH answers, as on Azure.")
 @click.option("--prefetch", multiple=True, metavar="SPEC",
               help="Download wheels (e.g. 'flwr==1.42.0') into the package index the VMs can reach.")
+@click.option("--no-systemd", is_flag=True,
+              help="Sandbox hosts run only sshd, no systemd (as some container images): flwrazure start then "
+                   "keeps Flower running with its own restart loop.")
 def up(port: int | None, latency: float, faults: Path | None, catalog: Path | None, hosts: str,
-       boot_delay: float, prefetch: tuple[str, ...]) -> None:
+       boot_delay: float, prefetch: tuple[str, ...], no_systemd: bool) -> None:
     """Start the local cloud in the background (does nothing if it already runs).
 
     \b
@@ -72,6 +76,8 @@ def up(port: int | None, latency: float, faults: Path | None, catalog: Path | No
     options = ["--latency", str(latency), "--hosts", hosts, "--boot-delay", str(boot_delay)]
     for spec in prefetch:
         options += ["--prefetch", spec]
+    if no_systemd:
+        options.append("--no-systemd")
     if (f := _existing_file(faults, "--faults")) is not None:
         options += ["--faults", str(f)]
     if (c := _existing_file(catalog, "--catalog")) is not None:

@@ -45,9 +45,9 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
     SuperLink sees online (None when it could not be asked)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from flwrazure.commands.start import SUPERLINK, SUPERNODE, admin_flwr, online_count
+    from flwrazure.commands.start import SUPERLINK, SUPERNODE
     from flwrazure.plan.services import Layout
-    from flwrazure.remote import ssh
+    from flwrazure.remote import daemons, flwradmin, ssh
 
     layout = Layout(f"/home/{st['admin_user']}")
     known = state.cluster_dir(st["cluster"]) / "known_hosts"
@@ -62,10 +62,11 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
             conn = ssh.connect(row["public_ip"], st["admin_user"], st["ssh_private_key"], known)
             unit = SUPERLINK if row["role"] == "server" else SUPERNODE
             with conn:
-                row["service"] = conn.run(f"systemctl is-active {unit}", hide=True, warn=True,
-                                          in_stream=False).stdout.strip() or "unknown"
+                kind = (st.get("supervisors") or {}).get(row["vm"], daemons.SYSTEMD)
+                row["service"] = daemons.state(conn, unit, kind, layout)
                 if row["role"] == "server" and row["service"] == "active":
-                    online.append(online_count(conn, admin_flwr(conn, layout, plan, bool(st.get("secure")))))
+                    adm = flwradmin.setup(conn, layout, st["flwr_version"], plan.control, bool(st.get("secure")))
+                    online.append(flwradmin.online_count(conn, adm))
         except Exception as exc:  # status reports; it does not fail on one unreachable VM
             row["service"] = f"unreachable ({type(exc).__name__})"
 

@@ -69,6 +69,7 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
         deleted.append(f"resource group {rg}")
         if not wait:
             state.forget(cluster, purge)
+            flwrconfig.remove_connection(cluster, p["state"].get("federation_pyproject"))
             return {"cluster": cluster, "mode": "group", "deleted": deleted, "waited": False}
         while inventory.group(target, rg) is not None:
             time.sleep(max(target.poll, 0.2))
@@ -101,6 +102,6 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
     if p["mode"] == "group" and inventory.group(target, rg) is not None:
         raise FlwrazureError(f"resource group {rg} still exists after teardown: re-run `flwrazure teardown`.")
     state.forget(cluster, purge)
-    flwrconfig.remove_connection(cluster)
+    flwrconfig.remove_connection(cluster, p["state"].get("federation_pyproject"))
     return {"cluster": cluster, "mode": p["mode"], "deleted": deleted, "waited": True,
             "kept_foreign": [f["name"] for f in p["foreign"]]}

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--hosts", choices=["auto", "nspawn", "none"], default="auto")
     serve.add_argument("--boot-delay", type=float, default=2.0)
     serve.add_argument("--prefetch", action="append", default=[])
+    serve.add_argument("--no-systemd", action="store_true")
     args = parser.parse_args(argv)
 
     if args.prefetch:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         config["catalog"] = json.loads(args.catalog.read_text())
     faults = json.loads(args.faults.read_text()) if args.faults else None
     server = LocalCloudServer(args.state, port=args.port, config=config, faults=faults, hosts=args.hosts,
-                              boot_delay=args.boot_delay)
+                              boot_delay=args.boot_delay, systemd=not args.no_systemd)
     server.resume_hosts()
     info_path = args.state / "server.json"
     info = {**server.info(), "pid": os.getpid(), "latency": args.latency}

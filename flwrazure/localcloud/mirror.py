@@ -33,6 +33,22 @@ def prefetch(specs: list[str], wheelhouse: Path) -> None:
         raise RuntimeError(f"pip download {' '.join(specs)} failed: {proc.stderr.strip().splitlines()[-1:]}")
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def digest(path: Path) -> str:
+    """sha256 of a wheel, computed once per (name, size, mtime): every VM asks for every project page."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
 class _Index(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # uv asks for a file's size before downloading it
         self._head_only = True
@@ -54,15 +70,26 @@ class _Index(BaseHTTPRequestHandler):
             links = []
             for p in files:
                 if project_of(p.name) == wanted:
-                    digest = hashlib.sha256(p.read_bytes()).hexdigest()
-                    links.append(f'<a href="/files/{html.escape(p.name)}#sha256={digest}">{html.escape(p.name)}</a>')
+                    links.append(f'<a href="/files/{html.escape(p.name)}#sha256={digest(p)}">'
+                                 f'{html.escape(p.name)}</a>')
             if not links:
                 return self.send_error(404)
             return self._page("\n".join(links))
         m = re.match(r"^/files/([^/]+)$", path)
         if m and (house / m.group(1)).is_file():
-            return self._send((house / m.group(1)).read_bytes(), "application/octet-stream")
+            return self._file(house / m.group(1))
         return self.send_error(404)
+
+    def _file(self, path: Path) -> None:
+        size = path.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if not getattr(self, "_head_only", False):
+            self.wfile.flush()
+            with path.open("rb") as f:
+                self.connection.sendfile(f)  # zero-copy: many VMs download tens of MiB each at once
 
     def _page(self, body: str) -> None:
         self._send(f"<!DOCTYPE html><html><body>\n{body}\n</body></html>".encode(), "text/html")
@@ -79,11 +106,15 @@ class _Index(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default backlog of 5 drops connections when many VMs install at once
+
+
 class Mirror:
     def __init__(self, wheelhouse: Path, host: str, port: int = PORT):
         wheelhouse.mkdir(parents=True, exist_ok=True)
-        self.httpd = ThreadingHTTPServer((host, port), _Index)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), _Index)
         self.httpd.wheelhouse = wheelhouse
         self.url = f"http://{host}:{port}/simple/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="localcloud-mirror")

@@ -10,6 +10,7 @@ from flwrazure.plan.versions import PortPlan
 
 REMOTE_DIR = "flwrazure"  # under the admin user's home
 VENV = "flwr-venv"
+RESTART_SEC = 3
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def supernode_command(plan: PortPlan, layout: Layout, superlink_ip: str, partiti
     return cmd
 
 
-def unit(description: str, command: list[str], layout: Layout, user: str, index_url: str | None) -> str:
+def environment(layout: Layout, index_url: str | None) -> dict[str, str]:
     env = {"PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin", "FLWR_TELEMETRY_ENABLED": "0",
            "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
     if index_url:  # Flower installs apps' dependencies with uv at run time: point it at the same index
@@ -66,11 +67,27 @@ def unit(description: str, command: list[str], layout: Layout, user: str, index_
         host = index_url.split("/")[2].split(":")[0]
         if index_url.startswith("http://"):
             env.update({"PIP_TRUSTED_HOST": host, "UV_INSECURE_HOST": host})
+    return env
+
+
+def unit(description: str, command: list[str], layout: Layout, user: str, index_url: str | None) -> str:
     lines = [
         "[Unit]", f"Description={description} (flwrazure)", "After=network-online.target",
         "Wants=network-online.target", "", "[Service]", "Type=simple", f"User={user}",
         f"WorkingDirectory={layout.base}",
-        *[f'Environment="{k}={v}"' for k, v in env.items()],
-        f"ExecStart={shlex.join(command)}", "Restart=on-failure", "RestartSec=3", "", "[Install]",
+        *[f'Environment="{k}={v}"' for k, v in environment(layout, index_url).items()],
+        f"ExecStart={shlex.join(command)}", "Restart=on-failure", f"RestartSec={RESTART_SEC:g}", "", "[Install]",
         "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def loop_script(description: str, name: str, command: list[str], layout: Layout, index_url: str | None,
+                restart_sec: float = RESTART_SEC) -> str:
+    """For hosts without systemd: a shell loop with the unit's environment and working directory that restarts
+    the process when it fails (as Restart=on-failure) and records its own PID (= its process group)."""
+    lines = [
+        "#!/bin/sh", f"# {description} (flwrazure): this host has no systemd, so this loop keeps it running",
+        f"echo $$ > {shlex.quote(layout.path(name + '.pid'))}", f"cd {shlex.quote(layout.base)} || exit 1",
+        *[f"export {k}={shlex.quote(v)}" for k, v in environment(layout, index_url).items()],
+        "while :; do", f"  {shlex.join(command)}", "  [ $? -eq 0 ] && break", f"  sleep {restart_sec:g}", "done", ""]
     return "\n".join(lines)

@@ -48,6 +48,23 @@ def port_plan(version: str) -> PortPlan:
     return GRPC if (major, minor) <= (1, 34) else HTTP
 
 
+def supernode_cli(version: str) -> bool:
+    """`flwr supernode register|list` and `--enable-supernode-auth` exist from 1.23 (before: CSV key lists)."""
+    return parse(version)[:2] >= (1, 23)
+
+
+def config_toml(version: str) -> bool:
+    """From 1.26 the flwr CLI reads connections from $FLWR_HOME/config.toml; before, from the app's pyproject
+    (`[tool.flwr.federations.NAME]`), and its commands take the app directory before the federation name."""
+    return parse(version)[:2] >= (1, 26)
+
+
+def runtime_installer(version: str) -> bool:
+    """From 1.29 the SuperLink installs apps' dependencies at run time (and has
+    `--disable-runtime-dependency-installation`); before, the flag is rejected (argparse, exit 2)."""
+    return parse(version)[:2] >= (1, 29)
+
+
 def supported(version: str) -> bool:
     try:
         port_plan(version)

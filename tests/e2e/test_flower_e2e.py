@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from tests.helpers.cloud import flwrazure as _flwrazure
 from tests.helpers.hosts import port_state, run
@@ -53,27 +55,31 @@ def flwr(cli: Path, home: Path, *args: str, timeout: float = 300) -> subprocess.
                           stdin=subprocess.DEVNULL, cwd=str(home))
 
 
-def online(cli: Path, home: Path) -> int:
-    out = flwr(cli, home, "supernode", "list", "flower", "--format", "json", timeout=60).stdout
-    nodes = json.loads(out[out.index("{"):]).get("nodes", [])
-    return sum(1 for n in nodes if n.get("status") == "online")
+def nodes(cli: Path, home: Path, *conn: str) -> list[dict]:
+    """The SuperLink's SuperNodes; `conn` is the connection ("flower") or, before flwr 1.26, (app dir, "flower")."""
+    out = flwr(cli, home, "supernode", "list", *(conn or ("flower",)), "--format", "json", timeout=60).stdout
+    return json.loads(out[out.index("{"):]).get("nodes", [])
 
 
-def wait_online(cli: Path, home: Path, want: int, timeout: float = 120) -> None:
+def online(cli: Path, home: Path, *conn: str) -> int:
+    return sum(1 for n in nodes(cli, home, *conn) if n.get("status") == "online")
+
+
+def wait_online(cli: Path, home: Path, want: int, *conn: str, timeout: float = 120) -> None:
     start = time.monotonic()
-    while online(cli, home) < want:
+    while online(cli, home, *conn) < want:
         assert time.monotonic() - start < timeout, "SuperNodes did not come online"
         time.sleep(3)
 
 
-def bring_up(home: Path, version: str, *start_args: str) -> tuple[Path, dict]:
+def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, ...] = ()) -> tuple[Path, dict]:
     wheels, cli = flwr_tools(version)
     house = home / "local" / "wheelhouse"
     house.mkdir(parents=True, exist_ok=True)
     for wheel in wheels.iterdir():
         os.link(wheel, house / wheel.name) if wheel.stat().st_dev == house.stat().st_dev else \
             (house / wheel.name).write_bytes(wheel.read_bytes())
-    ok(flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1"))
+    ok(flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1", *local_args))
     ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2", "--flwr-version", version))
     ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
     started = json.loads(ok(flwrazure(home, "start", "--extra-pip", "numpy", *start_args, "--json",
@@ -81,8 +87,8 @@ def bring_up(home: Path, version: str, *start_args: str) -> tuple[Path, dict]:
     return cli, started
 
 
-def run_app(cli: Path, home: Path) -> str:
-    result = ok(flwr(cli, home, "run", str(APP), "flower", "--stream", timeout=300))
+def run_app(cli: Path, home: Path, app: Path = APP) -> str:
+    result = ok(flwr(cli, home, "run", str(app), "flower", "--stream", timeout=300))
     out = result.stdout + result.stderr
     assert out.count("round replies from partitions [0, 1]") >= 2, out[-3000:]  # both SuperNodes, every round
     assert "flwrazure-example: final weights" in out
@@ -135,12 +141,47 @@ def test_flwr_142_secure_default(home):
         tear_down(home)
 
 
+def test_flwr_125_app_federation_on_hosts_without_systemd(home, tmp_path):
+    """Flower before 1.26 (the connection lives in the app's pyproject; `flwr supernode` takes the app dir), secure,
+    on hosts without systemd: flwrazure's restart loop keeps the processes up and brings a killed SuperNode back."""
+    app = tmp_path / "app"
+    shutil.copytree(APP, app)
+    original = (app / "pyproject.toml").read_text()
+    try:
+        cli, started = bring_up(home, "1.25.0", "--app", str(app), local_args=("--no-systemd",))
+        assert started["secure"] and started["superlink"].endswith(":9093") and started["supernodes_online"] == 2
+        assert set(started["supervisors"].values()) == {"loop"}
+        fed = tomlkit.parse((app / "pyproject.toml").read_text())["tool"]["flwr"]["federations"]["flower"]
+        assert fed["address"] == started["superlink"] and Path(fed["root-certificates"]).is_file()
+        run_app(cli, home, app)
+        status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+        assert [v["service"] for v in status["vms"]] == ["active"] * 3 and status["supernodes_online"] == 2
+        key = str(home / "clusters" / "flower" / "id_ed25519")
+        client1 = status["vms"][1]["public_ip"]
+        before = {n["node-id"]: n["online-at"] for n in nodes(cli, home, str(app), "flower")}
+        old = run(client1, "pgrep -f '[b]in/flower-supernode'", key=key).split()
+        run(client1, "pkill -9 -f '[b]in/flower-supernode'", key=key)
+        start = time.monotonic()
+        while True:  # the loop restarts it; the SuperLink lets it back in once the dead session has expired
+            now = {n["node-id"]: (n["status"], n["online-at"]) for n in nodes(cli, home, str(app), "flower")}
+            if sum(1 for k, (st, at) in now.items() if st == "online" and at != before.get(k)) == 1 \
+                    and online(cli, home, str(app), "flower") == 2:
+                break
+            assert time.monotonic() - start < 240, (before, now)
+            time.sleep(5)
+        assert run(client1, "pgrep -f '[b]in/flower-supernode'", key=key).split() != old
+    finally:
+        tear_down(home)
+    assert (app / "pyproject.toml").read_text().rstrip() == original.rstrip()  # teardown removed the federation
+
+
 def test_flwr_134_insecure_seed_ports(home):
     try:
         cli, started = bring_up(home, "1.34.0", "--insecure")
         assert not started["secure"] and started["superlink"].endswith(":9093")
         status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
         assert {r["port"] for r in status["rules"]} == {"22", "9092", "9093"}
+        assert started["supernodes_online"] == 2 and status["supernodes_online"] == 2
         run_app(cli, home)
     finally:
         tear_down(home)

@@ -40,6 +40,8 @@ CASES = [
     (("teardown", "--cluster", "UPPER"), "--cluster"),
     (("create-cluster", "--cloud", "local", "--unknown-flag"), "No such option"),
     (("no-such-command",), "No such command"),
+    (("up", "--cloud", "local", "--flwr-version", "1.22.0"), "CSV key lists"),
+    (("up", "--cloud", "local", "--flwr-version", "1.25.0", "--app", "/"), "no pyproject.toml"),
 ]
 
 

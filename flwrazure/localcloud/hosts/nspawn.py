@@ -39,7 +39,9 @@ def available() -> str | None:
 class NspawnDriver(NullDriver):
     name = "nspawn"
 
-    def __init__(self, state_dir: Path, boot_delay: float = 2.0, pip_index: str | None = None):
+    def __init__(self, state_dir: Path, boot_delay: float = 2.0, pip_index: str | None = None,
+                 systemd: bool = True):
+        self.systemd = systemd  # False: PID 2 is sshd alone (a host without systemd)
         self.reason = None
         self.hosts_dir = state_dir / "hosts"
         self.hosts_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +198,7 @@ class NspawnDriver(NullDriver):
             entry["proc"] = subprocess.Popen(
                 ["systemd-nspawn", "-D", str(self._disk(key) / "root"), "--register=no", "--keep-unit",
                  f"--network-namespace-path=/run/netns/{ns}", "-M", f["computer"], "--console=passive",
-                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", "-b"],
+                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", *self._init()],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
             log.close()
             with self.lock:
@@ -209,6 +211,12 @@ class NspawnDriver(NullDriver):
             tail = (self._disk(key) / "console.log").read_text(errors="replace").strip().splitlines()[-3:]
             self._teardown_host(key)
             raise pl.PlumbingError(f"VM {f['name']} did not boot: {' | '.join(tail)}")
+
+    def _init(self) -> list[str]:
+        if self.systemd:
+            return ["-b"]
+        return ["--as-pid2", "/bin/sh", "-c",
+                f"sleep {self.boot_delay:g}; mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"]
 
     def _apply_rules(self, entry: dict, f: dict) -> None:
         view = fw.HostView(f["private_ip"], f["public_ip"], f["vnet_prefixes"])

@@ -1,0 +1,69 @@
+"""Flower's long-running processes on a VM: a systemd unit (enabled at boot) where the host runs systemd, else
+the planned restart loop started detached with setsid (plus an @reboot crontab line where crontab exists)."""
+
+from __future__ import annotations
+
+import shlex
+
+from flwrazure.plan.services import Layout
+from flwrazure.remote.ssh import put_text, run
+
+SYSTEMD, LOOP = "systemd", "loop"
+
+
+def _ok(conn, command: str) -> bool:
+    return conn.run(command, hide=True, warn=True, in_stream=False).ok
+
+
+def _read(conn, path: str) -> str:
+    return conn.run(f"cat {path} 2>/dev/null", hide=True, warn=True, in_stream=False).stdout
+
+
+def supervisor(conn) -> str:
+    """systemd when it is the host's init (what sd_booted() checks), else the loop."""
+    return SYSTEMD if _ok(conn, "test -d /run/systemd/system") else LOOP
+
+
+def install(conn, name: str, kind: str, layout: Layout, unit_text: str, loop_text: str) -> bool:
+    """Install or update the service and make sure it runs; restarts it only when its definition changed.
+    Returns True when it changed."""
+    if kind == SYSTEMD:
+        path = f"/etc/systemd/system/{name}.service"
+        changed = _read(conn, path) != unit_text
+        if changed:
+            run(conn, f"printf %s {shlex.quote(unit_text)} | sudo -n tee {path} >/dev/null && "
+                      "sudo -n systemctl daemon-reload")
+        run(conn, f"sudo -n systemctl enable {name} >/dev/null 2>&1; "
+                  f"sudo -n systemctl {'restart' if changed else 'start'} {name}")
+        return changed
+    script, log = layout.path(f"{name}.sh"), layout.path(f"{name}.log")
+    changed = _read(conn, script) != loop_text
+    if changed:
+        put_text(conn, loop_text, script, "755")
+    running = state(conn, name, kind, layout) == "active"
+    if running and changed:
+        stop(conn, name, kind, layout)
+    if changed or not running:
+        run(conn, f"setsid nohup sh {script} >> {log} 2>&1 < /dev/null &")
+    boot = f"@reboot setsid nohup sh {script} >> {log} 2>&1 < /dev/null &"
+    run(conn, f"command -v crontab >/dev/null || exit 0; (crontab -l 2>/dev/null | grep -vF {shlex.quote(script)};"
+              f" echo {shlex.quote(boot)}) | crontab -")
+    return changed
+
+
+def stop(conn, name: str, kind: str, layout: Layout) -> None:
+    if kind == SYSTEMD:
+        run(conn, f"sudo -n systemctl stop {name}")
+        return
+    pid = layout.path(f"{name}.pid")
+    run(conn, f"p=$(cat {pid} 2>/dev/null) && kill -- -$p 2>/dev/null; "
+              f"for i in $(seq 50); do kill -0 -- -$p 2>/dev/null || exit 0; sleep 0.1; done; kill -9 -- -$p")
+
+
+def state(conn, name: str, kind: str, layout: Layout) -> str:
+    """systemd's words: active, inactive, failed, ..."""
+    if kind == SYSTEMD:
+        return conn.run(f"systemctl is-active {name}", hide=True, warn=True, in_stream=False).stdout.strip() \
+            or "unknown"
+    pid = layout.path(f"{name}.pid")
+    return "active" if _ok(conn, f"kill -0 $(cat {pid} 2>/dev/null) 2>/dev/null") else "inactive"

@@ -1,0 +1,90 @@
+"""The flwr CLI on the server VM, talking to its own SuperLink over loopback: register SuperNode keys (all at
+once) and count the SuperNodes online. Version differences are planned in flwrazure.plan.admin."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass
+
+from flwrazure.errors import FlwrazureError
+from flwrazure.plan import admin, versions
+from flwrazure.plan.services import Layout
+from flwrazure.remote.ssh import put_text, run
+
+
+@dataclass(frozen=True)
+class Admin:
+    flwr: str  # command prefix: environment + the venv's flwr
+    target: str  # connection arguments after the subcommand
+    directory: str
+    version: str
+
+
+def setup(conn, layout: Layout, version: str, control_port: int, secure: bool) -> Admin:
+    directory = layout.path("admin")
+    run(conn, f"mkdir -p {directory}/keys")
+    for name, text in admin.files(version, control_port, layout.path("ca.crt") if secure else None).items():
+        put_text(conn, text, f"{directory}/{name}", "644")
+    flwr = (f"FLWR_HOME={directory} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 "
+            f"{layout.venv}/bin/flwr")
+    return Admin(flwr, admin.target(version, directory), directory, version)
+
+
+def _json(out: str) -> dict:
+    return json.loads(out[out.index("{"):])
+
+
+def online_count(conn, adm: Admin) -> int | None:
+    """SuperNodes the SuperLink lists as online: 0 while it does not answer, None when this Flower has no
+    `flwr supernode list` (before 1.23)."""
+    if not versions.supernode_cli(adm.version):
+        return None
+    out = conn.run(f"{adm.flwr} supernode list {adm.target} --format json", hide=True, warn=True,
+                   in_stream=False).stdout
+    try:
+        nodes = _json(out).get("nodes", [])
+    except ValueError:
+        return 0
+    return sum(1 for n in nodes if n.get("status") == "online")
+
+
+def wait_online(conn, adm: Admin, want: int, timeout: float = 180) -> int | None:
+    """Until the SuperLink lists `want` SuperNodes online (they retry with backoff up to 20 s)."""
+    start, count = time.monotonic(), 0
+    while time.monotonic() - start < timeout:
+        count = online_count(conn, adm)
+        if count is None or count >= want:
+            return count
+        time.sleep(2)
+    raise FlwrazureError(f"only {count} of {want} SuperNodes came online within {timeout:.0f} s: check "
+                         "`journalctl -u flower-supernode` on the client VMs (`flwrazure status` lists their IPs).")
+
+
+def register(conn, adm: Admin, keys: dict[str, str]) -> dict[str, str]:
+    """Register public keys (VM name -> OpenSSH public key line) with the SuperLink, all at once in one SSH
+    command; returns VM name -> node id ("registered" when the SuperLink already knew the key)."""
+    if not keys:
+        return {}
+    kdir = f"{adm.directory}/keys"
+    writes = " && ".join(f"printf '%s\\n' {shlex.quote(line)} > {kdir}/{vm}.pub" for vm, line in keys.items())
+    jobs = " ".join(f"{adm.flwr} supernode register {kdir}/{vm}.pub {adm.target} --format json "
+                    f"> {kdir}/{vm}.out 2>&1 &" for vm in keys)
+    show = "; ".join(f"echo '@@{vm}'; cat {kdir}/{vm}.out" for vm in keys)
+    out = run(conn, f"{writes} && {jobs} wait; {show}")
+    nodes = {}
+    for chunk in out.split("@@")[1:]:
+        vm, _, text = chunk.partition("\n")
+        try:
+            data = _json(text)
+        except ValueError:
+            data = {}
+        node = data.get("node-id") or data.get("node_id") or data.get("nodeId")
+        if node is None and "already" in text.lower():
+            node = "registered"
+        if node is None:
+            raise FlwrazureError(f"registering SuperNode {vm} with the SuperLink failed: {text.strip()[:300]}; "
+                                 "re-run `flwrazure start` (journalctl -u flower-superlink on the server VM).")
+        nodes[vm] = str(node)
+    return nodes
