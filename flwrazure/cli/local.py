@@ -63,8 +63,11 @@ def local() -> None:
 @click.option("--no-systemd", is_flag=True,
               help="Sandbox hosts run only sshd, no systemd (as some container images): flwrazure start then "
                    "keeps Flower running with its own restart loop.")
+@click.option("--vm-cpu", type=click.FloatRange(0.01, 64), default=None, metavar="CORES",
+              help="Cap each VM at this many of this machine's cores (e.g. 0.4), so that, as on Azure, a VM's "
+                   "speed does not depend on how many other VMs run.")
 def up(port: int | None, latency: float, faults: Path | None, catalog: Path | None, hosts: str,
-       boot_delay: float, prefetch: tuple[str, ...], no_systemd: bool) -> None:
+       boot_delay: float, prefetch: tuple[str, ...], no_systemd: bool, vm_cpu: float | None) -> None:
     """Start the local cloud in the background (does nothing if it already runs).
 
     \b
@@ -78,6 +81,8 @@ def up(port: int | None, latency: float, faults: Path | None, catalog: Path | No
         options += ["--prefetch", spec]
     if no_systemd:
         options.append("--no-systemd")
+    if vm_cpu:
+        options += ["--vm-cpu", str(vm_cpu)]
     if (f := _existing_file(faults, "--faults")) is not None:
         options += ["--faults", str(f)]
     if (c := _existing_file(catalog, "--catalog")) is not None:

@@ -47,6 +47,26 @@ def _wait_superlink(conn, plan, layout, secure: bool, kind: str, timeout: float 
                          f"{' | '.join(log.strip().splitlines()[-3:])}")
 
 
+def operator_flwr() -> str | None:
+    """The version of the flwr CLI on this machine's PATH (the one `flwr run` will use), None if there is none."""
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    exe = shutil.which("flwr")
+    if exe is None:
+        return None
+    env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, env=env,
+                             stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"(\d+\.\d+\.\d+)", out)
+    return m.group(1) if m else None
+
+
 def check(version: str, secure: bool, app: Path | None) -> None:
     """Refuse, before touching anything, what this Flower version cannot do."""
     if secure and not versions.supernode_cli(version):
@@ -166,6 +186,10 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     state.save(cluster, st)
     if not secure:
         ui.warn("--insecure: no TLS and no SuperNode authentication (the seed guide's setup). Not for production.")
+    mine = operator_flwr()
+    if mine is None or not versions.same_minor(mine, version):
+        ui.warn(f"`flwr run` needs a flwr CLI of the cluster's {'.'.join(version.split('.')[:2])} release; "
+                f"{'none is on your PATH' if mine is None else f'yours is {mine}'}: pip install flwr=={version}")
     return {"cluster": cluster, "secure": secure, "superlink": address, "flwr_config": str(config) if config else None,
-            "installed": installed, "services_changed": changed, "supervisors": kinds, "supernodes_online": online,
+            "operator_flwr": mine, "installed": installed, "services_changed": changed, "supervisors": kinds, "supernodes_online": online,
             "milestones": progress.seconds, "next": f"flwr run {app or '<app-dir>'} {cluster}"}

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--boot-delay", type=float, default=2.0)
     serve.add_argument("--prefetch", action="append", default=[])
     serve.add_argument("--no-systemd", action="store_true")
+    serve.add_argument("--vm-cpu", type=float, default=None)
     args = parser.parse_args(argv)
 
     if args.prefetch:
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         config["catalog"] = json.loads(args.catalog.read_text())
     faults = json.loads(args.faults.read_text()) if args.faults else None
     server = LocalCloudServer(args.state, port=args.port, config=config, faults=faults, hosts=args.hosts,
-                              boot_delay=args.boot_delay, systemd=not args.no_systemd)
+                              boot_delay=args.boot_delay, systemd=not args.no_systemd,
+                              vm_cpu=args.vm_cpu)
     server.resume_hosts()
     info_path = args.state / "server.json"
     info = {**server.info(), "pid": os.getpid(), "latency": args.latency}

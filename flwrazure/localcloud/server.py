@@ -57,14 +57,14 @@ class LocalCloudServer:
 
     def __init__(self, state_dir: Path, port: int = 0, config: dict | None = None, faults: list | None = None,
                  driver=None, host: str = "127.0.0.1", hosts: str = "none", boot_delay: float = 2.0,
-                 systemd: bool = True):
+                 systemd: bool = True, vm_cpu: float | None = None):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir = state_dir
         self.identity = load_identity(state_dir)
         self.ca, cert, key = ensure_certificates(state_dir / "tls")
         self.mirror = None
         if driver is None:
-            driver = make_driver(hosts, state_dir, boot_delay, systemd)
+            driver = make_driver(hosts, state_dir, boot_delay, systemd, vm_cpu)
             if driver.name == "nspawn":  # VMs have no internet: give them a package index on the gateway
                 from flwrazure.localcloud.hosts.plumbing import PUBLIC_GATEWAY
                 from flwrazure.localcloud.mirror import Mirror
@@ -90,6 +90,7 @@ class LocalCloudServer:
                 "authority": self.endpoint, "hosts": self.app.driver.name,
                 "hosts_note": getattr(self.app.driver, "reason", None),
                 "systemd": getattr(self.app.driver, "systemd", False),
+                "vm_cpu": getattr(self.app.driver, "vm_cpu", None),
                 "pip_index": self.mirror.url if self.mirror else None,
                 "pip_trusted_host": self.mirror.url.split("/")[2].split(":")[0] if self.mirror else None,
                 # the address VMs see the operator's traffic come from (the host side of the public range)
@@ -134,7 +135,8 @@ class LocalCloudServer:
             self.mirror.stop()
 
 
-def make_driver(hosts: str, state_dir: Path, boot_delay: float, systemd: bool = True):
+def make_driver(hosts: str, state_dir: Path, boot_delay: float, systemd: bool = True,
+                vm_cpu: float | None = None):
     """'none', 'nspawn', or 'auto' (nspawn where this machine allows it, else none)."""
     from flwrazure.localcloud.hosts import NullDriver
 
@@ -147,7 +149,7 @@ def make_driver(hosts: str, state_dir: Path, boot_delay: float, systemd: bool = 
         if hosts == "auto":
             return NullDriver(reason=why)
         raise RuntimeError(f"--hosts nspawn: {why}")
-    return nspawn.NspawnDriver(state_dir, boot_delay=boot_delay, systemd=systemd)
+    return nspawn.NspawnDriver(state_dir, boot_delay=boot_delay, systemd=systemd, vm_cpu=vm_cpu)
 
 
 def load_identity(state_dir: Path) -> Identity:

@@ -65,6 +65,11 @@ def runtime_installer(version: str) -> bool:
     return parse(version)[:2] >= (1, 29)
 
 
+def same_minor(a: str, b: str) -> bool:
+    """flwr CLI, SuperLink and SuperNode must share major.minor (checked by Flower since ~1.32)."""
+    return parse(a)[:2] == parse(b)[:2]
+
+
 def supported(version: str) -> bool:
     try:
         port_plan(version)

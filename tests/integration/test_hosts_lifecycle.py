@@ -20,16 +20,19 @@ pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sand
 
 
 def leftovers(state_dir: Path) -> dict:
+    from flwrazure.localcloud.hosts import cpulimit
     from flwrazure.localcloud.hosts import plumbing as pl
 
     names = pl.Names(state_dir)
     return {"netns": [n for n in pl.namespaces() if names.ours(n)],
             "links": [n for n in pl.links() if names.ours(n)],
             "mounts": pl.mounts_under(state_dir),
-            "processes": pl.processes_mentioning(str(state_dir.resolve()) + "/")}
+            "processes": pl.processes_mentioning(str(state_dir.resolve()) + "/"),
+            "cgroups": [g.name for root in (cpulimit.V1, cpulimit.V2) if root.is_dir()
+                        for g in root.glob(f"{cpulimit.PREFIX}{names.tag}*")]}
 
 
-EMPTY = {"netns": [], "links": [], "mounts": [], "processes": []}
+EMPTY = {"netns": [], "links": [], "mounts": [], "processes": [], "cgroups": []}
 
 
 def _client(home: Path):
@@ -88,6 +91,30 @@ def test_resource_group_delete_removes_hosts_and_disks(home):
         rc.resource_groups.begin_delete("rg").result()
         assert list((state / "hosts").iterdir()) == []
         assert leftovers(state)["netns"] == [] and leftovers(state)["mounts"] == []
+    finally:
+        flwrazure(home, "local", "down")
+    assert leftovers(state) == EMPTY
+
+
+def test_vm_cpu_caps_each_vm(home):
+    """`local up --vm-cpu 0.3`: a VM spinning on one core for 2 s gets about 0.3 s of CPU per second."""
+    from flwrazure.localcloud.hosts import cpulimit
+
+    if cpulimit.available():
+        pytest.skip(cpulimit.available())
+    state = home / "local"
+    spin = ("python3 -c \"import time; w, c = time.time(), time.process_time()\n"
+            "while time.time() - w < 2: pass\nprint(time.process_time() - c)\"")
+    try:
+        up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--vm-cpu", "0.3")
+        assert up.returncode == 0, up.stderr
+        _, ip = _one_vm(home)
+        wait_ssh(ip)
+        assert leftovers(state)["cgroups"]
+        from tests.helpers.hosts import run
+
+        used = float(run(ip, spin).strip())
+        assert 0.3 < used < 0.9, used  # ~0.6 s of CPU in 2 s; uncapped it would be ~2 s
     finally:
         flwrazure(home, "local", "down")
     assert leftovers(state) == EMPTY

@@ -27,6 +27,10 @@ def test_runtime_installer_flag_only_where_it_exists():
     assert not versions.runtime_installer("1.28.0") and versions.runtime_installer("1.29.0")
 
 
+def test_same_minor():
+    assert versions.same_minor("1.42.0", "1.42.3") and not versions.same_minor("1.41.0", "1.42.0")
+
+
 def test_admin_connection_config_toml():
     files = admin.files("1.42.0", 8000, "/home/u/flwrazure/ca.crt")
     doc = tomlkit.parse(files["config.toml"])

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from flwrazure.localcloud.hosts import NullDriver
+from flwrazure.localcloud.hosts import NullDriver, cpulimit
 from flwrazure.localcloud.hosts import firewall as fw
 from flwrazure.localcloud.hosts import plumbing as pl
 
@@ -40,8 +40,11 @@ class NspawnDriver(NullDriver):
     name = "nspawn"
 
     def __init__(self, state_dir: Path, boot_delay: float = 2.0, pip_index: str | None = None,
-                 systemd: bool = True):
+                 systemd: bool = True, vm_cpu: float | None = None):
         self.systemd = systemd  # False: PID 2 is sshd alone (a host without systemd)
+        if vm_cpu and cpulimit.available():
+            raise pl.PlumbingError(f"--vm-cpu: {cpulimit.available()}")
+        self.vm_cpu = vm_cpu  # each VM's processes capped at this fraction of a core
         self.reason = None
         self.hosts_dir = state_dir / "hosts"
         self.hosts_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +54,7 @@ class NspawnDriver(NullDriver):
         self.lock = threading.RLock()
         self.running: dict[str, dict] = {}  # vm key -> {"proc", "netns", "vnet_bridge", "rules", "name"}
         self.booting: set[str] = set()
-        self.removed_at_start = pl.cleanup(self.names, self.hosts_dir)
+        self.removed_at_start = pl.cleanup(self.names, self.hosts_dir) + cpulimit.cleanup(self.names.tag)
         _raise_inotify_limit()
         other = pl.public_range_taken_by_other(self.names.public_bridge)
         if other:
@@ -195,11 +198,14 @@ class NspawnDriver(NullDriver):
             entry = {"netns": ns, "vnet_bridge": bridge, "rules": None, "name": f["name"]}
             self._apply_rules(entry, f)
             log = open(self._disk(key) / "console.log", "ab")
-            entry["proc"] = subprocess.Popen(
-                ["systemd-nspawn", "-D", str(self._disk(key) / "root"), "--register=no", "--keep-unit",
-                 f"--network-namespace-path=/run/netns/{ns}", "-M", f["computer"], "--console=passive",
-                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", *self._init()],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            argv = ["systemd-nspawn", "-D", str(self._disk(key) / "root"), "--register=no", "--keep-unit",
+                    f"--network-namespace-path=/run/netns/{ns}", "-M", f["computer"], "--console=passive",
+                    "--resolv-conf=off", "--timezone=off", "--link-journal=no", *self._init()]
+            if self.vm_cpu:
+                entry["cgroup"] = cpulimit.create(f"{self.names.tag}{pl.short(key)}", self.vm_cpu)
+                argv = cpulimit.wrap(entry["cgroup"], argv)
+            entry["proc"] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                             start_new_session=True)
             log.close()
             with self.lock:
                 self.running[key] = entry
@@ -249,6 +255,8 @@ class NspawnDriver(NullDriver):
                 pl.run("ip", "link", "del", link, check=False)
         if entry:
             self._drop_unused_bridge(entry["vnet_bridge"])
+            if entry.get("cgroup"):
+                cpulimit.remove(entry["cgroup"])
 
     def _drop_unused_bridge(self, bridge: str) -> None:
         with self.lock:
