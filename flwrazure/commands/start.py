@@ -35,15 +35,19 @@ def _wait_superlink(conn, plan, layout, secure: bool, kind: str, timeout: float 
                  f"{plan.control}/health', context=c, timeout=3).status)\"")
     else:
         probe = f"ss -ltn | grep -q ':{plan.control} ' && echo 200"
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
+    from flwrazure.remote import daemons
+
+    start, failing = time.monotonic(), False
+    while time.monotonic() - start < timeout and not failing:
         out = conn.run(probe, hide=True, warn=True, in_stream=False).stdout.strip()
         if out == "200":
             return
+        failing = daemons.restarts(conn, SUPERLINK, kind, layout) >= 2  # crash loop: no point in waiting
         time.sleep(1)
     log = conn.run(f"journalctl -u {SUPERLINK} -n 5 --no-pager" if kind == "systemd" else
                    f"tail -n 5 {layout.path(SUPERLINK)}.log", hide=True, warn=True, in_stream=False).stdout
-    raise FlwrazureError(f"the SuperLink on {conn.host} did not become healthy in {timeout:.0f} s: "
+    why = "keeps exiting" if failing else f"did not become healthy in {timeout:.0f} s"
+    raise FlwrazureError(f"the SuperLink on {conn.host} {why}: "
                          f"{' | '.join(log.strip().splitlines()[-3:])}")
 
 

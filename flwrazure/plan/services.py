@@ -11,6 +11,7 @@ from flwrazure.plan.versions import PortPlan
 REMOTE_DIR = "flwrazure"  # under the admin user's home
 VENV = "flwr-venv"
 RESTART_SEC = 3
+RESTART_MARK = "flwrazure-loop:"
 
 
 @dataclass(frozen=True)
@@ -89,5 +90,7 @@ def loop_script(description: str, name: str, command: list[str], layout: Layout,
         "#!/bin/sh", f"# {description} (flwrazure): this host has no systemd, so this loop keeps it running",
         f"echo $$ > {shlex.quote(layout.path(name + '.pid'))}", f"cd {shlex.quote(layout.base)} || exit 1",
         *[f"export {k}={shlex.quote(v)}" for k, v in environment(layout, index_url).items()],
-        "while :; do", f"  {shlex.join(command)}", "  [ $? -eq 0 ] && break", f"  sleep {restart_sec:g}", "done", ""]
+        "while :; do", f"  {shlex.join(command)}", "  code=$?", "  [ $code -eq 0 ] && break",
+        f'  echo "{RESTART_MARK} {name} exited with $code, restarting in {restart_sec:g} s"', f"  sleep {restart_sec:g}",
+        "done", ""]
     return "\n".join(lines)

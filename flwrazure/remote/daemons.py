@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 
-from flwrazure.plan.services import Layout
+from flwrazure.plan.services import RESTART_MARK, Layout
 from flwrazure.remote.ssh import put_text, run
 
 SYSTEMD, LOOP = "systemd", "loop"
@@ -58,6 +58,16 @@ def stop(conn, name: str, kind: str, layout: Layout) -> None:
     pid = layout.path(f"{name}.pid")
     run(conn, f"p=$(cat {pid} 2>/dev/null) && kill -- -$p 2>/dev/null; "
               f"for i in $(seq 50); do kill -0 -- -$p 2>/dev/null || exit 0; sleep 0.1; done; kill -9 -- -$p")
+
+
+def restarts(conn, name: str, kind: str, layout: Layout) -> int:
+    """How often the service was restarted after failing (a crash loop shows here long before a timeout)."""
+    if kind == SYSTEMD:
+        out = conn.run(f"systemctl show -p NRestarts --value {name}", hide=True, warn=True, in_stream=False).stdout
+    else:
+        out = conn.run(f"grep -c '^{RESTART_MARK} ' {layout.path(name + '.log')}", hide=True, warn=True,
+                       in_stream=False).stdout
+    return int(out.strip()) if out.strip().isdigit() else 0
 
 
 def state(conn, name: str, kind: str, layout: Layout) -> str:

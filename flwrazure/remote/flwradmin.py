@@ -72,7 +72,11 @@ def register(conn, adm: Admin, keys: dict[str, str]) -> dict[str, str]:
     jobs = " ".join(f"{adm.flwr} supernode register {kdir}/{vm}.pub {adm.target} --format json "
                     f"> {kdir}/{vm}.out 2>&1 &" for vm in keys)
     show = "; ".join(f"echo '@@{vm}'; cat {kdir}/{vm}.out" for vm in keys)
-    out = run(conn, f"{writes} && {jobs} wait; {show}")
+    return parse_registrations(run(conn, f"{writes} && {jobs} wait; {show}"))
+
+
+def parse_registrations(out: str) -> dict[str, str]:
+    """The `@@<vm>` sections of the register command's output -> VM name -> node id."""
     nodes = {}
     for chunk in out.split("@@")[1:]:
         vm, _, text = chunk.partition("\n")

@@ -113,8 +113,10 @@ def test_loop_restarts_on_failure_and_stops_on_success(tmp_path):
     text = services.loop_script("Test", "job", ["sh", "-c", job], layout, None, restart_sec=0.1)
     script = tmp_path / "job.sh"
     script.write_text(text)
-    proc = subprocess.Popen(["sh", str(script)], cwd=tmp_path)
-    assert proc.wait(timeout=20) == 0
+    proc = subprocess.Popen(["sh", str(script)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert out.splitlines() == [f"{services.RESTART_MARK} job exited with 1, restarting in 0.1 s"] * 2
     assert count.parent != Path(layout.base)  # the job ran in the working directory, not where it was started
     runs = (Path(layout.base) / "seen").read_text().splitlines()
     assert runs == [f"0 {layout.base}"] * 3
@@ -134,3 +136,14 @@ def test_loop_keeps_a_long_running_process_and_dies_with_its_group(tmp_path):
     os.killpg(pgid, 15)
     assert proc.wait(timeout=10) != 0
     _wait(lambda: subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True).returncode != 0)
+
+
+def test_registration_answers():
+    from flwrazure.errors import FlwrazureError
+    from flwrazure.remote.flwradmin import parse_registrations
+
+    out = ('@@c-client-1\nUsing SuperLink admin\n{"success": true, "node-id": 123}\n'
+           '@@c-client-2\n{"success": false, "error-message": "Public key already in use"}\n')
+    assert parse_registrations(out) == {"c-client-1": "123", "c-client-2": "registered"}
+    with pytest.raises(FlwrazureError, match="c-client-3.*connection refused"):
+        parse_registrations("@@c-client-3\nError: connection refused\n")
