@@ -162,7 +162,8 @@ def status(cluster, as_json):
     ui.info(f"Flower {result['flwr_version']} ({plan['generation']} generation: {ports})")
     if any("service" in v for v in result["vms"]):
         mode = "TLS + SuperNode authentication" if result["secure"] else "insecure"
-        services = ", ".join(f"{v['vm']}: {v['service']}" for v in result["vms"])
+        services = ", ".join(f"{v['vm']}: {v['service']}" + (f" (SuperNode {v['supernode']})" if v.get("supernode")
+                                                                   else "") for v in result["vms"])
         online = result["supernodes_online"]
         ui.info(f"Services ({mode}): {services}; SuperNodes online: {'?' if online is None else online}")
     ui.table("Inbound rules", ["rule", "priority", "port", "from", "to"],

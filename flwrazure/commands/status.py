@@ -51,7 +51,7 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
 
     layout = Layout(f"/home/{st['admin_user']}")
     known = state.cluster_dir(st["cluster"]) / "known_hosts"
-    online: list[int] = []
+    listed: list = []
 
     def probe(row: dict) -> None:
         row["service"] = "unreachable"
@@ -66,10 +66,18 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
                 row["service"] = daemons.state(conn, unit, kind, layout)
                 if row["role"] == "server" and row["service"] == "active":
                     adm = flwradmin.setup(conn, layout, st["flwr_version"], plan.control, bool(st.get("secure")))
-                    online.append(flwradmin.online_count(conn, adm))
+                    listed.append(flwradmin.nodes(conn, adm))
         except Exception as exc:  # status reports; it does not fail on one unreachable VM
             row["service"] = f"unreachable ({type(exc).__name__})"
 
     with ThreadPoolExecutor(max_workers=min(16, len(rows))) as pool:
         list(pool.map(probe, rows))
-    return online[0] if online else None
+    if not listed or listed[0] is None:
+        return None
+    if st.get("secure"):  # node ids are known only where flwrazure registered the keys
+        clients = [r["vm"] for r in rows if r["role"] == "client"]
+        seen = flwradmin.by_vm(st.get("registered_supernodes") or {}, listed[0], clients)
+        for row in rows:
+            if row["vm"] in seen:
+                row["supernode"] = seen[row["vm"]]
+    return sum(1 for n in listed[0] if n.get("status") == "online")

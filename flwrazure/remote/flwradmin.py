@@ -36,18 +36,30 @@ def _json(out: str) -> dict:
     return json.loads(out[out.index("{"):])
 
 
-def online_count(conn, adm: Admin) -> int | None:
-    """SuperNodes the SuperLink lists as online: 0 while it does not answer, None when this Flower has no
-    `flwr supernode list` (before 1.23)."""
+def nodes(conn, adm: Admin) -> list[dict] | None:
+    """The SuperLink's SuperNodes (node-id, status, ...): [] while it does not answer, None when this Flower has
+    no `flwr supernode list` (before 1.23)."""
     if not versions.supernode_cli(adm.version):
         return None
     out = conn.run(f"{adm.flwr} supernode list {adm.target} --format json", hide=True, warn=True,
                    in_stream=False).stdout
     try:
-        nodes = _json(out).get("nodes", [])
+        return list(_json(out).get("nodes", []))
     except ValueError:
-        return 0
-    return sum(1 for n in nodes if n.get("status") == "online")
+        return []
+
+
+def online_count(conn, adm: Admin) -> int | None:
+    listed = nodes(conn, adm)
+    return None if listed is None else sum(1 for n in listed if n.get("status") == "online")
+
+
+def by_vm(registered: dict[str, str], listed: list[dict], vms: list[str]) -> dict[str, str]:
+    """Each client VM's SuperNode as the SuperLink sees it (its registered node id -> status): "online",
+    "offline", ..., "not registered", or "not seen" (registered, but the SuperLink does not list it)."""
+    status = {str(n.get("node-id")): n.get("status") or "unknown" for n in listed}
+    return {vm: status.get(str(registered[vm]), "not seen") if vm in registered else "not registered"
+            for vm in vms}
 
 
 def wait_online(conn, adm: Admin, want: int, timeout: float = 180) -> int | None:

@@ -116,6 +116,7 @@ def test_flwr_142_secure_default(home):
         status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
         server, client1 = status["vms"][0], status["vms"][1]
         assert [v["service"] for v in status["vms"]] == ["active"] * 3 and status["supernodes_online"] == 2
+        assert [v.get("supernode") for v in status["vms"]] == [None, "online", "online"]  # which ones, by VM
         key = str(home / "clusters" / "flower" / "id_ed25519")
         # a SuperNode whose key was never registered is refused: it never joins the federation
         rogue = run(client1["public_ip"], "cd /tmp && ssh-keygen -q -t ecdsa -b 384 -N '' -f rogue && "

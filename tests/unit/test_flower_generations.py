@@ -147,3 +147,12 @@ def test_registration_answers():
     assert parse_registrations(out) == {"c-client-1": "123", "c-client-2": "registered"}
     with pytest.raises(FlwrazureError, match="c-client-3.*connection refused"):
         parse_registrations("@@c-client-3\nError: connection refused\n")
+
+
+def test_supernodes_by_vm():
+    from flwrazure.remote.flwradmin import by_vm
+
+    listed = [{"node-id": "11", "status": "online"}, {"node-id": 12, "status": "offline"}]
+    registered = {"c-client-1": "11", "c-client-2": "12", "c-client-3": "13"}
+    assert by_vm(registered, listed, ["c-client-1", "c-client-2", "c-client-3", "c-client-4"]) == {
+        "c-client-1": "online", "c-client-2": "offline", "c-client-3": "not seen", "c-client-4": "not registered"}
