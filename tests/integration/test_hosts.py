@@ -190,3 +190,45 @@ def test_systemd_unit_survives_deallocate_and_start(hc):
     hc.compute.virtual_machines.begin_restart("rg", "b").result()
     wait_ssh(ip)
     assert run(ip, "cat ~/disk-marker").strip() == "kept"
+
+
+@pytest.mark.parametrize("kind", ["systemd", "loop"])
+def test_product_service_layer_on_a_real_host(hc, kind):
+    """flwrazure's services (remote/daemons.py) on a real host, under either supervisor: install starts the process,
+    the same definition again changes nothing, a new one replaces it, a crash loop is counted (so `start` can stop
+    waiting for it), stop ends it."""
+    from flwrazure.plan import services
+    from flwrazure.remote import daemons
+    from tests.helpers.hosts import connection
+
+    layout = services.Layout("/home/azureuser")
+    name, port = f"fz-{kind}", 8101 if kind == "systemd" else 8102
+
+    def install(conn, command):
+        return daemons.install(conn, name, kind, layout, services.unit("T", command, layout, "azureuser", None),
+                               services.loop_script("T", name, command, layout, None))
+
+    def until(check, timeout=30.0):
+        end = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < end
+            time.sleep(0.3)
+
+    with connection(hc.vms["a"]["public"]) as conn:
+        conn.run(f"mkdir -p {layout.base}", hide=True, in_stream=False)
+        assert daemons.supervisor(conn) == "systemd"  # these hosts boot systemd; "loop" is forced here
+        try:
+            serve = ["/usr/bin/python3", "-m", "http.server", str(port)]
+            assert install(conn, serve) is True
+            until(lambda: daemons.state(conn, name, kind, layout) == "active")
+            until(lambda: conn.run(f"ss -ltn | grep -q ':{port} '", warn=True, hide=True, in_stream=False).ok)
+            assert install(conn, serve) is False and daemons.restarts(conn, name, kind, layout) == 0
+            assert install(conn, ["/bin/sh", "-c", "exit 3"]) is True
+            until(lambda: daemons.restarts(conn, name, kind, layout) >= 2)
+            assert not conn.run(f"ss -ltn | grep -q ':{port} '", warn=True, hide=True, in_stream=False).ok  # the old one is gone
+            daemons.stop(conn, name, kind, layout)
+            until(lambda: daemons.state(conn, name, kind, layout) != "active")
+        finally:
+            daemons.stop(conn, name, kind, layout)
+            conn.run(f"sudo -n systemctl disable {name} >/dev/null 2>&1; "
+                     f"sudo -n rm -f /etc/systemd/system/{name}.service", warn=True, hide=True, in_stream=False)
