@@ -28,6 +28,9 @@ def _addresses(target, st: dict) -> list[dict]:
 
 def _wait_superlink(conn, plan, layout, secure: bool, kind: str, timeout: float = 120) -> None:
     """Healthy: /health answers 200 (HTTP generation), or the Control port listens (gRPC generation)."""
+    from flwrazure.remote import daemons
+    from flwrazure.remote.ssh import output
+
     if plan.generation == "http":
         scheme = "https" if secure else "http"
         probe = (f"python3 -c \"import ssl,urllib.request; c=ssl.create_default_context(cafile='{layout.path('ca.crt')}')"
@@ -35,17 +38,14 @@ def _wait_superlink(conn, plan, layout, secure: bool, kind: str, timeout: float 
                  f"{plan.control}/health', context=c, timeout=3).status)\"")
     else:
         probe = f"ss -ltn | grep -q ':{plan.control} ' && echo 200"
-    from flwrazure.remote import daemons
-
     start, failing = time.monotonic(), False
     while time.monotonic() - start < timeout and not failing:
-        out = conn.run(probe, hide=True, warn=True, in_stream=False).stdout.strip()
-        if out == "200":
+        if output(conn, probe).strip() == "200":
             return
         failing = daemons.restarts(conn, SUPERLINK, kind, layout) >= 2  # crash loop: no point in waiting
         time.sleep(1)
-    log = conn.run(f"journalctl -u {SUPERLINK} -n 5 --no-pager" if kind == "systemd" else
-                   f"tail -n 5 {layout.path(SUPERLINK)}.log", hide=True, warn=True, in_stream=False).stdout
+    log = output(conn, f"journalctl -u {SUPERLINK} -n 5 --no-pager" if kind == daemons.SYSTEMD else
+                 f"tail -n 5 {layout.path(SUPERLINK)}.log")
     why = "keeps exiting" if failing else f"did not become healthy in {timeout:.0f} s"
     raise FlwrazureError(f"the SuperLink on {conn.host} {why}: "
                          f"{' | '.join(log.strip().splitlines()[-3:])}")
@@ -194,6 +194,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     if mine is None or not versions.same_minor(mine, version):
         ui.warn(f"`flwr run` needs a flwr CLI of the cluster's {'.'.join(version.split('.')[:2])} release; "
                 f"{'none is on your PATH' if mine is None else f'yours is {mine}'}: pip install flwr=={version}")
-    return {"cluster": cluster, "secure": secure, "superlink": address, "flwr_config": str(config) if config else None,
-            "operator_flwr": mine, "installed": installed, "services_changed": changed, "supervisors": kinds, "supernodes_online": online,
+    return {"cluster": cluster, "secure": secure, "superlink": address,
+            "flwr_config": str(config) if config else None, "operator_flwr": mine, "installed": installed,
+            "services_changed": changed, "supervisors": kinds, "supernodes_online": online,
             "milestones": progress.seconds, "next": f"flwr run {app or '<app-dir>'} {cluster}"}

@@ -80,4 +80,4 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
         for row in rows:
             if row["vm"] in seen:
                 row["supernode"] = seen[row["vm"]]
-    return sum(1 for n in listed[0] if n.get("status") == "online")
+    return flwradmin.count_online(listed[0])

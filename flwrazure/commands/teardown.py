@@ -51,6 +51,12 @@ def _delete_fn(target, kind: str):
             "nsg": net.network_security_groups.begin_delete, "vnet": net.virtual_networks.begin_delete}[kind]
 
 
+def _forget(p: dict, purge: bool) -> None:
+    """The cluster's local record and the user's flwr connection to it (config.toml, or the app's federation)."""
+    state.forget(p["cluster"], purge)
+    flwrconfig.remove_connection(p["cluster"], p["state"].get("federation_pyproject"))
+
+
 def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -68,8 +74,7 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
                 raise translate(exc, f"resource group {rg}") from exc
         deleted.append(f"resource group {rg}")
         if not wait:
-            state.forget(cluster, purge)
-            flwrconfig.remove_connection(cluster, p["state"].get("federation_pyproject"))
+            _forget(p, purge)
             return {"cluster": cluster, "mode": "group", "deleted": deleted, "waited": False}
         while inventory.group(target, rg) is not None:
             time.sleep(max(target.poll, 0.2))
@@ -101,7 +106,6 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
                              "Re-run `flwrazure teardown` to retry.")
     if p["mode"] == "group" and inventory.group(target, rg) is not None:
         raise FlwrazureError(f"resource group {rg} still exists after teardown: re-run `flwrazure teardown`.")
-    state.forget(cluster, purge)
-    flwrconfig.remove_connection(cluster, p["state"].get("federation_pyproject"))
+    _forget(p, purge)
     return {"cluster": cluster, "mode": p["mode"], "deleted": deleted, "waited": True,
             "kept_foreign": [f["name"] for f in p["foreign"]]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flwrazure.plan.versions import PortPlan
 
@@ -60,14 +61,18 @@ def supernode_command(plan: PortPlan, layout: Layout, superlink_ip: str, partiti
     return cmd
 
 
+def index_host(index_url: str) -> str:
+    """The host of a package index URL (for pip's --trusted-host / uv's insecure host on plain HTTP)."""
+    return urlsplit(index_url).hostname or ""
+
+
 def environment(layout: Layout, index_url: str | None) -> dict[str, str]:
     env = {"PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin", "FLWR_TELEMETRY_ENABLED": "0",
            "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
     if index_url:  # Flower installs apps' dependencies with uv at run time: point it at the same index
         env.update({"PIP_INDEX_URL": index_url, "UV_DEFAULT_INDEX": index_url, "UV_INDEX_URL": index_url})
-        host = index_url.split("/")[2].split(":")[0]
         if index_url.startswith("http://"):
-            env.update({"PIP_TRUSTED_HOST": host, "UV_INSECURE_HOST": host})
+            env.update({"PIP_TRUSTED_HOST": index_host(index_url), "UV_INSECURE_HOST": index_host(index_url)})
     return env
 
 

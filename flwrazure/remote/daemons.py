@@ -6,22 +6,14 @@ from __future__ import annotations
 import shlex
 
 from flwrazure.plan.services import RESTART_MARK, Layout
-from flwrazure.remote.ssh import put_text, run
+from flwrazure.remote.ssh import output, put_text, read, run, succeeds
 
 SYSTEMD, LOOP = "systemd", "loop"
 
 
-def _ok(conn, command: str) -> bool:
-    return conn.run(command, hide=True, warn=True, in_stream=False).ok
-
-
-def _read(conn, path: str) -> str:
-    return conn.run(f"cat {path} 2>/dev/null", hide=True, warn=True, in_stream=False).stdout
-
-
 def supervisor(conn) -> str:
     """systemd when it is the host's init (what sd_booted() checks), else the loop."""
-    return SYSTEMD if _ok(conn, "test -d /run/systemd/system") else LOOP
+    return SYSTEMD if succeeds(conn, "test -d /run/systemd/system") else LOOP
 
 
 def install(conn, name: str, kind: str, layout: Layout, unit_text: str, loop_text: str) -> bool:
@@ -29,7 +21,7 @@ def install(conn, name: str, kind: str, layout: Layout, unit_text: str, loop_tex
     Returns True when it changed."""
     if kind == SYSTEMD:
         path = f"/etc/systemd/system/{name}.service"
-        changed = _read(conn, path) != unit_text
+        changed = read(conn, path) != unit_text
         if changed:
             run(conn, f"printf %s {shlex.quote(unit_text)} | sudo -n tee {path} >/dev/null && "
                       "sudo -n systemctl daemon-reload")
@@ -37,9 +29,7 @@ def install(conn, name: str, kind: str, layout: Layout, unit_text: str, loop_tex
                   f"sudo -n systemctl {'restart' if changed else 'start'} {name}")
         return changed
     script, log = layout.path(f"{name}.sh"), layout.path(f"{name}.log")
-    changed = _read(conn, script) != loop_text
-    if changed:
-        put_text(conn, loop_text, script, "755")
+    changed = put_text(conn, loop_text, script, "755")
     running = state(conn, name, kind, layout) == "active"
     if running and changed:
         stop(conn, name, kind, layout)
@@ -63,17 +53,15 @@ def stop(conn, name: str, kind: str, layout: Layout) -> None:
 def restarts(conn, name: str, kind: str, layout: Layout) -> int:
     """How often the service was restarted after failing (a crash loop shows here long before a timeout)."""
     if kind == SYSTEMD:
-        out = conn.run(f"systemctl show -p NRestarts --value {name}", hide=True, warn=True, in_stream=False).stdout
+        out = output(conn, f"systemctl show -p NRestarts --value {name}")
     else:
-        out = conn.run(f"grep -c '^{RESTART_MARK} ' {layout.path(name + '.log')}", hide=True, warn=True,
-                       in_stream=False).stdout
+        out = output(conn, f"grep -c '^{RESTART_MARK} ' {layout.path(name + '.log')}")
     return int(out.strip()) if out.strip().isdigit() else 0
 
 
 def state(conn, name: str, kind: str, layout: Layout) -> str:
     """systemd's words: active, inactive, failed, ..."""
     if kind == SYSTEMD:
-        return conn.run(f"systemctl is-active {name}", hide=True, warn=True, in_stream=False).stdout.strip() \
-            or "unknown"
+        return output(conn, f"systemctl is-active {name}").strip() or "unknown"
     pid = layout.path(f"{name}.pid")
-    return "active" if _ok(conn, f"kill -0 $(cat {pid} 2>/dev/null) 2>/dev/null") else "inactive"
+    return "active" if succeeds(conn, f"kill -0 $(cat {pid} 2>/dev/null) 2>/dev/null") else "inactive"

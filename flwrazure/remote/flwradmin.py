@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import admin, versions
 from flwrazure.plan.services import Layout
-from flwrazure.remote.ssh import put_text, run
+from flwrazure.remote.ssh import output, put_text, run
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,20 @@ def nodes(conn, adm: Admin) -> list[dict] | None:
     no `flwr supernode list` (before 1.23)."""
     if not versions.supernode_cli(adm.version):
         return None
-    out = conn.run(f"{adm.flwr} supernode list {adm.target} --format json", hide=True, warn=True,
-                   in_stream=False).stdout
+    out = output(conn, f"{adm.flwr} supernode list {adm.target} --format json")
     try:
         return list(_json(out).get("nodes", []))
     except ValueError:
         return []
 
 
+def count_online(listed: list[dict]) -> int:
+    return sum(1 for n in listed if n.get("status") == "online")
+
+
 def online_count(conn, adm: Admin) -> int | None:
     listed = nodes(conn, adm)
-    return None if listed is None else sum(1 for n in listed if n.get("status") == "online")
+    return None if listed is None else count_online(listed)
 
 
 def by_vm(registered: dict[str, str], listed: list[dict], vms: list[str]) -> dict[str, str]:

@@ -61,6 +61,20 @@ def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeou
                          "runs (`flwrazure status`) and that SSH is allowed from your address.")
 
 
+def output(conn, command: str) -> str:
+    """stdout of a command that may fail (a probe): failing is an answer, not an error."""
+    return conn.run(command, hide=True, warn=True, in_stream=False).stdout
+
+
+def succeeds(conn, command: str) -> bool:
+    return conn.run(command, hide=True, warn=True, in_stream=False).ok
+
+
+def read(conn, path: str) -> str:
+    """A remote file's text, "" when it does not exist."""
+    return output(conn, f"cat {path} 2>/dev/null")
+
+
 def run(conn, command: str, timeout: float = 900) -> str:
     """Run a command (use `sudo -n` inside it where root is needed: Azure's admin user has passwordless sudo)."""
     result = conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
@@ -74,8 +88,7 @@ def put_text(conn, text: str, remote: str, mode: str = "600") -> bool:
     """Write a file if its content differs; returns True when it changed."""
     import io
 
-    current = conn.run(f"cat {remote} 2>/dev/null", hide=True, warn=True, in_stream=False).stdout
-    if current == text:
+    if read(conn, remote) == text:
         return False
     conn.put(io.StringIO(text), remote)
     conn.run(f"chmod {mode} {remote}", hide=True, in_stream=False)

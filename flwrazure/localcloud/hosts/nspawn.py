@@ -42,8 +42,8 @@ class NspawnDriver(NullDriver):
     def __init__(self, state_dir: Path, boot_delay: float = 2.0, pip_index: str | None = None,
                  systemd: bool = True, vm_cpu: float | None = None):
         self.systemd = systemd  # False: PID 2 is sshd alone (a host without systemd)
-        if vm_cpu and cpulimit.available():
-            raise pl.PlumbingError(f"--vm-cpu: {cpulimit.available()}")
+        if vm_cpu and (why := cpulimit.available()):
+            raise pl.PlumbingError(f"--vm-cpu: {why}")
         self.vm_cpu = vm_cpu  # each VM's processes capped at this fraction of a core
         self.reason = None
         self.hosts_dir = state_dir / "hosts"
