@@ -26,10 +26,20 @@ class _TrustOnFirstUse:
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
+def _isolated_config():
+    """A Fabric config that reads no file: not ~/.ssh/config or /etc/ssh/ssh_config (a `Host *` Port, ProxyJump,
+    ProxyCommand or IdentityFile there would silently redirect or change our connections), nor Fabric's own
+    config files. The product's connections depend only on what the cluster's state says."""
+    from fabric import Config
+    from paramiko import SSHConfig
+
+    return Config(ssh_config=SSHConfig(), lazy=True)
+
+
 def connect(ip: str, user: str, key_file: str, known_hosts: Path, timeout: float = 5.0):
     from fabric import Connection
 
-    conn = Connection(ip, user=user, connect_timeout=timeout,
+    conn = Connection(ip, user=user, port=22, config=_isolated_config(), connect_timeout=timeout,
                       connect_kwargs={"key_filename": key_file, "look_for_keys": False, "allow_agent": False,
                                       "banner_timeout": 30, "auth_timeout": 30})
     if known_hosts.exists():
