@@ -24,11 +24,16 @@ def nsg(location: str, tags: dict, rules: dict[str, dict]) -> dict:
         "securityRules": [{"name": name, **body} for name, body in rules.items()]}}
 
 
+# Azure drops a TCP flow through a public IP after this many idle minutes (default 4, at most 30): the longest,
+# so a quiet SSH session or a SuperNode between runs keeps its connection
+IDLE_TIMEOUT_MINUTES = 30
+
+
 def public_ip(location: str, tags: dict) -> dict:
     # Standard + Static (Basic is retired); deleted together with the VM that uses it
     return {"location": location, "tags": tags, "sku": {"name": "Standard", "tier": "Regional"},
             "properties": {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4",
-                           "deleteOption": "Delete"}}
+                           "idleTimeoutInMinutes": IDLE_TIMEOUT_MINUTES, "deleteOption": "Delete"}}
 
 
 def nic(location: str, tags: dict, subnet_id: str, public_ip_id: str, nsg_id: str) -> dict:

@@ -50,8 +50,10 @@ def test_create_cluster_builds_the_seed_layout(product_cloud, home, clients):
         assert vm["tags"]["flwrazure-role"] == ("server" if name.endswith("server") else "client")
     assert all(r.tags and r.tags.get("flwrazure-cluster") == "flower"
                for r in cloud.resources.resources.list_by_resource_group("flower-rg") if r.type != "Microsoft.Compute/disks")
-    ips = {cloud.network.public_ip_addresses.get("flower-rg", f"{n}-ip").as_dict()["sku"]["name"] for n in expected}
-    assert ips == {"Standard"}
+    ips = [cloud.network.public_ip_addresses.get("flower-rg", f"{n}-ip").as_dict() for n in expected]
+    assert {ip["sku"]["name"] for ip in ips} == {"Standard"}
+    # idle flows (a quiet SSH session, SuperNodes between runs) survive 30 minutes instead of Azure's default 4
+    assert {ip["properties"]["idleTimeoutInMinutes"] for ip in ips} == {30}
     nsg = cloud.network.network_security_groups.get("flower-rg", "flower-nsg").as_dict()
     assert [(r["name"], r["properties"]["sourceAddressPrefix"], r["properties"]["destinationPortRange"])
             for r in nsg["properties"]["securityRules"]] == [("flwrazure-ssh", "198.18.0.1", "22")]

@@ -163,3 +163,18 @@ def test_nic_on_unfinished_resources_is_refused(cloud, net_stack):
     with pytest.raises(HttpResponseError) as err:
         cloud.network.network_interfaces.begin_create_or_update("rg", "n", arm.nic(net_stack["subnet"], ip_id))
     assert err.value.error.code == "ReferencedResourceNotProvisioned"
+
+
+def test_public_ip_idle_timeout_default_range_and_echo(cloud, net_stack):
+    assert cloud.network.public_ip_addresses.begin_create_or_update(
+        "rg", "ip4", arm.pip()).result().as_dict()["properties"]["idleTimeoutInMinutes"] == 4
+    body = arm.pip()
+    body["properties"]["idleTimeoutInMinutes"] = 30
+    cloud.network.public_ip_addresses.begin_create_or_update("rg", "ip30", body).result()
+    assert cloud.network.public_ip_addresses.get("rg", "ip30").as_dict()["properties"]["idleTimeoutInMinutes"] == 30
+    for bad in (3, 31, "10"):
+        body["properties"]["idleTimeoutInMinutes"] = bad
+        with pytest.raises(HttpResponseError) as err:
+            cloud.network.public_ip_addresses.begin_create_or_update("rg", f"bad{bad}", body)
+        assert err.value.status_code == 400 and "between 4 and 30" in err.value.error.message
+        assert err.value.error.code == "PublicIPAddressInvalidIdleTimeout"
