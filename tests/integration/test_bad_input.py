@@ -20,6 +20,11 @@ CASES = [
     (CREATE + ("--location", "east-us!"), "--location"),
     (CREATE + ("--resource-group", "bad group!"), "--resource-group"),
     (CREATE + ("--admin-user", "root"), "--admin-user"),
+    # every name of Azure's documented list is refused before anything is created (not at the VM PUT)
+    *[(CREATE + ("--admin-user", name), "Azure reserves") for name in (
+        "test2", "test3", "user2", "user3", "user4", "user5", "admin2", "actuser", "aspnet", "support_388945a0",
+        "david", "john", "Admin")],
+    (CREATE + ("--admin-user", "Azure User"), "lowercase letters"),
     (CREATE + ("--flwr-version", "1.37.0"), "1.35-1.39"),
     (CREATE + ("--flwr-version", "1.10.0"), "supports Flower 1.21"),
     (CREATE + ("--flwr-version", "latest"), "not a version"),

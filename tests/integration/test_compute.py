@@ -95,6 +95,8 @@ def test_nic_held_by_vm_cannot_be_deleted_nor_reused(cloud, net_stack):
 @pytest.mark.parametrize("mutate, code", [
     (lambda b: b["properties"]["hardwareProfile"].update(vmSize="Standard_Nope"), "InvalidParameter"),
     (lambda b: b["properties"]["osProfile"].update(adminUsername="admin"), "InvalidParameter"),
+    (lambda b: b["properties"]["osProfile"].update(adminUsername="test2"), "InvalidParameter"),
+    (lambda b: b["properties"]["osProfile"].update(adminUsername="support_388945a0"), "InvalidParameter"),
     (lambda b: b["properties"]["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0].update(keyData="ssh-rsa AAAA"),
      "InvalidParameter"),
     (lambda b: b["properties"]["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0].update(path="/root/keys"),

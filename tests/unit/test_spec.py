@@ -26,3 +26,11 @@ def test_bad_specs(change, flag):
     with pytest.raises(UsageError) as err:
         validate(ClusterSpec(**change))
     assert flag in str(err.value) and "\n" not in str(err.value)
+
+
+def test_reserved_admin_names_match_what_the_local_cloud_refuses():
+    """The product refuses exactly the names the compute API refuses (the local cloud has its own copy)."""
+    from flwrazure.localcloud.arm.validate import RESERVED_USERNAMES
+    from flwrazure.spec import RESERVED_USERS
+
+    assert set(RESERVED_USERS) == RESERVED_USERNAMES and len(RESERVED_USERS) == 32
