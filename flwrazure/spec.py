@@ -18,8 +18,12 @@ _RG = re.compile(r"^[-\w.()]{1,90}$")
 _SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_]+$")
 _LOCATION = re.compile(r"^[a-z][a-z0-9]{2,40}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-RESERVED_USERS = {"admin", "administrator", "root", "user", "guest", "test", "sys", "support", "owner", "server",
-                  "sql", "backup", "console", "adm", "a", "1", "123", "user1", "test1", "admin1"}
+# The adminUsername values the compute API refuses (InvalidParameter at the VM PUT), as listed under "Disallowed
+# values" in the API reference of osProfile.adminUsername; Azure compares them case-insensitively.
+RESERVED_USERS = frozenset({
+    "administrator", "admin", "user", "user1", "test", "user2", "test1", "user3", "admin1", "1", "123", "a",
+    "actuser", "adm", "admin2", "aspnet", "backup", "console", "david", "guest", "john", "owner", "root", "server",
+    "sql", "support", "support_388945a0", "sys", "test2", "test3", "user4", "user5"})
 
 
 @dataclass
@@ -75,9 +79,12 @@ def validate(spec: ClusterSpec) -> ClusterSpec:
     for flag, size in (("--server-vm-size", spec.server_size), ("--client-vm-size", spec.client_size)):
         if not _SIZE.match(size or ""):
             raise UsageError(f"{flag} {size!r} is not a VM size name (e.g. Standard_D2s_v3).")
-    if spec.admin_user in RESERVED_USERS or not _USER.match(spec.admin_user or ""):
-        raise UsageError(f"--admin-user {spec.admin_user!r}: Azure refuses reserved or malformed names; use "
-                         "lowercase letters, digits, '_' or '-' (e.g. azureuser).")
+    if (spec.admin_user or "").lower() in RESERVED_USERS:
+        raise UsageError(f"--admin-user {spec.admin_user!r} is a name Azure reserves (like admin, root, test2, "
+                         "user5): choose another, e.g. azureuser.")
+    if not _USER.match(spec.admin_user or ""):
+        raise UsageError(f"--admin-user {spec.admin_user!r}: use 1-32 lowercase letters, digits, '_' or '-', "
+                         "starting with a letter or '_' (e.g. azureuser).")
     versions.port_plan(spec.flwr_version)
     space = ipaddress.ip_network(spec.address_space)
     if not ipaddress.ip_network(spec.subnet_prefix).subnet_of(space):
