@@ -34,6 +34,16 @@ def _drain(facts: dict) -> None:
         future.exception()
 
 
+def _forget_new_hosts(cluster: str, writes: list[str], rows: list[dict]) -> None:
+    """A VM created now is a new machine: a key pinned earlier for its address (a VM deleted outside flwrazure,
+    whose address Azure handed on) belongs to another machine."""
+    from flwrazure.remote import ssh
+
+    created = {w.split("/", 1)[1].lower() for w in writes if w.startswith("vm/")}
+    ssh.forget_hosts(state.cluster_dir(cluster) / "known_hosts",
+                     [r["public_ip"] for r in rows if r["vm"].lower() in created])
+
+
 def _check_same_cluster(spec: ClusterSpec) -> None:
     if not state.exists(spec.cluster):
         return
@@ -118,6 +128,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
         provision.converge(run_)
     final = inventory.snapshot(target, rg, ("vmview", "nic", "pip"))
     rows = inventory.vm_rows(final, vms)
+    _forget_new_hosts(spec.cluster, run_.writes, rows)
     data = _record(spec, target, rg_created, key_path, "created")
     return {"cluster": spec.cluster, "cloud": spec.cloud, "resource_group": rg, "location": spec.location,
             "flwr_version": spec.flwr_version, "port_plan": data["port_plan"], "vms": rows,

@@ -7,6 +7,7 @@ VNet). Afterwards nothing tagged for the cluster may be left."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from flwrazure import flwrconfig, state
 from flwrazure.errors import FlwrazureError
@@ -28,10 +29,19 @@ def plan(cluster: str) -> dict:
     rg = st["resource_group"]
     try:
         group = inventory.group(target, rg)
-        in_group = [r.as_dict() for r in target.resources.resources.list_by_resource_group(rg)] if group else []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            listed = pool.submit(lambda: [r.as_dict() for r in target.resources.resources.list_by_resource_group(rg)]
+                                 if group else [])
+            pips = pool.submit(lambda: inventory.snapshot(target, rg, ("pip",))["pip"] if group else {})
+            in_group, pips = listed.result(), pips.result()
     except Exception as exc:
         raise translate(exc, f"resource group {rg}") from exc
-    os_disks = {v.os_disk.lower() for v in names.all_vms(cluster, st["clients"])}
+    vms = names.all_vms(cluster, st["clients"])
+    os_disks = {v.os_disk.lower() for v in vms}
+    # the public address of each VM and IP we may delete: their pinned host keys go with them
+    address = {name: (pip.get("properties") or {}).get("ipAddress") for name, pip in pips.items()
+               if names.is_ours(pip.get("tags"), cluster)}
+    addresses = {**address, **{v.vm.lower(): address.get(v.public_ip.lower()) for v in vms}}
     ours, foreign = [], []
     for res in in_group:
         kind = KIND_OF.get(res["type"].lower())
@@ -41,7 +51,8 @@ def plan(cluster: str) -> dict:
     deleting = (group or {}).get("properties", {}).get("provisioningState") == "Deleting"
     mode = "group" if group and st.get("rg_created") and not foreign else "tagged"
     return {"cluster": cluster, "target": target, "state": st, "resource_group": rg, "group_exists": bool(group),
-            "group_deleting": deleting, "mode": mode, "resources": ours, "foreign": foreign}
+            "group_deleting": deleting, "mode": mode, "resources": ours, "foreign": foreign,
+            "addresses": {k: v for k, v in addresses.items() if v}}
 
 
 def _delete_fn(target, kind: str):
@@ -57,9 +68,16 @@ def _forget(p: dict, purge: bool) -> None:
     flwrconfig.remove_connection(p["cluster"], p["state"].get("federation_pyproject"))
 
 
-def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
-    from concurrent.futures import ThreadPoolExecutor
+def _forget_host_keys(p: dict, names_: list[str]) -> None:
+    """Host keys belong to VMs: once a VM (or its address) is deleted, its pinned key must not meet the next VM
+    Azure gives that address to."""
+    from flwrazure.remote import ssh
 
+    ssh.forget_hosts(state.cluster_dir(p["cluster"]) / "known_hosts",
+                     [p["addresses"].get(n.lower()) for n in names_])
+
+
+def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
     from flwrazure.azure import inventory
     from flwrazure.azure.errors import translate
     from flwrazure.azure.waiter import Waiter
@@ -73,6 +91,7 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
             except Exception as exc:
                 raise translate(exc, f"resource group {rg}") from exc
         deleted.append(f"resource group {rg}")
+        _forget_host_keys(p, list(p["addresses"]))  # accepted: everything in the group goes
         if not wait:
             _forget(p, purge)
             return {"cluster": cluster, "mode": "group", "deleted": deleted, "waited": False}
@@ -92,6 +111,8 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
             except Exception as exc:
                 raise translate(exc, f"{inventory.LABELS[kind]} {res['name']}") from exc
             deleted.append(f"{inventory.LABELS[kind]} {res['name']}")
+            if kind in ("vm", "pip"):
+                _forget_host_keys(p, [res["name"]])
             if progress:
                 progress.advance("resources")
 

@@ -3,6 +3,7 @@ first contact and refuse a changed one later (Fabric accepts any key by default)
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -103,3 +104,30 @@ def put_text(conn, text: str, remote: str, mode: str = "600") -> bool:
     conn.put(io.StringIO(text), remote)
     conn.run(f"chmod {mode} {remote}", hide=True, in_stream=False)
     return True
+
+
+def forget_hosts(known_hosts: Path, addresses) -> list[str]:
+    """Drop the pinned host keys of these addresses, because the VMs behind them are gone: Azure hands a released
+    public IP to the next VM that asks, whose new host key would otherwise be refused as a changed one.
+    Returns the addresses that had a line. Lines are `host[,host…] type key`, host an IP or `[IP]:port`."""
+    wanted = {a for a in addresses if a}
+    if not wanted:
+        return []
+    with _known_lock:
+        try:
+            lines = known_hosts.read_text().splitlines(keepends=True)
+        except FileNotFoundError:
+            return []
+        kept, dropped = [], set()
+        for line in lines:
+            hosts = {h[1:].split("]:", 1)[0] if h.startswith("[") else h
+                     for h in (line.split(maxsplit=1) or [""])[0].split(",")}
+            if hosts & wanted and not line.lstrip().startswith("#"):
+                dropped |= hosts & wanted
+            else:
+                kept.append(line)
+        if dropped:
+            tmp = known_hosts.with_name(known_hosts.name + ".tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, known_hosts)
+    return sorted(dropped)
