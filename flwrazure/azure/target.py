@@ -32,12 +32,16 @@ class Target:
         import requests
         from requests.adapters import HTTPAdapter
 
+        from flwrazure.azure.retry import ConflictRetryPolicy
+
         session = requests.Session()  # one pool big enough for every concurrent request
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=128)
         session.mount("https://", adapter)
-        # ride out throttling and 5xx bursts longer than the SDK's default 3 retries (429 honours Retry-After)
+        # ride out throttling and 5xx bursts longer than the SDK's default 3 retries (429 honours Retry-After),
+        # and "another operation is updating this resource" (409/429) with a budget of its own
+        retry = ConflictRetryPolicy(retry_total=6, retry_status=6, retry_backoff_factor=0.5, retry_backoff_max=30)
         kw: dict = {"session": session, "connection_verify": self.verify, "polling_interval": self.poll,
-                    "retry_total": 6, "retry_status": 6, "retry_backoff_factor": 0.5, "retry_backoff_max": 30}
+                    "retry_policy": retry}
         if self.base_url:
             kw["base_url"] = self.base_url
         return kw

@@ -16,6 +16,7 @@ from flwrazure.localcloud.arm import catalog as cat
 from flwrazure.localcloud.arm import groups, nics, nsgs, pips, quota, vms, vnets
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm.common import Ctx, Resp
+from flwrazure.localcloud.arm.conflicts import Busy
 from flwrazure.localcloud.arm.errors import ArmError
 from flwrazure.localcloud.arm.faults import Faults
 from flwrazure.localcloud.arm.operations import Operations
@@ -111,7 +112,8 @@ ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p + "$", re.I), h
 groups.PURGE_HOOKS["microsoft.compute/virtualmachines"] = lambda ctx, rec: ctx.driver.delete(ctx, rec["body"])
 groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nics.unlink_nic(ctx, rec["body"])
 
-CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset"}
+CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset",
+               "conflicts", "conflict_window"}
 
 
 class ArmApp:
@@ -126,6 +128,7 @@ class ArmApp:
         self.config = config
         self.driver = driver or NullDriver()
         self.faults = faults or Faults()
+        self.busy = Busy()
         self.ops = Operations(store)
         self.requests: deque = deque(maxlen=200_000)
         self.base_url = ""
@@ -195,7 +198,7 @@ class ArmApp:
             if sub != self.identity.subscription_id:
                 raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
             ctx = Ctx(method, path, query, body, self.base_url, sub, self.store, self.ops, self.config,
-                      self.driver, self.faults)
+                      self.driver, self.faults, self.busy)
             return handler(ctx, **groups_)
         if any(p.match(path) for _, p, _ in ROUTES):
             raise ArmError(405, "MethodNotAllowed", f"The requested method '{method}' is not allowed for '{path}'.")

@@ -34,6 +34,12 @@ class Ctx:
     config: dict
     driver: object
     faults: object
+    busy: object = None  # conflicts.Busy: which network resources a write is updating right now
+
+    def claim(self, resource_ids: list[str], operation: str, answer: str, location: str, hold: float = 0.0) -> None:
+        """Refuse this write as Azure's network provider would if another write holds one of these resources."""
+        if self.busy is not None:
+            self.busy.claim(self.config, self.base_url, self.sub, location, resource_ids, operation, answer, hold)
 
     @property
     def api_version(self) -> str:

@@ -21,6 +21,7 @@ from flwrazure.localcloud.arm.common import (
     set_state,
     tags,
 )
+from flwrazure.localcloud.arm.conflicts import IN_PROGRESS, operation_name
 from flwrazure.localcloud.arm.errors import ArmError, not_found
 from flwrazure.localcloud.arm.store import group_of, name_of
 
@@ -118,6 +119,8 @@ def put(ctx: Ctx, arm_type: str, rg: str, name: str, build: Callable[[str, dict 
                            f"Another operation on this or dependent resource is in progress. To retrieve status of "
                            f"the operation use uri: {rid_}.")
         body = build(rid_, clone(existing["body"]) if existing else None, loc)
+        updated = [rid_] + [s["id"] for s in body["properties"].get("subnets", [])]
+        ctx.claim(updated, operation_name("Put", arm_type), IN_PROGRESS, loc, ctx.latency(arm_type))
         body.update({"name": name, "id": rid_, "type": arm_type, "location": loc})
         tag = tags(body_in)
         if tag:
@@ -224,6 +227,8 @@ def child_put(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str, pa
         existing = next((c for c in items if c["name"].lower() == name.lower()), None)
         child_id = f"{rec['body']['id']}/{key}/{existing['name'] if existing else name}"
         child = build(rec["body"], child_id, clone(existing) if existing else None)
+        ctx.claim([rec["body"]["id"], child_id], operation_name("Put", child_type), IN_PROGRESS,
+                  rec["body"]["location"], ctx.latency(child_type))
         child.update({"name": existing["name"] if existing else name, "id": child_id, "type": child_type,
                       "etag": f'W/"{new_guid()}"'})
         child["properties"]["provisioningState"] = "Updating"
@@ -256,6 +261,8 @@ def child_delete(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str,
         if child is None:
             return Resp(204)
         check(child)
+        ctx.claim([rec["body"]["id"], child["id"]], operation_name("Delete", child_type), IN_PROGRESS,
+                  rec["body"]["location"], ctx.latency(child_type))
         child["properties"]["provisioningState"] = "Deleting"
         loc, child_id = rec["body"]["location"], child["id"]
 

@@ -9,6 +9,7 @@ import ipaddress
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm import validate
 from flwrazure.localcloud.arm.common import Ctx, Resp
+from flwrazure.localcloud.arm.conflicts import RETRYABLE
 from flwrazure.localcloud.arm.errors import ArmError, invalid_reference
 
 NIC = "Microsoft.Network/networkInterfaces"
@@ -127,6 +128,8 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
         if props_in.get("networkSecurityGroup"):
             nsg_id = net.reference(ctx, props_in["networkSecurityGroup"], rid_, "networkSecurityGroups")
             _provisioned(net.locate(ctx, nsg_id), nsg_id, rid_)
+        joined = [c["properties"]["subnet"]["id"] for c in configs]
+        ctx.claim(joined, "PutNetworkInterfaceOperation", RETRYABLE, loc)
         # from here on nothing fails: move the back-references
         _unlink_all(ctx, existing)
         for cfg in configs:
