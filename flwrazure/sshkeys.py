@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import struct
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from flwrazure.errors import UsageError
@@ -30,27 +34,126 @@ def generate(private_path: Path, comment: str) -> str:
     return line
 
 
-def load_user_key(path: Path) -> tuple[Path, str]:
-    """(private key path, public key line) for `--ssh-key PATH` (the private key; PATH.pub is used if present)."""
+ACCEPTED = "Azure accepts only Ed25519 keys and RSA keys of 2048 bits or more for VMs"
+_OPENSSH_HEADER = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+
+
+@dataclass(frozen=True)
+class UserKey:
+    path: Path
+    public_line: str
+    encrypted: bool  # passphrase-protected: usable only through the operator's ssh-agent
+
+
+def public_blob(line: str) -> bytes:
+    """The wire form of an OpenSSH public key line (what an ssh-agent lists its keys by)."""
+    return base64.b64decode(line.split()[1])
+
+
+def _kind(public_key) -> tuple[str, bool]:
+    """(how to call the key, whether Azure accepts it)."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
+
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "an Ed25519 key", True
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"an RSA key of {public_key.key_size} bits", public_key.key_size >= 2048
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return f"an ECDSA key ({public_key.curve.name})", False
+    if isinstance(public_key, dsa.DSAPublicKey):
+        return "a DSA key", False
+    return "a key of another type", False
+
+
+def _openssh_public_line(data: bytes) -> str | None:
+    """The public key stored in the clear at the head of an OpenSSH private key file, even a passphrase-protected
+    one (layout: magic, cipher, kdf, kdf options, key count, public key blob)."""
+    if not data.lstrip().startswith(_OPENSSH_HEADER):
+        return None
+    try:
+        body = base64.b64decode(b"".join(data.strip().splitlines()[1:-1]))
+        if not body.startswith(b"openssh-key-v1\0"):
+            return None
+        i = len(b"openssh-key-v1\0")
+        for _ in range(3):  # cipher name, kdf name, kdf options
+            (n,) = struct.unpack(">I", body[i:i + 4])
+            i += 4 + n
+        i += 4  # number of keys
+        (n,) = struct.unpack(">I", body[i:i + 4])
+        blob = body[i + 4:i + 4 + n]
+        (m,) = struct.unpack(">I", blob[:4])
+        return f"{blob[4:4 + m].decode()} {base64.b64encode(blob).decode()}"
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return None
+
+
+def _load_private(data: bytes):
+    """(private key, encrypted): the key when it opens without a passphrase; (None, True) when it needs one."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    loader = (serialization.load_ssh_private_key if data.lstrip().startswith(_OPENSSH_HEADER)
+              else serialization.load_pem_private_key)
+    try:
+        return loader(data, password=None), False
+    except TypeError:  # "Password was not given but private key is encrypted"
+        return None, True
+    except UnsupportedAlgorithm:  # e.g. security-key (sk-*) keys
+        return None, False
+
+
+def inspect(path: Path, label: str = "--ssh-key") -> UserKey:
+    """See _inspect; cryptography's deprecation warnings (DSA) stay out: we refuse such keys in one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _inspect(path, label)
+
+
+def _inspect(path: Path, label: str) -> UserKey:
+    """Everything that can be wrong with the operator's key, found locally (no connection, nothing created):
+    missing, readable by others, not a private key, a type or size Azure refuses, a .pub of another key, a
+    passphrase-protected key without its public half. Whether an ssh-agent holds an encrypted key is asked
+    by the caller (flwrazure.remote.ssh.check_key)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
     path = path.expanduser()
     if not path.is_file():
-        raise UsageError(f"--ssh-key {path}: no such file (give the path of your private key, e.g. ~/.ssh/id_ed25519).")
-    pub = Path(str(path) + ".pub")
-    if pub.is_file():
-        line = pub.read_text().strip()
-        try:
-            serialization.load_ssh_public_key(line.encode())
-        except (ValueError, TypeError):
-            raise UsageError(f"--ssh-key {path}: {pub} is not an OpenSSH public key.") from None
-        return path, line
-    try:
-        key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"--ssh-key {path}: not an unencrypted OpenSSH private key ({exc}); "
-                         f"or put its public key next to it as {pub.name}.") from None
+        raise UsageError(f"{label} {path}: no such file (give the path of your private key, e.g. ~/.ssh/id_ed25519).")
     if path.stat().st_mode & 0o077:
-        raise UsageError(f"--ssh-key {path}: the private key is readable by others; run `chmod 600 {path}`.")
-    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    return path, line
+        raise UsageError(f"{label} {path}: the private key is readable by others; run `chmod 600 {path}`.")
+    data = path.read_bytes()
+    try:
+        private, encrypted = _load_private(data)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{label} {path}: not a private key in OpenSSH or PEM format ({exc}); give the private "
+                         "key (not the .pub), e.g. ~/.ssh/id_ed25519.") from None
+    derived = (private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+               .decode() if private is not None else _openssh_public_line(data))
+    pub = Path(str(path) + ".pub")
+    line = pub.read_text().strip() if pub.is_file() else derived
+    if line is None:
+        raise UsageError(f"{label} {path}: a passphrase-protected key whose public half is unknown: put it next "
+                         f"to it as {pub.name} (`ssh-keygen -y -f {path} > {pub}`).")
+    try:
+        public = serialization.load_ssh_public_key(line.encode())
+    except UnsupportedAlgorithm:
+        kind = "a DSA key" if line.startswith("ssh-dss") else f"a {line.split()[0]} key"
+        raise UsageError(f"{label} {path}: {kind}; {ACCEPTED}: create one with "
+                         f"`ssh-keygen -t ed25519`, or leave out {label} to get a new key per cluster.") from None
+    except (ValueError, TypeError, IndexError):
+        raise UsageError(f"{label} {path}: {pub} is not an OpenSSH public key.") from None
+    if derived is not None and public_blob(derived) != public_blob(line):
+        raise UsageError(f"{label} {path}: {pub} is the public half of another key; regenerate it with "
+                         f"`ssh-keygen -y -f {path} > {pub}`.")
+    kind, accepted = _kind(public)
+    if not accepted:
+        raise UsageError(f"{label} {path}: {kind}; {ACCEPTED}: create one with `ssh-keygen -t ed25519`, or leave "
+                         f"out {label} to get a new key per cluster.")
+    return UserKey(path, line, encrypted)
+
+
+def load_user_key(path: Path) -> tuple[Path, str]:
+    """(private key path, public key line) for `--ssh-key PATH` (the private key; PATH.pub is used if present)."""
+    key = inspect(path)
+    return key.path, key.public_line

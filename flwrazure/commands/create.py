@@ -63,7 +63,12 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
     from flwrazure.azure.waiter import Waiter
 
     _check_same_cluster(spec)
-    key_path, public_key = (sshkeys.load_user_key(ssh_key) if ssh_key else (None, None))
+    key_path, public_key = None, None
+    if ssh_key:  # every key problem is found here, before the cloud is asked anything
+        from flwrazure.remote.ssh import check_key
+
+        user_key = check_key(ssh_key, "--ssh-key")
+        key_path, public_key = user_key.path, user_key.public_line
     target = connect(spec.cloud, spec.subscription)
     if not spec.ssh_sources:
         spec.ssh_sources = (operator.detect(target),)

@@ -89,6 +89,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     st = state.load(cluster)
     version, secure = st["flwr_version"], not insecure
     check(version, secure, app)
+    ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
     target = connect(st["cloud"], st["subscription"])
     plan = versions.port_plan(version)
     if index_url is None and target.cloud == "local":

@@ -37,11 +37,54 @@ def _isolated_config():
     return Config(ssh_config=SSHConfig(), lazy=True)
 
 
+def agent_key(public_line: str):
+    """The operator's ssh-agent's handle on this one key (a paramiko AgentKey), None when no agent answers or it
+    does not hold the key. Only this key is ever offered to a VM, never the agent's others."""
+    import paramiko
+
+    from flwrazure.sshkeys import public_blob
+
+    try:
+        agent = paramiko.Agent()  # no SSH_AUTH_SOCK: an agent with no keys
+        keys = agent.get_keys()
+    except (paramiko.SSHException, OSError):
+        return None
+    wanted = public_blob(public_line)
+    return next((k for k in keys if k.asbytes() == wanted), None)
+
+
+def check_key(key_file: str | Path, label: str = "SSH key"):
+    """Refuse, before any connection or cloud write, a key that cannot log in: see sshkeys.inspect; and a
+    passphrase-protected key is usable only when the operator's ssh-agent holds it. Returns sshkeys.UserKey."""
+    from flwrazure import sshkeys
+    from flwrazure.errors import UsageError
+
+    key = sshkeys.inspect(Path(key_file), label)
+    if key.encrypted and agent_key(key.public_line) is None:
+        where = "no ssh-agent is running" if not os.environ.get("SSH_AUTH_SOCK") else "your ssh-agent does not hold it"
+        raise UsageError(f"{label} {key.path}: the key is passphrase-protected and {where}: run `eval $(ssh-agent)` "
+                         f"and `ssh-add {key.path}`, then re-run (or use a key without a passphrase).")
+    return key
+
+
+def _auth(key_file: str) -> dict:
+    """The key file itself, or for a passphrase-protected one the agent's copy of exactly that key."""
+    from flwrazure import sshkeys
+    from flwrazure.errors import UsageError
+
+    try:
+        key = sshkeys.inspect(Path(key_file))
+    except UsageError:  # let paramiko say what is wrong (callers ran check_key beforehand)
+        return {"key_filename": key_file}
+    held = agent_key(key.public_line) if key.encrypted else None
+    return {"pkey": held} if held is not None else {"key_filename": key_file}
+
+
 def connect(ip: str, user: str, key_file: str, known_hosts: Path, timeout: float = 5.0):
     from fabric import Connection
 
     conn = Connection(ip, user=user, port=22, config=_isolated_config(), connect_timeout=timeout,
-                      connect_kwargs={"key_filename": key_file, "look_for_keys": False, "allow_agent": False,
+                      connect_kwargs={**_auth(key_file), "look_for_keys": False, "allow_agent": False,
                                       "banner_timeout": 30, "auth_timeout": 30})
     if known_hosts.exists():
         conn.client.load_host_keys(str(known_hosts))

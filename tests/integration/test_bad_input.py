@@ -72,7 +72,7 @@ def test_unreadable_ssh_key(product_cloud, home, tmp_path):
     junk = tmp_path / "junk"
     junk.write_text("not a key")
     junk.chmod(0o600)
-    assert_one_line_exit_2(flwrazure(home, *CREATE, "--ssh-key", str(junk)), "not an unencrypted OpenSSH")
+    assert_one_line_exit_2(flwrazure(home, *CREATE, "--ssh-key", str(junk)), "not a private key")
 
 
 def test_missing_local_cloud(home):

@@ -33,7 +33,10 @@ NS = "Microsoft.Compute"
 VM = "Microsoft.Compute/virtualMachines"
 DISK = "Microsoft.Compute/disks"
 NIC = "Microsoft.Network/networkInterfaces"
-SSH_KEY_TYPES = {"ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
+# The compute API takes RSA keys of 2048 bits or more and Ed25519 keys; ECDSA, DSA and shorter RSA keys get
+# InvalidParameter on linuxConfiguration.ssh.publicKeys.keyData at the VM PUT.
+SSH_KEY_TYPES = {"ssh-rsa", "ssh-ed25519"}
+MIN_RSA_BITS = 2048
 IMMUTABLE = [("osProfile", "adminUsername"), ("osProfile", "computerName"),
              ("storageProfile", "imageReference"), ("storageProfile", "osDisk", "name")]
 
@@ -44,17 +47,32 @@ def _dig(obj: dict, path: tuple) -> object:
     return obj
 
 
+def _ssh_strings(blob: bytes) -> list[bytes]:
+    """The length-prefixed fields of an SSH public key blob (RFC 4253: type, then e and n for RSA)."""
+    out, i = [], 0
+    while i < len(blob):
+        (length,) = struct.unpack(">I", blob[i:i + 4])
+        out.append(blob[i + 4:i + 4 + length])
+        if len(out[-1]) != length:
+            raise ValueError
+        i += 4 + length
+    if not out:
+        raise ValueError
+    return out
+
+
 def _check_ssh_key(data: str) -> None:
     target = "linuxConfiguration.ssh.publicKeys.keyData"
     parts = (data or "").split()
     try:
         if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
             raise ValueError
-        blob = base64.b64decode(parts[1], validate=True)
-        (length,) = struct.unpack(">I", blob[:4])
-        if blob[4:4 + length].decode() != parts[0]:
+        fields = _ssh_strings(base64.b64decode(parts[1], validate=True))
+        if fields[0].decode() != parts[0]:
             raise ValueError
-        if parts[0] == "ssh-rsa" and len(blob) < 256:  # Azure requires RSA keys of at least 2048 bits
+        if parts[0] == "ssh-rsa" and (len(fields) != 3 or int.from_bytes(fields[2], "big").bit_length() < MIN_RSA_BITS):
+            raise ValueError
+        if parts[0] == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
             raise ValueError
     except (ValueError, struct.error, UnicodeDecodeError):
         raise invalid_parameter("The value of parameter linuxConfiguration.ssh.publicKeys.keyData is invalid.",
