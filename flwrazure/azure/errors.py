@@ -46,3 +46,10 @@ def translate(exc: BaseException, resource: str) -> FlwrazureError:
         message = getattr(getattr(exc, "error", None), "message", None) or exc.message or str(exc)
         return AzureError(resource, code, message)
     return FlwrazureError(f"{resource}: {type(exc).__name__}: {exc}")
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """True for Azure's 404 (the resource is gone already)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    return isinstance(exc, ResourceNotFoundError)

@@ -20,6 +20,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "open-ports": ("flwrazure.cli.cluster", "open_ports", "Open the Flower ports, each only to who needs it."),
     "start": ("flwrazure.cli.cluster", "start", "Run Flower (SuperLink, SuperNodes) on the VMs, secure by default."),
     "status": ("flwrazure.cli.cluster", "status", "Show VMs, rules, Flower version and ports of a cluster."),
+    "scale": ("flwrazure.cli.day2", "scale", "Grow or shrink a live federation's SuperNodes (--clients N)."),
+    "pause": ("flwrazure.cli.day2", "pause", "Deallocate every VM: compute billing stops, everything else is kept."),
+    "resume": ("flwrazure.cli.day2", "resume", "Start the VMs of a paused cluster and bring Flower back online."),
+    "logs": ("flwrazure.cli.day2", "logs", "The Flower services' logs from the VMs, merged in time order."),
+    "ssh": ("flwrazure.cli.day2", "ssh", "A shell on a VM, or a command on every VM (--all)."),
+    "doctor": ("flwrazure.cli.day2", "doctor", "Check the cluster from your side and the VMs', with the fix for each."),
     "teardown": ("flwrazure.cli.cluster", "teardown", "Delete everything flwrazure created for a cluster."),
     "local": ("flwrazure.cli.local", "local", "Run the embedded local cloud (an offline Azure for trying flwrazure)."),
 }

@@ -95,6 +95,7 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
               f"{result['flwr_version']})", result["vms"])
     ui.info(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@<public IP>   (allowed from "
             f"{', '.join(result['ssh_sources'])})")
+    _cost_line(result.get("cost"))
     ui.info(f"Next: [bold]{result['next']}[/bold]")
 
 
@@ -169,6 +170,12 @@ def status(cluster, as_json):
     ui.table("Inbound rules", ["rule", "priority", "port", "from", "to"],
              [[r["name"], r["priority"], r["port"], ", ".join(map(str, r["sources"])), r["destination"]]
               for r in result["rules"]])
+    if result["paused"]:
+        ui.info(f"[bold]Paused[/bold]: every VM is deallocated (no compute billed; IPs, disks, keys and rules kept). "
+                f"Resume with: [bold]{result['next']}[/bold]")
+    elif result["power"] == "partly paused":
+        ui.info(f"Partly paused: some VMs are deallocated. Resume with: [bold]{result['next']}[/bold]")
+    _cost_line(result["cost"], result["paused"])
 
 
 @click.command("teardown")
@@ -248,6 +255,15 @@ def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, as_json):
     ui.info(f"Next: [bold]{result['next']}[/bold]")
 
 
+def _cost_line(estimate: dict | None, paused: bool = False) -> None:
+    from rich.markup import escape
+
+    from flwrazure import ui
+    from flwrazure.plan.cost import describe
+
+    ui.info(escape(describe(estimate, paused)))
+
+
 def _connection_line(cluster: str, result: dict) -> None:
     from rich.markup import escape
 
@@ -294,11 +310,12 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     opened = ports.run(cluster, tuple(created["ssh_sources"]), False)
     started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps)
     result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
-              "seconds": round(time.monotonic() - began, 1)}
+              "cost": created.get("cost"), "seconds": round(time.monotonic() - began, 1)}
     if as_json:
         ui.emit_json(result)
         return
     _vm_table(f"Cluster {cluster} ({created['resource_group']}, flwr {created['flwr_version']})", created["vms"])
     ui.info(escape(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}."))
     _connection_line(cluster, started)
+    _cost_line(created.get("cost"))
     ui.info(f"Next: [bold]{started['next']}[/bold]   (when done: flwrazure teardown --cluster {cluster})")

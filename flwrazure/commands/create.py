@@ -21,7 +21,9 @@ def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if state.exists(spec.cluster):
         old = state.load(spec.cluster)
-        data["control_sources"] = old.get("control_sources")
+        # keep what later commands recorded (open-ports' sources, start's registrations, ...): re-running
+        # create-cluster, or scale through it, must not make the cluster forget that Flower runs on it
+        data = {**old, **data, "control_sources": old.get("control_sources")}
         data["created"] = old.get("created", data["updated"])
     else:
         data["created"] = data["updated"]
@@ -56,6 +58,26 @@ def _check_same_cluster(spec: ClusterSpec) -> None:
                              f"`flwrazure teardown --cluster {spec.cluster}` first.")
 
 
+def _price_lookup(target, spec: ClusterSpec):
+    """The cost estimate, asked in a background thread (a Future)."""
+    from flwrazure.azure import prices
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prices")
+    sizes = [spec.server_size] + [spec.client_size] * spec.clients
+    future = pool.submit(prices.lookup, target, spec.location, sizes)
+    pool.shutdown(wait=False)
+    return future
+
+
+def estimate_of(future) -> dict | None:
+    """The estimate's dict from a lookup Future; None when no price is known (never an invented number)."""
+    try:
+        est = future.result(timeout=30)
+    except Exception:  # no answer at all: no estimate
+        return None
+    return est.to_dict() if est is not None else None
+
+
 def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> dict:
     from flwrazure.azure import inventory, preflight, provision
     from flwrazure.azure.errors import translate
@@ -70,6 +92,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
         user_key = check_key(ssh_key, "--ssh-key")
         key_path, public_key = user_key.path, user_key.public_line
     target = connect(spec.cloud, spec.subscription)
+    priced = _price_lookup(target, spec)  # in flight while the cluster is built
     if not spec.ssh_sources:
         spec.ssh_sources = (operator.detect(target),)
     rg = spec.resource_group
@@ -139,4 +162,5 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
             "flwr_version": spec.flwr_version, "port_plan": data["port_plan"], "vms": rows,
             "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources),
             "writes": len(run_.writes) + (1 if group is None else 0), "status_reads": waiter.reads,
+            "cost": estimate_of(priced),
             "next": f"flwrazure open-ports --cluster {spec.cluster} --source <your-ip>"}

@@ -7,7 +7,8 @@ from flwrazure.errors import FlwrazureError
 from flwrazure.plan import names, rules, versions
 
 
-def run(cluster: str, sources: tuple[str, ...] | None, close: bool) -> dict:
+def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int | None = None) -> dict:
+    """clients: the client VMs the Fleet rule admits [default: the recorded count] (scale narrows it first)."""
     from flwrazure.azure import inventory
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect
@@ -38,7 +39,7 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool) -> dict:
         state.save(cluster, st)
         return {"cluster": cluster, "changes": changes, "rules": []}
 
-    vms = names.all_vms(cluster, st["clients"])
+    vms = names.all_vms(cluster, st["clients"] if clients is None else clients)
     server_nic = snap["nic"].get(vms[0].nic.lower())
     client_ips = [snap["pip"].get(v.public_ip.lower(), {}).get("properties", {}).get("ipAddress") for v in vms[1:]]
     if server_nic is None or not all(client_ips):

@@ -92,6 +92,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
     target = connect(st["cloud"], st["subscription"])
     plan = versions.port_plan(version)
+    given_index, given_runtime_deps = index_url, runtime_deps  # as asked, recorded for scale and resume
     if index_url is None and target.cloud == "local":
         index_url = target.pip_index  # the local cloud's mirror: its VMs have no internet
     if runtime_deps is None:  # offline VMs cannot resolve an app's dependencies at run time: use --extra-pip
@@ -112,6 +113,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     changed: dict[str, bool] = {}
     conns: dict = {}
     registered = dict(st.get("registered_supernodes") or {})
+    # num-partitions each SuperNode was started with: kept when the cluster is scaled (no restart), see scale.py
+    partitions = {vm: n for vm, n in (st.get("partitions") or {}).items() if vm in keys}
     ready, failed = threading.Event(), threading.Event()
 
     def prepare(row: dict):
@@ -158,8 +161,10 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         while not ready.wait(0.5):
             if failed.is_set():
                 return
+        total = int(partitions.get(row["vm"]) or len(clients))
         service(conn, row["vm"], SUPERNODE, f"Flower SuperNode {i}", services.supernode_command(
-            plan, layout, server["public_ip"], i - 1, len(clients), secure))
+            plan, layout, server["public_ip"], i - 1, total, secure))
+        partitions[row["vm"]] = total
 
     progress = ui.Milestones(f"Starting Flower {version} on {len(rows)} VMs", show)
     try:
@@ -187,7 +192,10 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         config = None
         ui.warn(f"Flower {version} reads federations from the app's pyproject.toml: re-run with --app DIR to write "
                 f"[tool.flwr.federations.{cluster}] there (address {address}).")
-    st.update({"started": True, "secure": secure, "superlink_address": address, "supervisors": kinds})
+    st.update({"started": True, "secure": secure, "superlink_address": address, "supervisors": kinds,
+               "partitions": {r["vm"]: partitions[r["vm"]] for r in clients if r["vm"] in partitions},
+               "start_options": {"extra_pip": list(extra_pip), "index_url": given_index, "app": str(app) if app else
+                                 None, "runtime_deps": given_runtime_deps}})
     state.save(cluster, st)
     if not secure:
         ui.warn("--insecure: no TLS and no SuperNode authentication (the seed guide's setup). Not for production.")
@@ -199,3 +207,13 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
             "flwr_config": str(config) if config else None, "operator_flwr": mine, "installed": installed,
             "services_changed": changed, "supervisors": kinds, "supernodes_online": online,
             "milestones": progress.seconds, "next": f"flwr run {app or '<app-dir>'} {cluster}"}
+
+
+def rerun(cluster: str, show: bool = True) -> dict:
+    """start again with the options it was last run with (scale and resume: services and flwr installs stay as
+    they are; only what is missing is done)."""
+    st = state.load(cluster)
+    opts = st.get("start_options") or {}
+    app = Path(opts["app"]) if opts.get("app") else None
+    return run(cluster, not st.get("secure", True), list(opts.get("extra_pip") or []), opts.get("index_url"),
+               app if app is None or app.is_dir() else None, opts.get("runtime_deps"), show)

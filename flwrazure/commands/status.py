@@ -7,13 +7,18 @@ from flwrazure.plan import names, versions
 
 
 def run(cluster: str) -> dict:
-    from flwrazure.azure import inventory
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flwrazure.azure import inventory, prices
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect
 
     st = state.load(cluster)
     target = connect(st["cloud"], st["subscription"])
     rg = st["resource_group"]
+    pool = ThreadPoolExecutor(max_workers=1)
+    priced = pool.submit(prices.lookup, target, st["location"], prices.cluster_sizes(st))
+    pool.shutdown(wait=False)
     group = inventory.group(target, rg)
     vms = names.all_vms(cluster, st["clients"])
     rules_out: list[dict] = []
@@ -33,7 +38,14 @@ def run(cluster: str) -> dict:
                               "destination": p.get("destinationAddressPrefix"), "access": p["access"]})
     plan = versions.port_plan(st["flwr_version"])
     online = _services(st, rows, plan) if st.get("started") and group is not None else None
-    return {"cluster": cluster, "cloud": st["cloud"], "resource_group": rg, "location": st["location"],
+    try:
+        est = priced.result(timeout=30)
+    except Exception:  # no price known: no estimate
+        est = None
+    power = cluster_power([r["state"] for r in rows]) if group is not None else "missing"
+    return {"power": power, "paused": power == "paused", "cost": est.to_dict() if est else None,
+            "next": f"flwrazure resume --cluster {cluster}" if power in ("paused", "partly paused") else None,
+            "cluster": cluster, "cloud": st["cloud"], "resource_group": rg, "location": st["location"],
             "resource_group_exists": group is not None, "flwr_version": st["flwr_version"],
             "port_plan": {"generation": plan.generation, "fleet": plan.fleet, "control": plan.control},
             "vms": rows, "rules": sorted(rules_out, key=lambda r: r["priority"]),
@@ -81,3 +93,16 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
             if row["vm"] in seen:
                 row["supernode"] = seen[row["vm"]]
     return flwradmin.count_online(listed[0])
+
+
+def cluster_power(states: list[str]) -> str:
+    """The cluster as a whole from its VMs' power states: running, paused (every VM deallocated: compute is
+    not billed), partly paused, or the mix as it is (e.g. while starting)."""
+    if states and all(s == "deallocated" for s in states):
+        return "paused"
+    if states and all(s == "running" for s in states):
+        return "running"
+    if any(s == "deallocated" for s in states) and all(s in ("running", "deallocated") for s in states):
+        return "partly paused"
+    return "changing" if any(s in ("starting", "deallocating", "stopping", "creating", "updating") for s in states) \
+        else "incomplete"

@@ -107,3 +107,43 @@ def parse_registrations(out: str) -> dict[str, str]:
                                  "re-run `flwrazure start` (journalctl -u flower-superlink on the server VM).")
         nodes[vm] = str(node)
     return nodes
+
+
+def runs(conn, adm: Admin) -> list[dict] | None:
+    """The SuperLink's runs (`flwr ls --format json`): run-id, status, ...; None when it did not answer."""
+    out = output(conn, f"cd {adm.directory} && {adm.flwr} ls {adm.target} --format json")
+    try:
+        data = _json(out)
+    except ValueError:
+        return None
+    return list(data.get("runs", [])) if data.get("success", True) else None
+
+
+def unregister(conn, adm: Admin, node_ids: dict[str, int]) -> dict[str, str]:
+    """Withdraw SuperNodes' registrations (VM name -> node id), all in one SSH command; returns VM name -> "ok" or
+    the error text. A node the SuperLink no longer knows as registered counts as done."""
+    if not node_ids:
+        return {}
+    kdir = f"{adm.directory}/keys"
+    jobs = " ".join(f"{adm.flwr} supernode unregister {node} {adm.target} --format json > {kdir}/{vm}.unreg 2>&1 &"
+                    for vm, node in node_ids.items())
+    show = "; ".join(f"echo '@@{vm}'; cat {kdir}/{vm}.unreg" for vm in node_ids)
+    return parse_unregistrations(run(conn, f"mkdir -p {kdir} && cd {adm.directory} && {jobs} wait; {show}"))
+
+
+def parse_unregistrations(out: str) -> dict[str, str]:
+    """The `@@<vm>` sections of the unregister command's output -> VM name -> "ok" or the error text."""
+    done = {}
+    for chunk in out.split("@@")[1:]:
+        vm, _, text = chunk.partition("\n")
+        try:
+            data = _json(text)
+        except ValueError:
+            data = {}
+        low = text.lower()
+        if data.get("success") or "unregistered successfully" in low or "not found" in low or \
+                "already unregistered" in low or "does not exist" in low:
+            done[vm] = "ok"
+        else:
+            done[vm] = (data.get("error-message") or text).strip()[:300] or "no answer"
+    return done

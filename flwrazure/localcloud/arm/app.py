@@ -13,7 +13,7 @@ from collections import deque
 from urllib.parse import parse_qsl, urlsplit
 
 from flwrazure.localcloud.arm import catalog as cat
-from flwrazure.localcloud.arm import groups, nics, nsgs, pips, quota, vms, vnets
+from flwrazure.localcloud.arm import groups, nics, nsgs, pips, prices, quota, vms, vnets
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm.common import Ctx, Resp
 from flwrazure.localcloud.arm.conflicts import Busy
@@ -175,6 +175,8 @@ class ArmApp:
         if low == "/common/discovery/instance":
             return Resp(200, {"tenant_discovery_endpoint": f"{self.base_url}/common/v2.0/.well-known/openid-configuration",
                               "api-version": "1.1", "metadata": []})
+        if low == "/api/retail/prices" and method == "GET":  # Azure's public price list: no authentication
+            return prices.retail_prices(self.config["catalog"], self.base_url, query)
         self._authenticate(headers)
         if low.startswith("/_localcloud/"):
             return self._admin(method, low, query, raw)

@@ -48,6 +48,10 @@ DEFAULT = {
         "PublicIPAddresses": 100, "NetworkInterfaces": 65536, "NetworkSecurityGroups": 5000,
         "VirtualNetworks": 1000, "by_location": {},
     },
+    # the Retail Prices API's answers (/api/retail/prices): the local cloud's own price list, labelled as such
+    # (USD per vCPU-hour for Linux VMs, per hour for a Standard static IPv4, per month for a P4 disk);
+    # "available": false makes the API answer 503 (to try the offline cache)
+    "prices": {"vcpu_hour": 0.05, "public_ip_hour": 0.004, "p4_disk_month": 5.0, "available": True},
     # publisher:offer:sku (versions are all "latest"-resolvable)
     "images": [
         "Canonical:ubuntu-24_04-lts:server", "Canonical:ubuntu-24_04-lts:server-gen1",

@@ -1,0 +1,111 @@
+"""Day-2 commands: scale, pause, resume, logs, ssh, doctor. Parse options, call flwrazure.commands, render."""
+
+from __future__ import annotations
+
+import click
+
+from flwrazure.cli.cluster import CLUSTER, JSON, _cost_line, _vm_table
+
+
+@click.command("scale")
+@CLUSTER
+@click.option("--clients", required=True, type=int, help="The number of SuperNode VMs to have (1-100).")
+@click.option("--force", is_flag=True, help="Remove or restart SuperNodes even while a run is in progress.")
+@click.option("--repartition", is_flag=True,
+              help="Restart every SuperNode whose num-partitions differs from N, so all agree (between runs).")
+@JSON
+def scale(cluster, clients, force, repartition, as_json):
+    """Grow or shrink a live federation to N client VMs. Growing adds clients N+1.. (VMs, Fleet rule, flwr,
+    key registration, SuperNodes) without restarting or re-registering the existing ones; shrinking removes the
+    highest-numbered clients: their SuperNodes are stopped and unregistered, the Fleet rule narrowed, then their
+    VMs, NICs, IPs and disks deleted. Names stay 1..N; partition-id = client number - 1. SuperNodes keep the
+    num-partitions they were started with unless --repartition. Re-run to finish an interrupted scale.
+
+    \b
+    Examples:
+      flwrazure scale --clients 5
+      flwrazure scale --clients 2 --cluster exp-2
+      flwrazure scale --clients 3 --repartition     # all SuperNodes agree on num-partitions=3
+    """
+    from rich.markup import escape
+
+    from flwrazure import ui
+    from flwrazure.commands import scale as scale_cmd
+    from flwrazure.spec import cluster_name
+
+    result = scale_cmd.run(cluster_name(cluster), clients, force, repartition, show=not as_json)
+    if as_json:
+        ui.emit_json(result)
+        return
+    if result.get("vms"):
+        _vm_table(f"Cluster {cluster}: {result['from']} -> {result['to']} client(s)", result["vms"])
+    what = []
+    if result["joined"]:
+        what.append(f"joined: {', '.join(result['joined'])}")
+    if result["left"]:
+        what.append(f"left: {', '.join(result['left'])}")
+    if result["unregistered"]:
+        what.append(f"unregistered: {', '.join(result['unregistered'])}")
+    ui.info(escape(f"Scaled cluster {cluster} to {result['to']} client(s) in {result['seconds']} s"
+                   + (f" ({'; '.join(what)})" if what else " (nothing to change)") + "."))
+    if result["mixed_partitions"]:
+        groups = "; ".join(f"num-partitions={n}: {', '.join(vms)}" for n, vms in result["mixed_partitions"].items())
+        ui.info(escape(f"SuperNodes disagree on num-partitions ({groups}). Between runs, align them with: "
+                       f"flwrazure scale --clients {result['to']} --repartition --cluster {cluster}"))
+    _cost_line(result.get("cost"))
+
+
+@click.command("pause")
+@CLUSTER
+@JSON
+def pause(cluster, as_json):
+    """Deallocate every VM of the cluster: compute billing stops; static public IPs, OS disks, keys,
+    certificates and rules are kept (and still billed: IPs and disks). `flwrazure resume` starts them again.
+
+    \b
+    Examples:
+      flwrazure pause
+      flwrazure pause --cluster exp-2 --json
+    """
+    from rich.markup import escape
+
+    from flwrazure import ui
+    from flwrazure.commands import power
+    from flwrazure.spec import cluster_name
+
+    result = power.pause(cluster_name(cluster))
+    if as_json:
+        ui.emit_json(result)
+        return
+    ui.info(escape(f"Cluster {cluster} paused in {result['seconds']} s: {len(result['deallocated'])} VM(s) "
+                   f"deallocated" + (f", {len(result['already'])} already were" if result["already"] else "") + "."))
+    _cost_line(result.get("cost"), paused=True)
+    ui.info(f"Next: [bold]{result['next']}[/bold]")
+
+
+@click.command("resume")
+@CLUSTER
+@JSON
+def resume(cluster, as_json):
+    """Start the VMs of a paused cluster and bring Flower back: waits until the SuperLink and every SuperNode
+    are online (the SuperLink keeps its run history).
+
+    \b
+    Examples:
+      flwrazure resume
+      flwrazure resume --cluster exp-2
+    """
+    from rich.markup import escape
+
+    from flwrazure import ui
+    from flwrazure.commands import power
+    from flwrazure.spec import cluster_name
+
+    result = power.resume(cluster_name(cluster), show=not as_json)
+    if as_json:
+        ui.emit_json(result)
+        return
+    online = result["supernodes_online"]
+    tail = f"; {online} SuperNode(s) online" if online is not None else ""
+    ui.info(escape(f"Cluster {cluster} resumed in {result['seconds']} s ({len(result['started'])} VM(s) started"
+                   f"{tail})."))

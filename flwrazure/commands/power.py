@@ -1,0 +1,99 @@
+"""pause / resume: deallocate every VM of the cluster (compute billing stops; static public IPs, OS disks, keys,
+certificates and rules stay), and start them again. Resume brings Flower back (systemd starts the enabled units at
+boot; the restart loop, on hosts without systemd, is started again by `start`) and waits until the SuperLink and
+every SuperNode are online. The SuperLink's run history lives in its --database on the OS disk, which is kept."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from flwrazure import state, ui
+from flwrazure.errors import FlwrazureError
+from flwrazure.plan import names
+
+
+def _vms(target, st: dict) -> dict[str, str]:
+    """VM name -> power state, for the cluster's VMs that exist."""
+    from flwrazure.azure import inventory
+    from flwrazure.azure.errors import translate
+
+    try:
+        snap = inventory.snapshot(target, st["resource_group"], ("vmview",))
+    except Exception as exc:
+        raise translate(exc, f"resource group {st['resource_group']}") from exc
+    rows = inventory.vm_rows(snap, names.all_vms(st["cluster"], st["clients"]))
+    return {r["vm"]: r["state"] for r in rows if r["state"] != "missing"}
+
+
+def _each(target, rg: str, vms: list[str], verb: str) -> None:
+    """begin_<verb> on every VM at once, then wait for all of them; one error naming the first failed VM."""
+    from flwrazure.azure.errors import translate
+
+    ops = target.compute.virtual_machines
+    call = ops.begin_deallocate if verb == "deallocate" else ops.begin_start
+
+    def one(vm: str) -> None:
+        try:
+            call(rg, vm).result()
+        except Exception as exc:
+            raise translate(exc, f"virtual machine {vm}") from exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(vms)))) as pool:
+        for job in [pool.submit(one, vm) for vm in vms]:
+            job.result()
+
+
+def _estimate(target, st: dict) -> dict | None:
+    from flwrazure.azure import prices
+
+    try:
+        est = prices.lookup(target, st["location"], prices.cluster_sizes(st))
+    except Exception:  # no price known: no estimate
+        return None
+    return est.to_dict() if est else None
+
+
+def pause(cluster: str) -> dict:
+    from flwrazure.azure.target import connect
+
+    st = state.load(cluster)
+    target = connect(st["cloud"], st["subscription"])
+    began = time.monotonic()
+    power = _vms(target, st)
+    if not power:
+        raise FlwrazureError(f"cluster {cluster} has no VMs: nothing to pause (`flwrazure create-cluster`).")
+    todo = [vm for vm, s in power.items() if s != "deallocated"]
+    st["paused"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    state.save(cluster, st)  # first: an interrupted pause is finished by re-running it, or undone by resume
+    _each(target, st["resource_group"], todo, "deallocate")
+    return {"cluster": cluster, "deallocated": todo, "already": sorted(set(power) - set(todo)),
+            "seconds": round(time.monotonic() - began, 1), "cost": _estimate(target, st),
+            "next": f"flwrazure resume --cluster {cluster}"}
+
+
+def resume(cluster: str, show: bool = True) -> dict:
+    from flwrazure.azure.target import connect
+
+    st = state.load(cluster)
+    target = connect(st["cloud"], st["subscription"])
+    began = time.monotonic()
+    power = _vms(target, st)
+    if not power:
+        raise FlwrazureError(f"cluster {cluster} has no VMs: nothing to resume (`flwrazure create-cluster`).")
+    todo = [vm for vm, s in power.items() if s != "running"]
+    _each(target, st["resource_group"], todo, "start")
+    vms_s = round(time.monotonic() - began, 1)
+    if show and todo:
+        ui.info(f"{len(todo)} VM(s) running again after {vms_s} s")
+    st = state.load(cluster)
+    st.pop("paused", None)
+    state.save(cluster, st)
+    flower = None
+    if st.get("started"):
+        from flwrazure.commands import start
+
+        flower = start.rerun(cluster, show)
+    return {"cluster": cluster, "started": todo, "vms_seconds": vms_s, "flower": flower,
+            "supernodes_online": (flower or {}).get("supernodes_online"),
+            "seconds": round(time.monotonic() - began, 1)}

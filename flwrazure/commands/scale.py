@@ -1,0 +1,280 @@
+"""scale --clients N on a live federation (decisions in plan/scale.py).
+
+Growing reuses the converging steps: create-cluster for the new clients' IP -> NIC -> VM chains, open-ports to
+extend the Fleet rule to their public IPs, start for bootstrap, key registration and their SuperNodes — existing
+VMs, services and registrations are left as they are (start changes nothing that is already right).
+
+Shrinking, highest numbers first: refuse while a run is in progress (unless --force); stop the leaving SuperNodes;
+withdraw their keys from the SuperLink (secure clusters); narrow the Fleet rule to the staying clients (before the
+leaving IPs are released: a released address may go to someone else); delete their VMs, NICs, public IPs and OS
+disks; forget their pinned host keys and SuperNode keys; record N. Every step is idempotent, so an interrupted scale
+is finished by re-running it (the record keeps the old count until the end)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flwrazure import state, ui
+from flwrazure.errors import FlwrazureError, UsageError
+from flwrazure.plan import names
+from flwrazure.plan import scale as plan
+from flwrazure.spec import MAX_CLIENTS, ClusterSpec
+
+SPEC_FIELDS = ("cluster", "clients", "cloud", "subscription", "resource_group", "location", "server_size",
+               "client_size", "admin_user", "flwr_version", "allow_existing_group", "address_space", "subnet_prefix")
+
+
+def spec_of(st: dict, clients: int) -> ClusterSpec:
+    """The recorded cluster's spec with another client count."""
+    spec = ClusterSpec(**{k: st[k] for k in SPEC_FIELDS if k in st})
+    spec.clients = clients
+    spec.ssh_sources = tuple(st.get("ssh_sources") or ())
+    return spec
+
+
+def run(cluster: str, clients: int, force: bool = False, repartition: bool = False, show: bool = True) -> dict:
+    from flwrazure.azure.target import connect
+
+    if not 1 <= clients <= MAX_CLIENTS:
+        raise UsageError(f"--clients {clients}: a cluster needs 1 to {MAX_CLIENTS} client VMs.")
+    st = state.load(cluster)
+    if st.get("paused"):
+        raise UsageError(f"cluster {cluster} is paused: run `flwrazure resume --cluster {cluster}` first, then scale.")
+    target = connect(st["cloud"], st["subscription"])
+    began = time.monotonic()
+    existing = _client_vms(target, st)
+    ch = plan.change(cluster, st["clients"], clients, existing)
+    staying = [names.client(cluster, i).vm for i in range(1, min(clients, st["clients"]) + 1)]
+    recorded = dict(st.get("partitions") or {})
+    restarts = plan.restarted_by_repartition(recorded, staying, clients) if repartition and st.get("started") else []
+    if st.get("started") and (ch.leaving or restarts):
+        _refuse_during_run(st, force)
+    result: dict = {"cluster": cluster, "from": st["clients"], "to": clients, "joined": list(ch.joining),
+                    "left": [], "unregistered": [], "restarted": restarts}
+    if restarts:  # start gives every SuperNode num-partitions=N: those started with another N are restarted
+        st["partitions"] = {}
+        state.save(cluster, st)
+    if ch.leaving:
+        result.update(_shrink(target, st, ch, show))
+    if ch.grows or not ch.leaving:  # growing, or converging an interrupted grow (a no-op when all is in place)
+        result.update(_grow(state.load(cluster), clients, show))
+    elif restarts:
+        from flwrazure.commands import start
+
+        result["flower"] = start.rerun(cluster, show)
+    st = state.load(cluster)
+    mixed = plan.mixed_partitions(st.get("partitions") or {}, clients) if st.get("started") else {}
+    result["partitions"] = st.get("partitions") or {}
+    result["mixed_partitions"] = {str(k): v for k, v in mixed.items()}
+    if "cost" not in result:
+        from flwrazure.commands.power import _estimate
+
+        result["cost"] = _estimate(target, st)
+    result["seconds"] = round(time.monotonic() - began, 1)
+    return result
+
+
+def _client_vms(target, st: dict) -> set[str]:
+    from flwrazure.azure import inventory
+    from flwrazure.azure.errors import translate
+
+    try:
+        vms = inventory.snapshot(target, st["resource_group"], ("vm",))["vm"]
+    except Exception as exc:
+        raise translate(exc, f"resource group {st['resource_group']}") from exc
+    prefix = f"{st['cluster']}-client-"
+    return {b["name"] for b in vms.values() if b["name"].startswith(prefix) and names.is_ours(b.get("tags"),
+                                                                                             st["cluster"])}
+
+
+def _grow(st: dict, clients: int, show: bool) -> dict:
+    from flwrazure.commands import create, ports
+
+    cluster = st["cluster"]
+    created = create.run(spec_of(st, clients), Path(st["ssh_private_key"]), show_progress=show)
+    out: dict = {"vms": created["vms"], "cost": created.get("cost"), "writes": created["writes"]}
+    st = state.load(cluster)
+    if st.get("control_sources"):  # the Flower rules exist: the Fleet rule follows the client IPs
+        out["rules"] = ports.run(cluster, None, False)["rules"]
+    if st.get("started"):
+        from flwrazure.commands import start
+
+        out["flower"] = start.rerun(cluster, show)
+        out["supernodes_online"] = out["flower"]["supernodes_online"]
+    return out
+
+
+def _server(st: dict, target):
+    """An SSH connection to the server VM and its admin flwr setup, or (None, None) when it is not reachable."""
+    from flwrazure.azure import inventory
+    from flwrazure.plan import versions
+    from flwrazure.plan.services import Layout
+    from flwrazure.remote import flwradmin, ssh
+
+    snap = inventory.snapshot(target, st["resource_group"], ("pip",))
+    ip = snap["pip"].get(names.server(st["cluster"]).public_ip.lower(), {}).get("properties", {}).get("ipAddress")
+    if not ip:
+        return None, None
+    conn = ssh.wait(ip, names.server(st["cluster"]).vm, st["admin_user"], st["ssh_private_key"],
+                    state.cluster_dir(st["cluster"]) / "known_hosts", timeout=60)
+    layout = Layout(f"/home/{st['admin_user']}")
+    adm = flwradmin.setup(conn, layout, st["flwr_version"], versions.port_plan(st["flwr_version"]).control,
+                          bool(st.get("secure")))
+    return conn, adm
+
+
+def _refuse_during_run(st: dict, force: bool) -> None:
+    from flwrazure.azure.target import connect
+    from flwrazure.remote import flwradmin
+
+    conn, adm = _server(st, connect(st["cloud"], st["subscription"]))
+    if conn is None:
+        return
+    with conn:
+        listed = flwradmin.runs(conn, adm)
+    if listed is None:
+        if not force:
+            raise FlwrazureError("could not ask the SuperLink whether a run is in progress: check `flwrazure status`,"
+                                 " or pass --force to scale anyway.")
+        return
+    active = plan.active_runs(listed)
+    if active and not force:
+        raise UsageError(f"run(s) {', '.join(active)} in progress: removing or restarting SuperNodes now would break "
+                         "them. Wait until they finish (`flwr ls`), or pass --force.")
+
+
+def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flwrazure.azure import inventory
+    from flwrazure.commands import ports
+
+    cluster = st["cluster"]
+    snap = inventory.snapshot(target, st["resource_group"], ("vmview", "nic", "pip"))
+    rows = {r["vm"]: r for r in inventory.vm_rows(snap, [names.client(cluster, int(v.rsplit("-", 1)[1]))
+                                                          for v in ch.leaving])}
+    out: dict = {"left": list(ch.leaving), "stopped": [], "unregistered": []}
+    if st.get("started"):
+        with ThreadPoolExecutor(max_workers=min(16, len(ch.leaving))) as pool:
+            stopped = list(pool.map(lambda vm: _stop_supernode(st, rows[vm]), ch.leaving))
+        out["stopped"] = [vm for vm, ok in zip(ch.leaving, stopped, strict=True) if ok]
+        if st.get("secure"):
+            out["unregistered"] = _unregister(target, st, ch.leaving, show)
+    if st.get("control_sources"):  # narrow the Fleet rule before the leaving addresses are released
+        out["rules"] = ports.run(cluster, None, False, clients=ch.target)["rules"]
+    _delete(target, st, ch.leaving)
+    _forget_local(st, ch.leaving, {r["public_ip"] for r in rows.values() if r["public_ip"]})
+    st = state.load(cluster)
+    st["clients"] = ch.target
+    for vm in ch.leaving:
+        (st.get("registered_supernodes") or {}).pop(vm, None)
+        (st.get("partitions") or {}).pop(vm, None)
+        (st.get("supervisors") or {}).pop(vm, None)
+    state.save(cluster, st)
+    if show:
+        ui.info(f"{len(ch.leaving)} client(s) removed: {', '.join(ch.leaving)}")
+    return out
+
+
+def _stop_supernode(st: dict, row: dict) -> bool:
+    """Stop a leaving SuperNode (best effort: a VM that is not running or not reachable has nothing running)."""
+    from flwrazure.commands.start import SUPERNODE
+    from flwrazure.plan.services import Layout
+    from flwrazure.remote import daemons, ssh
+
+    if row["state"] != "running" or not row["public_ip"]:
+        return False
+    try:
+        conn = ssh.wait(row["public_ip"], row["vm"], st["admin_user"], st["ssh_private_key"],
+                        state.cluster_dir(st["cluster"]) / "known_hosts", timeout=30)
+    except FlwrazureError as exc:
+        ui.warn(f"{row['vm']}: could not stop its SuperNode ({exc}); its registration is withdrawn anyway.")
+        return False
+    with conn:
+        kind = (st.get("supervisors") or {}).get(row["vm"], daemons.SYSTEMD)
+        daemons.stop(conn, SUPERNODE, kind, Layout(f"/home/{st['admin_user']}"))
+    return True
+
+
+def _unregister(target, st: dict, leaving: tuple[str, ...], show: bool) -> list[str]:
+    from flwrazure.remote import flwradmin
+
+    ids, unknown = plan.unregister_plan(dict(st.get("registered_supernodes") or {}), leaving)
+    for vm in unknown:
+        ui.warn(f"{vm}: its SuperNode key was registered before flwrazure recorded node ids; it cannot be "
+                "unregistered by id (`flwr supernode list` on the server VM shows it).")
+    if not ids:
+        return []
+    conn, adm = _server(st, target)
+    if conn is None:
+        raise FlwrazureError(f"the server VM of cluster {st['cluster']} has no public IP: cannot unregister the "
+                             "leaving SuperNodes; re-run `flwrazure scale` once it is back (`flwrazure status`).")
+    with conn:
+        results = flwradmin.unregister(conn, adm, ids)
+    done = [vm for vm, r in results.items() if r == "ok"]
+    fresh = state.load(st["cluster"])  # record progress at once: a re-run does not unregister twice
+    for vm in done:
+        (fresh.get("registered_supernodes") or {}).pop(vm, None)
+    state.save(st["cluster"], fresh)
+    failed = {vm: r for vm, r in results.items() if r != "ok"}
+    if failed:
+        vm, why = next(iter(failed.items()))
+        raise FlwrazureError(f"unregistering SuperNode {vm} (node {ids[vm]}) failed: {why}; nothing was deleted. "
+                             "Re-run the same `flwrazure scale` command.")
+    if show:
+        ui.info(f"{len(done)} SuperNode key(s) unregistered")
+    return done
+
+
+def _delete(target, st: dict, leaving: tuple[str, ...]) -> None:
+    """The leaving VMs, then whatever of their NICs, public IPs and OS disks is left (only what is ours)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flwrazure.azure import inventory
+    from flwrazure.azure.errors import is_not_found, translate
+    from flwrazure.azure.waiter import Waiter
+    from flwrazure.commands.teardown import _delete_fn
+
+    rg, cluster = st["resource_group"], st["cluster"]
+    vms = [names.client(cluster, int(v.rsplit("-", 1)[1])) for v in leaving]
+    waiter = Waiter(inventory.listers(target, rg), target.poll)
+
+    def remove(kind: str, name: str) -> None:
+        try:
+            _delete_fn(target, kind)(rg, name, polling=False)
+            waiter.gone(kind, name)
+        except Exception as exc:
+            if is_not_found(exc):
+                return
+            raise translate(exc, f"{inventory.LABELS[kind]} {name}") from exc
+
+    for stage in (("vm",), ("nic",), ("pip", "disk")):
+        snap = inventory.snapshot(target, rg, stage)
+        jobs = []
+        for kind in stage:
+            for v in vms:
+                name = {"vm": v.vm, "nic": v.nic, "pip": v.public_ip, "disk": v.os_disk}[kind]
+                body = snap[kind].get(name.lower())
+                if body is None or (kind != "disk" and not names.is_ours(body.get("tags"), cluster)):
+                    continue  # gone already (deleteOption cascades), or not ours: never deleted
+                jobs.append((kind, name))
+        if jobs:
+            with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as pool:
+                for job in [pool.submit(remove, k, n) for k, n in jobs]:
+                    job.result()
+
+
+def _forget_local(st: dict, leaving: tuple[str, ...], ips: set[str]) -> None:
+    """Pinned host keys of the deleted VMs' addresses, and their SuperNode keys (a client that joins later under
+    the same name gets a new key and registration)."""
+    cdir = state.cluster_dir(st["cluster"])
+    known = cdir / "known_hosts"
+    if ips and known.exists():
+        text = known.read_text()
+        kept = plan.forget_hosts(text, ips)
+        if kept != text:
+            known.write_text(kept)
+    for vm in leaving:
+        for suffix in ("", ".pub"):
+            (cdir / "supernodes" / f"{vm}.key{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,115 @@
+"""The cluster's estimated cost per hour, from Azure's public Retail Prices API (pure: the queries to ask, how to
+pick the one price that applies from its answer, and the arithmetic). Never an invented number: a price that is
+not in the answer makes the estimate incomplete, and it says which one is missing.
+
+What a cluster is billed for: each VM's compute (pay-as-you-go Linux price of its size in its region) while it runs;
+each Standard static public IPv4 address and each OS disk (Premium SSD, 30 GiB image -> the P4 tier) always, also
+while the VMs are deallocated (`flwrazure pause`). Disks are priced per month; Azure's calculators use 730 hours a
+month, and so do we."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HOURS_PER_MONTH = 730
+OS_DISK_TIER = "P4"  # Ubuntu 24.04's image disk is 30 GiB: the smallest Premium SSD tier that holds it (32 GiB)
+IP_METER = "Standard IPv4 Static Public IP"
+
+
+@dataclass(frozen=True)
+class Query:
+    key: str  # what the price is for: "vm:Standard_D2s_v3", "ip", "disk"
+    filter: str  # the OData $filter the Retail Prices API takes
+
+
+def queries(location: str, sizes: list[str]) -> list[Query]:
+    """One query per VM size and one each for the public IP and the OS disk, in this region."""
+    region = f"armRegionName eq '{location}'"
+    out = [Query(f"vm:{s}", f"serviceName eq 'Virtual Machines' and {region} and armSkuName eq '{s}' and "
+                            "priceType eq 'Consumption'") for s in sorted(set(sizes))]
+    out.append(Query("ip", f"serviceName eq 'Virtual Network' and {region} and meterName eq '{IP_METER}'"))
+    out.append(Query("disk", f"serviceName eq 'Storage' and {region} and skuName eq '{OS_DISK_TIER} LRS' and "
+                             "priceType eq 'Consumption'"))
+    return out
+
+
+def hourly(key: str, items: list[dict]) -> float | None:
+    """The hourly USD price that applies to `key` among the API's items, None when none applies.
+
+    VMs: the Linux pay-as-you-go meter (not Windows, Spot or Low Priority), per hour. IPs: per hour. Disks: the
+    Premium SSD managed disk meter of the tier, per month -> per hour."""
+    def usd(i: dict) -> bool:
+        return i.get("currencyCode", "USD") == "USD" and i.get("type", "Consumption") == "Consumption" \
+            and float(i.get("tierMinimumUnits") or 0) == 0
+
+    if key.startswith("vm:"):
+        picks = [i for i in items if usd(i) and i.get("armSkuName") == key[3:] and "Windows" not in
+                 i.get("productName", "") and not any(w in i.get("skuName", "") for w in ("Spot", "Low Priority"))
+                 and i.get("unitOfMeasure") == "1 Hour"]
+    elif key == "ip":
+        picks = [i for i in items if usd(i) and i.get("meterName") == IP_METER and i.get("unitOfMeasure") == "1 Hour"]
+    elif key == "disk":
+        picks = [i for i in items if usd(i) and i.get("skuName") == f"{OS_DISK_TIER} LRS" and
+                 "Premium SSD Managed Disks" in i.get("productName", "") and i.get("unitOfMeasure") == "1/Month"
+                 and "Disk" in i.get("meterName", "")]
+        picks = [{**i, "retailPrice": float(i["retailPrice"]) / HOURS_PER_MONTH} for i in picks]
+    else:
+        raise ValueError(f"unknown price key {key}")
+    prices = sorted({round(float(i["retailPrice"]), 6) for i in picks})
+    return prices[0] if prices else None  # several meters for one thing (regions' duplicates): the lowest
+
+
+@dataclass
+class Estimate:
+    """USD per hour: `running` while every VM runs, `paused` while they are deallocated (IPs and disks only)."""
+    running: float | None
+    paused: float | None
+    lines: list[dict] = field(default_factory=list)  # what, count, unit price per hour, subtotal
+    missing: list[str] = field(default_factory=list)  # keys whose price the API did not give
+    source: str = ""  # where the prices came from (and when, for a cached answer)
+
+    def to_dict(self) -> dict:
+        return {"usd_per_hour": self.running, "usd_per_hour_paused": self.paused, "lines": self.lines,
+                "missing": self.missing, "source": self.source}
+
+
+def estimate(sizes: list[str], prices: dict[str, float | None], source: str) -> Estimate:
+    """sizes: one VM size per VM of the cluster; prices: key -> hourly price (None: unknown)."""
+    counts: dict[str, int] = {}
+    for s in sizes:
+        counts[s] = counts.get(s, 0) + 1
+    lines, missing = [], []
+    compute = always = 0.0
+    for what, n, key in [*[(f"VM {s}", n, f"vm:{s}") for s, n in sorted(counts.items())],
+                         ("Standard public IP", len(sizes), "ip"), (f"OS disk {OS_DISK_TIER}", len(sizes), "disk")]:
+        price = prices.get(key)
+        if price is None:
+            missing.append(key)
+            continue
+        lines.append({"what": what, "count": n, "usd_per_hour_each": round(price, 6),
+                      "usd_per_hour": round(price * n, 6), "billed_while_paused": not key.startswith("vm:")})
+        if key.startswith("vm:"):
+            compute += price * n
+        else:
+            always += price * n
+    if missing:
+        return Estimate(None, None if any(k in ("ip", "disk") for k in missing) else round(always, 4), lines,
+                        missing, source)
+    return Estimate(round(compute + always, 4), round(always, 4), lines, missing, source)
+
+
+def describe(est: dict | None, paused: bool = False) -> str:
+    """One line for people, from Estimate.to_dict() (None: no price known)."""
+    if est is None:
+        return "Estimated cost: unknown (no answer from the Retail Prices API and none cached)."
+    running, idle, source = est["usd_per_hour"], est["usd_per_hour_paused"], est["source"]
+    if running is None:
+        base = f"Estimated cost: incomplete (no list price for {', '.join(est['missing'])})"
+        if paused and idle is not None:
+            return f"{base}; while paused ${idle:.4f}/hour (public IPs, OS disks) — {source}."
+        return f"{base} — {source}."
+    if paused:
+        return (f"Estimated cost while paused: ${idle:.4f}/hour (still billed: public IPs, OS disks; "
+                f"${running:.4f}/hour when running) — {source}.")
+    return (f"Estimated cost: ${running:.4f}/hour (${running * 24:.2f}/day; ${idle:.4f}/hour while paused) "
+            f"— {source}.")

@@ -1,0 +1,103 @@
+"""scale, decided without I/O: which clients join or leave, what their SuperNodes' node config is, when shrinking
+must wait for a run, and which registrations must be withdrawn.
+
+Names stay 1..N: growing adds the next numbers, shrinking removes the highest. `partition-id` is the client's
+number - 1 and never changes. `num-partitions` is fixed in each SuperNode's command line, so changing it means
+restarting that SuperNode; scale does not do that by default (existing SuperNodes keep running untouched and keep
+the `num-partitions` they were started with; joining ones get the new N). `--repartition` restarts every
+SuperNode whose `num-partitions` differs from N so all agree — only between runs (refused while one is in
+progress, unless --force)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flwrazure.plan import names
+
+ACTIVE_RUN = ("pending", "starting", "running")
+
+
+@dataclass(frozen=True)
+class Change:
+    current: int
+    target: int
+    joining: tuple[str, ...]  # VM names
+    leaving: tuple[str, ...]  # VM names, highest number first
+
+    @property
+    def grows(self) -> bool:
+        return self.target > self.current
+
+    @property
+    def shrinks(self) -> bool:
+        return self.target < self.current
+
+
+def change(cluster: str, current: int, target: int, existing: set[str] | None = None) -> Change:
+    """current: clients recorded; existing: client VM names that exist (a shrink interrupted after deleting some
+    VMs leaves fewer). Leaving: every client numbered above target that still exists (or is recorded)."""
+    joining = tuple(names.client(cluster, i).vm for i in range(current + 1, target + 1))
+    top = max([current, *[_index(v) for v in (existing or set())]])
+    leaving = tuple(names.client(cluster, i).vm for i in range(top, target, -1)
+                    if existing is None or names.client(cluster, i).vm in existing or i <= current)
+    return Change(current, target, joining, leaving)
+
+
+def _index(vm: str) -> int:
+    tail = vm.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def partitions_after(recorded: dict[str, int], staying: list[str], target: int, repartition: bool) -> dict[str, int]:
+    """num-partitions per staying SuperNode after scaling: what it was started with (no restart), or N for all
+    with --repartition. Joining SuperNodes are absent here: `start` gives them N."""
+    if repartition:
+        return {}
+    return {vm: int(recorded[vm]) for vm in staying if vm in recorded}
+
+
+def restarted_by_repartition(recorded: dict[str, int], staying: list[str], target: int) -> list[str]:
+    return [vm for vm in staying if int(recorded.get(vm, target)) != target]
+
+
+def mixed_partitions(partitions: dict[str, int], target: int) -> dict[int, list[str]]:
+    """num-partitions -> SuperNodes started with it, when they do not all use `target` (else {})."""
+    groups: dict[int, list[str]] = {}
+    for vm, n in sorted(partitions.items(), key=lambda kv: _index(kv[0])):
+        groups.setdefault(int(n), []).append(vm)
+    return {} if set(groups) <= {target} else groups
+
+
+def active_runs(runs: list[dict]) -> list[str]:
+    """Run ids of `flwr ls --format json` runs that are not finished (pending, starting, running)."""
+    out = []
+    for r in runs:
+        status = str(r.get("status", "")).lower()
+        if status.split(":")[0] in ACTIVE_RUN:
+            out.append(str(r.get("run-id", r.get("run_id", "?"))))
+    return out
+
+
+def unregister_plan(registered: dict[str, str], leaving: tuple[str, ...]) -> tuple[dict[str, int], list[str]]:
+    """(VM -> node id to unregister, VMs registered under an unknown id) for the leaving SuperNodes."""
+    ids, unknown = {}, []
+    for vm in leaving:
+        node = registered.get(vm)
+        if node is None:
+            continue
+        if str(node).isdigit():
+            ids[vm] = int(node)
+        else:
+            unknown.append(vm)
+    return ids, unknown
+
+
+def forget_hosts(known_hosts_text: str, ips: set[str]) -> str:
+    """known_hosts without the lines of these hosts (a deleted VM's IP may later belong to another VM)."""
+    keep = []
+    for line in known_hosts_text.splitlines():
+        hosts = line.split(" ", 1)[0].split(",") if line.strip() and not line.startswith("#") else []
+        if any(h.strip("[]").split("]:")[0] in ips for h in hosts):
+            continue
+        keep.append(line)
+    return "\n".join(keep) + ("\n" if keep else "")

@@ -1,0 +1,75 @@
+"""Cost estimates: which Retail Prices API item applies, the arithmetic, and never an invented number."""
+
+from flwrazure.localcloud.arm import catalog, prices
+from flwrazure.plan import cost
+
+
+def item(**kw):
+    base = {"currencyCode": "USD", "tierMinimumUnits": 0.0, "type": "Consumption", "unitOfMeasure": "1 Hour",
+            "productName": "Virtual Machines DSv3 Series", "skuName": "D2s v3", "armSkuName": "Standard_D2s_v3",
+            "meterName": "D2s v3", "retailPrice": 0.096}
+    return {**base, **kw}
+
+
+def test_vm_price_is_the_linux_pay_as_you_go_meter():
+    items = [item(productName="Virtual Machines DSv3 Series Windows", retailPrice=0.188),
+             item(skuName="D2s v3 Spot", retailPrice=0.019), item(skuName="D2s v3 Low Priority", retailPrice=0.02),
+             item(type="Reservation", retailPrice=500.0), item(currencyCode="EUR", retailPrice=0.09),
+             item(), item(armSkuName="Standard_D4s_v3", retailPrice=0.192)]
+    assert cost.hourly("vm:Standard_D2s_v3", items) == 0.096
+    assert cost.hourly("vm:Standard_D2s_v3", items[:5]) is None  # only meters that do not apply: no price
+
+
+def test_ip_hourly_and_disk_monthly_to_hourly():
+    ip = item(meterName=cost.IP_METER, productName="IP Addresses", skuName="Standard", retailPrice=0.005)
+    disk = item(meterName="P4 LRS Disk", productName="Premium SSD Managed Disks", skuName="P4 LRS",
+                unitOfMeasure="1/Month", retailPrice=7.30)
+    assert cost.hourly("ip", [ip]) == 0.005
+    assert cost.hourly("disk", [disk]) == 0.01  # 7.30 a month / 730 hours
+    assert cost.hourly("disk", [{**disk, "skuName": "P6 LRS"}]) is None
+
+
+def test_estimate_running_and_paused():
+    est = cost.estimate(["Standard_D2s_v3"] * 3, {"vm:Standard_D2s_v3": 0.1, "ip": 0.005, "disk": 0.01}, "src")
+    assert est.running == round(3 * (0.1 + 0.005 + 0.01), 4) and est.paused == round(3 * 0.015, 4)
+    assert [(line["what"], line["count"], line["billed_while_paused"]) for line in est.lines] == [
+        ("VM Standard_D2s_v3", 3, False), ("Standard public IP", 3, True), ("OS disk P4", 3, True)]
+    text = cost.describe(est.to_dict())
+    assert "$0.3450/hour" in text and "$0.0450/hour while paused" in text and "src" in text
+    assert "still billed: public IPs, OS disks" in cost.describe(est.to_dict(), paused=True)
+
+
+def test_missing_price_makes_the_estimate_incomplete_not_invented():
+    est = cost.estimate(["Standard_D2s_v3", "Standard_D4s_v3"], {"vm:Standard_D2s_v3": 0.1, "vm:Standard_D4s_v3":
+                                                                 None, "ip": 0.005, "disk": 0.01}, "src")
+    assert est.running is None and est.missing == ["vm:Standard_D4s_v3"] and est.paused == 0.03
+    assert "incomplete" in cost.describe(est.to_dict()) and "vm:Standard_D4s_v3" in cost.describe(est.to_dict())
+    assert "unknown" in cost.describe(None)
+
+
+def test_queries_cover_each_size_once_plus_ip_and_disk():
+    qs = cost.queries("eastus", ["Standard_D2s_v3", "Standard_D2s_v3", "Standard_D4s_v3"])
+    assert [q.key for q in qs] == ["vm:Standard_D2s_v3", "vm:Standard_D4s_v3", "ip", "disk"]
+    assert all("armRegionName eq 'eastus'" in q.filter for q in qs)
+    assert all(prices.parse_filter(q.filter) for q in qs)  # the local cloud understands every query we send
+
+
+def test_local_price_list_answers_our_queries_and_labels_itself():
+    cat = catalog.merged({})
+    for q in cost.queries("westeurope", ["Standard_D2s_v3"]):
+        resp = prices.retail_prices(cat, "https://x", {"$filter": q.filter})
+        assert resp.status == 200 and resp.body["CustomerEntityId"] == "flwrazure-local-cloud"
+        assert all(prices.LABEL in i["productName"] for i in resp.body["Items"])
+        assert cost.hourly(q.key, resp.body["Items"]) is not None, q
+    assert cost.hourly("vm:Standard_D2s_v3", prices.retail_prices(cat, "https://x", {
+        "$filter": cost.queries("eastus", ["Standard_D2s_v3"])[0].filter}).body["Items"]) == 0.1  # 2 vCPU x 0.05
+    assert prices.retail_prices(cat, "https://x", {"$filter": "contains(meterName, 'x')"}).status == 400
+
+
+def test_local_price_list_pages():
+    cat = catalog.merged({})
+    first = prices.retail_prices(cat, "https://x", {"$filter": "serviceName eq 'Virtual Machines'"}).body
+    assert first["Count"] == 100 and "%24skip=100" in first["NextPageLink"]
+    last = prices.retail_prices(cat, "https://x", {"$filter": "serviceName eq 'Virtual Machines'",
+                                                   "$skip": "10000"}).body
+    assert last["Items"] == [] and last["NextPageLink"] is None

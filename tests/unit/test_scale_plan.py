@@ -1,0 +1,57 @@
+"""scale's decisions: who joins and leaves, num-partitions, runs in progress, registrations, pinned host keys."""
+
+from flwrazure.plan import scale
+
+
+def test_grow_adds_the_next_numbers_and_shrink_removes_the_highest():
+    grow = scale.change("flower", 2, 4)
+    assert grow.joining == ("flower-client-3", "flower-client-4") and grow.leaving == () and grow.grows
+    shrink = scale.change("flower", 3, 1, {"flower-client-1", "flower-client-2", "flower-client-3"})
+    assert shrink.leaving == ("flower-client-3", "flower-client-2") and shrink.joining == () and shrink.shrinks
+    assert scale.change("flower", 2, 2, {"flower-client-1", "flower-client-2"}).leaving == ()
+
+
+def test_an_interrupted_shrink_or_grow_is_finished_by_the_same_command():
+    # shrink 4 -> 1 killed after client-4 was deleted: the record still says 4
+    again = scale.change("flower", 4, 1, {"flower-client-1", "flower-client-2", "flower-client-3"})
+    assert again.leaving == ("flower-client-4", "flower-client-3", "flower-client-2")
+    # a VM above the recorded count exists (grow killed after the VM, before the record): shrinking removes it
+    stray = scale.change("flower", 2, 2, {"flower-client-1", "flower-client-2", "flower-client-3"})
+    assert stray.leaving == ("flower-client-3",)
+
+
+def test_num_partitions_kept_unless_repartition():
+    recorded = {"flower-client-1": 2, "flower-client-2": 2}
+    staying = ["flower-client-1", "flower-client-2"]
+    assert scale.partitions_after(recorded, staying, 3, repartition=False) == recorded
+    assert scale.partitions_after(recorded, staying, 3, repartition=True) == {}
+    assert scale.restarted_by_repartition(recorded, staying, 3) == staying
+    assert scale.restarted_by_repartition({"flower-client-1": 1}, ["flower-client-1"], 1) == []
+    mixed = scale.mixed_partitions({"flower-client-1": 2, "flower-client-2": 2, "flower-client-3": 3}, 3)
+    assert mixed == {2: ["flower-client-1", "flower-client-2"], 3: ["flower-client-3"]}
+    assert scale.mixed_partitions({"flower-client-1": 3, "flower-client-10": 3}, 3) == {}
+
+
+def test_active_runs():
+    runs = [{"run-id": 1, "status": "finished:completed"}, {"run-id": 2, "status": "running"},
+            {"run-id": 3, "status": "pending"}, {"run-id": 4, "status": "finished:failed"},
+            {"run-id": 5, "status": "starting"}]
+    assert scale.active_runs(runs) == ["2", "3", "5"]
+    assert scale.active_runs([]) == []
+
+
+def test_unregister_plan_and_parse():
+    from flwrazure.remote.flwradmin import parse_unregistrations
+
+    ids, unknown = scale.unregister_plan({"flower-client-2": "123", "flower-client-3": "registered",
+                                          "flower-client-1": "7"}, ("flower-client-3", "flower-client-2"))
+    assert ids == {"flower-client-2": 123} and unknown == ["flower-client-3"]
+    out = ('@@flower-client-2\n{"success": true, "node-id": 123}\n@@flower-client-3\n'
+           '{"success": false, "error-message": "permission denied"}\n')
+    assert parse_unregistrations(out) == {"flower-client-2": "ok", "flower-client-3": "permission denied"}
+
+
+def test_forget_hosts_only_the_leaving_addresses():
+    text = "198.18.0.5 ssh-ed25519 A\n198.18.0.50 ssh-ed25519 B\n# note\n[198.18.0.6]:22 ssh-rsa C\n"
+    assert scale.forget_hosts(text, {"198.18.0.5", "198.18.0.6"}) == "198.18.0.50 ssh-ed25519 B\n# note\n"
+    assert scale.forget_hosts("198.18.0.5 k v\n", {"198.18.0.5"}) == ""
