@@ -268,13 +268,10 @@ def _delete(target, st: dict, leaving: tuple[str, ...]) -> None:
 def _forget_local(st: dict, leaving: tuple[str, ...], ips: set[str]) -> None:
     """Pinned host keys of the deleted VMs' addresses, and their SuperNode keys (a client that joins later under
     the same name gets a new key and registration)."""
+    from flwrazure.remote import ssh
+
     cdir = state.cluster_dir(st["cluster"])
-    known = cdir / "known_hosts"
-    if ips and known.exists():
-        text = known.read_text()
-        kept = plan.forget_hosts(text, ips)
-        if kept != text:
-            known.write_text(kept)
+    ssh.forget_hosts(cdir / "known_hosts", ips)
     for vm in leaving:
         for suffix in ("", ".pub"):
             (cdir / "supernodes" / f"{vm}.key{suffix}").unlink(missing_ok=True)

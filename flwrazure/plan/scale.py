@@ -91,13 +91,3 @@ def unregister_plan(registered: dict[str, str], leaving: tuple[str, ...]) -> tup
             unknown.append(vm)
     return ids, unknown
 
-
-def forget_hosts(known_hosts_text: str, ips: set[str]) -> str:
-    """known_hosts without the lines of these hosts (a deleted VM's IP may later belong to another VM)."""
-    keep = []
-    for line in known_hosts_text.splitlines():
-        hosts = line.split(" ", 1)[0].split(",") if line.strip() and not line.startswith("#") else []
-        if any(h.strip("[]").split("]:")[0] in ips for h in hosts):
-            continue
-        keep.append(line)
-    return "\n".join(keep) + ("\n" if keep else "")

@@ -50,8 +50,3 @@ def test_unregister_plan_and_parse():
            '{"success": false, "error-message": "permission denied"}\n')
     assert parse_unregistrations(out) == {"flower-client-2": "ok", "flower-client-3": "permission denied"}
 
-
-def test_forget_hosts_only_the_leaving_addresses():
-    text = "198.18.0.5 ssh-ed25519 A\n198.18.0.50 ssh-ed25519 B\n# note\n[198.18.0.6]:22 ssh-rsa C\n"
-    assert scale.forget_hosts(text, {"198.18.0.5", "198.18.0.6"}) == "198.18.0.50 ssh-ed25519 B\n# note\n"
-    assert scale.forget_hosts("198.18.0.5 k v\n", {"198.18.0.5"}) == ""
