@@ -2,13 +2,31 @@ PY ?= python3
 export FLWR_TELEMETRY_ENABLED=0
 export FLWR_DISABLE_UPDATE_CHECK=1
 
-.PHONY: install test lint demo bench
+.PHONY: install test test-floors lint demo bench
 
 install:
 	$(PY) -m pip install -q -e '.[test]'
 
 test:
 	$(PY) -m pytest -q
+
+# The version floors in pyproject.toml, proven: the lowest allowed version of every runtime dependency in a second
+# venv (it sees this one's other packages), then the tests that drive those libraries (about a minute)
+FLOORS_VENV ?= /tmp/flwrazure-floors
+FLOOR_TESTS = tests/unit tests/integration/test_identity.py \
+	"tests/integration/test_cluster.py::test_create_cluster_builds_the_seed_layout[2]" \
+	tests/integration/test_cluster.py::test_rerun_create_and_open_ports_write_nothing \
+	tests/integration/test_cluster.py::test_status_shows_power_and_addresses \
+	tests/integration/test_cluster.py::test_teardown_full_cluster_leaves_nothing \
+	tests/integration/test_cluster.py::test_quota_and_sku_preflight_create_nothing \
+	tests/integration/test_cluster.py::test_failed_vm_names_resource_code_and_next_step_then_rerun_converges
+test-floors:
+	rm -rf $(FLOORS_VENV) && $(PY) -m venv --system-site-packages $(FLOORS_VENV)
+	$(PY) .ci/floors.py > $(FLOORS_VENV)/floors.txt
+	$(FLOORS_VENV)/bin/pip install -q -r $(FLOORS_VENV)/floors.txt 2>/dev/null
+	$(FLOORS_VENV)/bin/python -c "import importlib.metadata as m; print('floors:', *[f'{n}=={m.version(n)}' for n in \
+		open('$(FLOORS_VENV)/floors.txt').read().replace('==', ' ').split()[::2]])"
+	cd $(CURDIR) && $(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FLOOR_TESTS)
 
 lint:
 	$(PY) -m ruff check flwrazure tests

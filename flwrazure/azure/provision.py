@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from flwrazure.azure import inventory
 from flwrazure.azure.errors import AzureError, translate
 from flwrazure.azure.target import Target
-from flwrazure.azure.waiter import Waiter, WaitFailed
+from flwrazure.azure.waiter import Waiter, WaitFailed, provisioning_state
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names, resources, rules
 from flwrazure.plan.names import VmNames
@@ -57,13 +57,16 @@ def _ensure(run: Run, kind: str, name: str, put) -> dict:
             raise UsageError(f"{label} already exists in resource group {run.spec.resource_group} and was not "
                              f"created by flwrazure for cluster {run.spec.cluster}: remove it, or choose another "
                              "--cluster or --resource-group.")
-        state = existing.get("properties", {}).get("provisioningState", "Succeeded")
-        if state == "Succeeded":
+        try:
+            state = provisioning_state(kind, name, existing)
+        except Exception as exc:
+            raise translate(exc, label) from exc
+        if state == "succeeded":
             run.progress.advance(kind)
             return existing
-        if state in ("Creating", "Updating"):
+        if state in ("creating", "updating"):
             return _wait(run, kind, name, label)
-        if state == "Deleting":
+        if state == "deleting":
             run.waiter.gone(kind, name)
     try:
         put()

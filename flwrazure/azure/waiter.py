@@ -11,6 +11,24 @@ TERMINAL_OK = {"succeeded"}
 TERMINAL_BAD = {"failed", "canceled"}
 
 
+class UnreadableState(Exception):
+    """A listed resource without properties.provisioningState: every resource flwrazure waits for has one, so the
+    SDK's models are not REST-shaped (azure-mgmt-* older than pyproject's floors give snake_case keys). Defaulting
+    to Succeeded here once reported everything ready at once."""
+
+    def __init__(self, kind: str, name: str):
+        super().__init__(f"{kind} {name}: the Azure SDK's answer has no properties.provisioningState (are "
+                         "azure-mgmt-compute/-network/-resource older than flwrazure requires? reinstall flwrazure)")
+
+
+def provisioning_state(kind: str, name: str, body: dict) -> str:
+    """The resource's provisioningState, lower-case; UnreadableState when the body has none."""
+    state = (body.get("properties") or {}).get("provisioningState")
+    if not isinstance(state, str):
+        raise UnreadableState(kind, name)
+    return state.lower()
+
+
 class WaitFailed(Exception):
     def __init__(self, kind: str, name: str, state: str, body: dict | None):
         super().__init__(f"{kind} {name} ended {state}")
@@ -93,7 +111,11 @@ class Waiter:
                     if slot["misses"] >= 20:  # created moments ago but never listed: something deleted it
                         slot["error"], slot["done"] = WaitFailed(kind, name, "missing", None), True
                     continue
-                state = str(body.get("properties", {}).get("provisioningState", "Succeeded")).lower()
+                try:
+                    state = provisioning_state(kind, name, body)
+                except UnreadableState as exc:
+                    slot["error"], slot["done"] = exc, True
+                    continue
                 if state in TERMINAL_OK:
                     slot["result"], slot["done"] = body, True
                 elif state in TERMINAL_BAD:
