@@ -109,3 +109,55 @@ def resume(cluster, as_json):
     tail = f"; {online} SuperNode(s) online" if online is not None else ""
     ui.info(escape(f"Cluster {cluster} resumed in {result['seconds']} s ({len(result['started'])} VM(s) started"
                    f"{tail})."))
+
+
+@click.command("logs")
+@CLUSTER
+@click.argument("vms", nargs=-1, metavar="[VM]...")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C (survives VM restarts).")
+@click.option("--since", metavar="DURATION", help="Only lines from the last DURATION (90s, 10m, 2h, 1d).")
+@click.option("-n", "--lines", type=int, metavar="N", help="The last N lines of each VM [default: 10, or all with "
+                                                             "--since].")
+def logs(cluster, vms, follow, since, lines):
+    """The Flower services' logs (SuperLink on the server, SuperNode on each client), merged in time order, each
+    line prefixed by its VM. VMs by name (flower-client-2) or short (server, client-2); default all.
+
+    \b
+    Examples:
+      flwrazure logs
+      flwrazure logs client-1 client-2 --since 10m
+      flwrazure logs --follow --lines 0
+    """
+    from flwrazure.commands import logs as logs_cmd
+    from flwrazure.spec import cluster_name
+
+    logs_cmd.run(cluster_name(cluster), list(vms), follow, since, lines)
+
+
+@click.command("ssh", context_settings={"ignore_unknown_options": True})
+@CLUSTER
+@click.option("--all", "all_vms", is_flag=True, help="Run the command on every VM at once (prefixed output).")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[VM] [-- COMMAND...]")
+def ssh(cluster, all_vms, args):
+    """A shell on a VM (default the server) with the cluster's key and pinned host key; or, after `--`, run a
+    command there — on every VM with --all (exit code non-zero when it failed on any VM).
+
+    \b
+    Examples:
+      flwrazure ssh                        # a shell on the server VM
+      flwrazure ssh client-2 -- journalctl -u flower-supernode -n 20
+      flwrazure ssh --all -- hostname
+    """
+    import sys
+
+    from flwrazure.commands import shell
+    from flwrazure.errors import UsageError
+    from flwrazure.spec import cluster_name
+
+    raw = sys.argv[1:]
+    command = raw[raw.index("--") + 1:] if "--" in raw else []
+    head = list(args[:len(args) - len(command)]) if command else list(args)
+    if len(head) > 1:
+        raise UsageError(f"one VM at a time (got {' '.join(head)}); put the command after `--`: "
+                         f"flwrazure ssh {head[0]} -- {' '.join(head[1:])}")
+    sys.exit(shell.run(cluster_name(cluster), head[0] if head else None, command, all_vms))

@@ -61,3 +61,14 @@ def tags(cluster: str, role: str | None = None) -> dict[str, str]:
 
 def is_ours(resource_tags: dict | None, cluster: str) -> bool:
     return (resource_tags or {}).get(TAG_CLUSTER) == cluster
+
+
+def resolve_vm(cluster: str, clients: int, text: str) -> VmNames | None:
+    """A VM of the cluster named in full (flower-client-2) or short (server, client-2, 2); None if no such VM."""
+    vms = all_vms(cluster, clients)
+    want = (text or "").strip().lower()
+    for v in vms:
+        short = v.vm[len(cluster) + 1:]
+        if want in (v.vm.lower(), short.lower()) or (v.role == "client" and want == str(v.index)):
+            return v
+    return None

@@ -175,3 +175,27 @@ def test_killed_scale_converges_on_rerun(product_cloud, home, delay):
     assert json.loads(ok(flwrazure(home, "status", "--json")).stdout)["power"] == "running"
     ok(flwrazure(home, "teardown", "--yes"))
     assert list(cloud.resources.resources.list()) == []
+
+
+def test_logs_and_ssh_refuse_bad_input_before_connecting(product_cloud, home):
+    """No connection is attempted (API-only VMs have no SSH): every refusal happens from the record and ARM."""
+    create(home, 2)
+    for args, code, words in (
+            (["logs"], 2, "Flower was not started on cluster flower"),
+            (["ssh", "--all"], 2, "--all needs a command"),
+            (["ssh", "client-9", "--", "hostname"], 2, "no VM 'client-9' in cluster flower"),
+            (["ssh", "client-1", "client-2", "--", "hostname"], 2, "one VM at a time"),
+            (["ssh", "--all", "server", "--", "hostname"], 2, "give no VM name with it")):
+        result = flwrazure(home, *args)
+        assert result.returncode == code and words in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    st = json.loads((home / "clusters" / "flower" / "state.json").read_text())
+    (home / "clusters" / "flower" / "state.json").write_text(json.dumps({**st, "started": True}))
+    bad = flwrazure(home, "logs", "--since", "ten minutes")
+    assert bad.returncode == 2 and "is not a duration" in bad.stderr
+    bad = flwrazure(home, "logs", "client-7")
+    assert bad.returncode == 2 and "no VM 'client-7'" in bad.stderr
+    ok(flwrazure(home, "pause"))
+    paused = flwrazure(home, "ssh", "client-1", "--", "hostname")
+    assert paused.returncode == 1 and "flower-client-1 is deallocated" in paused.stderr and \
+        "flwrazure resume" in paused.stderr
