@@ -53,13 +53,22 @@ def tagged(target: Target, cluster: str) -> list[dict]:
 
 
 def power_state(vm: dict) -> str:
+    """What the VM is doing: its power state (running, deallocated, …), except while it is being created or
+    deleted. A running VM whose provisioningState is Updating (an extension that Azure Policy or Defender adds) or
+    Failed (e.g. such an extension failed) is running: its Flower services are there to be used."""
     props = vm.get("properties", {})
     statuses = (props.get("instanceView") or {}).get("statuses") or []
     power = next((s["code"].split("/", 1)[1] for s in statuses if s.get("code", "").startswith("PowerState/")), None)
-    state = props.get("provisioningState", "")
-    if state in ("Creating", "Updating", "Deleting", "Failed"):
-        return state.lower()
+    state = str(props.get("provisioningState", "")).lower()
+    if state in ("creating", "deleting") or (power is None and state):
+        return state
     return power or "unknown"
+
+
+def provisioning(vm: dict | None) -> str | None:
+    """The VM's provisioningState when it is not Succeeded (updating, failed, …), for display next to the power."""
+    state = str(((vm or {}).get("properties") or {}).get("provisioningState", "")).lower()
+    return state if state and state != "succeeded" else None
 
 
 def vm_rows(snap: dict[str, dict[str, dict]], vms: list) -> list[dict]:
@@ -76,5 +85,5 @@ def vm_rows(snap: dict[str, dict[str, dict]], vms: list) -> list[dict]:
         rows.append({"vm": v.vm, "role": v.role, "public_ip": (pip or {}).get("properties", {}).get("ipAddress"),
                      "private_ip": private,
                      "size": (vm or {}).get("properties", {}).get("hardwareProfile", {}).get("vmSize"),
-                     "state": power_state(vm) if vm else "missing"})
+                     "state": power_state(vm) if vm else "missing", "provisioning": provisioning(vm)})
     return rows

@@ -34,7 +34,9 @@ def _vm_table(title: str, rows: list[dict]) -> None:
     from flwrazure import ui
 
     ui.table(title, ["VM", "role", "public IP", "private IP", "size", "state"],
-             [[r["vm"], r["role"], r["public_ip"], r["private_ip"], r["size"], r["state"]] for r in rows])
+             [[r["vm"], r["role"], r["public_ip"], r["private_ip"], r["size"],
+               r["state"] + (f" ({r['provisioning']})" if r.get("provisioning") and r["provisioning"] != r["state"]
+                             else "")] for r in rows])
 
 
 def _create_options(fn):

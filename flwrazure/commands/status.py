@@ -22,8 +22,8 @@ def run(cluster: str) -> dict:
     group = inventory.group(target, rg)
     vms = names.all_vms(cluster, st["clients"])
     rules_out: list[dict] = []
-    rows = [{"vm": v.vm, "role": v.role, "public_ip": None, "private_ip": None, "size": None, "state": "missing"}
-            for v in vms]
+    rows = [{"vm": v.vm, "role": v.role, "public_ip": None, "private_ip": None, "size": None, "state": "missing",
+             "provisioning": None} for v in vms]
     if group is not None:
         try:
             snap = inventory.snapshot(target, rg, ("vmview", "nic", "pip", "nsg"))

@@ -111,6 +111,20 @@ def test_status_shows_power_and_addresses(product_cloud, home):
     assert "flower-client-1" in human and "deallocated" in human
 
 
+def test_status_reports_running_vms_that_azure_is_updating_as_running(product_cloud, home):
+    """Azure Policy / Defender extensions keep running VMs in provisioningState Updating for minutes: their
+    services are up, so status must use the power state (it said "updating" and skipped them)."""
+    create(home, "--clients", "1")
+    product_cloud.admin("PATCH", "config", {"vm_updating": 60})
+    vm = product_cloud.compute.virtual_machines.get("flower-rg", "flower-server", expand="instanceView").as_dict()
+    assert vm["properties"]["provisioningState"] == "Updating"
+    status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+    assert [(v["vm"], v["state"]) for v in status["vms"]] == [("flower-server", "running"),
+                                                              ("flower-client-1", "running")]
+    assert [v["provisioning"] for v in status["vms"]] == ["updating", "updating"]
+    assert "running (updating)" in ok(flwrazure(home, "status")).stdout
+
+
 def test_teardown_full_cluster_leaves_nothing(product_cloud, home):
     cloud = product_cloud
     create(home, "--clients", "2")

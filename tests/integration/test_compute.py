@@ -1,5 +1,7 @@
 """Microsoft.Compute through the real azure-mgmt-compute client: VM lifecycle, power states, cascades, checks."""
 
+import time
+
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
@@ -153,3 +155,26 @@ def test_failed_vm_reports_code_in_instance_view_and_list_expands(cloud, net_sta
     cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()  # a re-PUT retries
     listed = [v.as_dict() for v in cloud.compute.virtual_machines.list("rg", expand="instanceView")]
     assert listed[0]["properties"]["instanceView"]["statuses"][-1]["code"] == "PowerState/running"
+
+
+def test_vm_updating_knob_keeps_running_vms_updating_for_a_while(cloud, net_stack):
+    """`vm_updating` (seconds): running VMs sit in provisioningState Updating, power state unchanged, as while Azure
+    Policy or Defender install extensions: every running VM when the knob is set, and each new VM once created."""
+    def state(name):
+        vm = cloud.compute.virtual_machines.get("rg", name, expand="instanceView").as_dict()
+        codes = [s["code"] for s in vm["properties"]["instanceView"]["statuses"]]
+        return vm["properties"]["provisioningState"], [c for c in codes if c.startswith("PowerState/")]
+
+    nic = _nic(cloud, net_stack)
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()
+    assert state("vm") == ("Succeeded", ["PowerState/running"])
+    assert cloud.admin("PATCH", "config", {"vm_updating": -1}).status_code == 400
+    assert cloud.admin("PATCH", "config", {"vm_updating": 1.0}).status_code == 200
+    assert state("vm") == ("Updating", ["PowerState/running"])
+    nic2 = _nic(cloud, net_stack, "nic2")
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm2", arm.vm(nic2.id)).result()  # LRO Succeeded
+    assert state("vm2") == ("Updating", ["PowerState/running"])
+    deadline = time.time() + 10
+    while time.time() < deadline and {state("vm")[0], state("vm2")[0]} != {"Succeeded"}:
+        time.sleep(0.1)
+    assert state("vm") == state("vm2") == ("Succeeded", ["PowerState/running"])

@@ -112,7 +112,7 @@ ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p + "$", re.I), h
 groups.PURGE_HOOKS["microsoft.compute/virtualmachines"] = lambda ctx, rec: ctx.driver.delete(ctx, rec["body"])
 groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nics.unlink_nic(ctx, rec["body"])
 
-CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset",
+CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset", "vm_updating",
                "conflicts", "conflict_window"}
 
 
@@ -261,6 +261,7 @@ class ArmApp:
                 unknown = set(change) - CONFIG_KEYS - {"catalog"}
                 if unknown:
                     raise ArmError(400, "InvalidConfig", f"Unknown settings: {', '.join(sorted(unknown))}.")
+                vms.updating_seconds(change)
                 with self.lock:
                     for key, value in change.items():
                         if key != "catalog":
@@ -270,6 +271,10 @@ class ArmApp:
                         else:
                             self.catalog_overrides = dict(value)
                     self.config["catalog"] = cat.merged(self.catalog_overrides)
+                if change.get("vm_updating"):
+                    vms.start_updating_all(Ctx(method, path, query, None, self.base_url,
+                                               self.identity.subscription_id, self.store, self.ops, self.config,
+                                               self.driver, self.faults))
             return Resp(200, self.config)
         raise ArmError(404, "NotFound", f"No admin endpoint {path}.")
 

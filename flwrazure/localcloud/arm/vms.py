@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import secrets
 import struct
+import time
 import uuid
 
 from flwrazure.localcloud.arm import catalog as cat
@@ -233,6 +234,7 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
             with ctx.store.lock:
                 ctx.store.get(rid_)["meta"]["booted"] = True
         set_state(ctx, rid_, "Succeeded")
+        start_updating(ctx, rid_)
 
     def failed(exc: ArmError) -> None:
         set_state(ctx, rid_, "Failed")
@@ -245,6 +247,49 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
     op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM), work=work,
                        on_fail=failed, fail_with=ctx.faults.lro_failure("PUT", VM, rid_))
     return Resp(200 if existing else 201, response, async_headers(ctx, NS, loc, op))
+
+
+def updating_seconds(config: dict) -> float:
+    """The `vm_updating` knob: how long a running VM stays in provisioningState Updating after it has been
+    provisioned (and, when the knob is set, every running VM from then on), as while Azure Policy or Defender
+    install their extensions on it; 0 (default) = never."""
+    value = config.get("vm_updating", 0) or 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ArmError(400, "InvalidConfig", "vm_updating is a number of seconds >= 0.")
+    return float(value)
+
+
+def start_updating(ctx: Ctx, rid_: str) -> None:
+    """A running, provisioned VM goes Updating for `vm_updating` seconds (power state unchanged), then back."""
+    seconds = updating_seconds(ctx.config)
+    if not seconds:
+        return
+    with ctx.store.lock:
+        rec = ctx.store.get(rid_)
+        if rec is None or rec["meta"].get("power") != "running" or provisioning_state(rec) != "Succeeded":
+            return
+        rec["body"]["properties"]["provisioningState"] = "Updating"
+        rec["meta"]["updating_until"] = time.time() + seconds
+        ctx.store.mark_dirty()
+        loc = rec["body"]["location"]
+
+    def done() -> None:
+        with ctx.store.lock:
+            rec = ctx.store.get(rid_)
+            if rec is None or time.time() < rec["meta"].get("updating_until", 0) - 0.05:
+                return  # gone, or a later start_updating extended it
+            rec["meta"].pop("updating_until", None)
+            if provisioning_state(rec) == "Updating":
+                rec["body"]["properties"]["provisioningState"] = "Succeeded"
+            ctx.store.mark_dirty()
+
+    ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=seconds, work=done)
+
+
+def start_updating_all(ctx: Ctx) -> None:
+    """The knob was just set: every running VM is being updated from now on (a policy assignment reaching it)."""
+    for rec in ctx.store.of_type(VM):
+        start_updating(ctx, rec["body"]["id"])
 
 
 def _set_power(ctx: Ctx, rid_: str, power: str) -> None:
