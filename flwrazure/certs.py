@@ -87,3 +87,10 @@ def ensure_supernode_key(path: Path) -> tuple[Path, str]:
                                              serialization.PublicFormat.OpenSSH).decode()
     pub.write_text(line + "\n")
     return path, line
+
+
+def renew_server_cert(directory: Path, cluster: str, ips: list[str]) -> tuple[Path, Path]:
+    """A new SuperLink certificate and key from the same CA (clients trust the CA, not this certificate)."""
+    for name in ("server.pem", "server.key"):
+        (directory / name).unlink(missing_ok=True)
+    return ensure_server_cert(directory, cluster, ips)

@@ -23,3 +23,18 @@ def detect(target) -> str:
             continue
     raise UsageError("Could not detect your public IP address: pass --ssh-source <your-ip> (or 'any', which "
                      "opens SSH to everyone).")
+
+
+def probe_tcp(ip: str, port: int, timeout: float = 3.0) -> str:
+    """Can this machine open a TCP connection to ip:port? "open", "refused" or "timeout" (a rule dropping it)."""
+    import socket
+
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "timeout"
+    except OSError as exc:
+        return f"unreachable ({exc.strerror or exc})"

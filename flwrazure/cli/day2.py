@@ -161,3 +161,50 @@ def ssh(cluster, all_vms, args):
         raise UsageError(f"one VM at a time (got {' '.join(head)}); put the command after `--`: "
                          f"flwrazure ssh {head[0]} -- {' '.join(head[1:])}")
     sys.exit(shell.run(cluster_name(cluster), head[0] if head else None, command, all_vms))
+
+
+@click.command("doctor")
+@CLUSTER
+@click.option("--local-only", is_flag=True, help="Only the checks from your side (no connection to the VMs).")
+@click.option("--renew-cert", is_flag=True, help="Issue a new SuperLink certificate (same CA) and restart the "
+                                                 "SuperLink with it; SuperNodes reconnect on their own.")
+@JSON
+def doctor(cluster, local_only, renew_cert, as_json):
+    """Check the cluster from your side and the VMs', each check pass / fail with the fix: VMs running, Flower
+    services active, SuperNodes online (with their last log lines), your address still inside the SSH and
+    Control sources, Control rule present and port reachable, the SuperLink certificate valid for the address in
+    your flwr connection and not near expiry, your flwr CLI of the cluster's release, the connection matching,
+    clock skew. Exit code 1 when any check fails.
+
+    \b
+    Examples:
+      flwrazure doctor
+      flwrazure doctor --local-only --json
+      flwrazure doctor --renew-cert
+    """
+    import sys
+
+    from rich.markup import escape
+
+    from flwrazure import ui
+    from flwrazure.commands import doctor as doctor_cmd
+    from flwrazure.spec import cluster_name
+
+    cluster_name(cluster)
+    if renew_cert:
+        result = doctor_cmd.renew_cert(cluster, show=not as_json)
+        if as_json:
+            ui.emit_json(result)
+        return
+    result = doctor_cmd.run(cluster, local_only)
+    if as_json:
+        ui.emit_json(result)
+    else:
+        marks = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[dim]skip[/dim]"}
+        for c in result["checks"]:
+            ui.info(f"{marks[c['ok']]}  {escape(c['name'])}: {escape(c['detail'])}")
+            if c["ok"] is False and c["fix"]:
+                ui.info(f"      fix: [bold]{escape(c['fix'])}[/bold]")
+        ui.info(f"{result['passed']} passed, {result['failed']} failed, {result['skipped']} skipped.")
+    if not result["ok"]:
+        sys.exit(1)

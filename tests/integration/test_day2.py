@@ -199,3 +199,108 @@ def test_logs_and_ssh_refuse_bad_input_before_connecting(product_cloud, home):
     paused = flwrazure(home, "ssh", "client-1", "--", "hostname")
     assert paused.returncode == 1 and "flower-client-1 is deallocated" in paused.stderr and \
         "flwrazure resume" in paused.stderr
+
+
+def _pretend_started(home, cloud):
+    """The record and local files `start` leaves on a secure 1.42 cluster (API-only VMs cannot run Flower): the
+    SuperLink certificate for the server's addresses and the [superlink.flower] connection."""
+    from flwrazure import certs, flwrconfig
+
+    path = home / "clusters" / "flower" / "state.json"
+    st = json.loads(path.read_text())
+    server_ip = cloud.network.public_ip_addresses.get("flower-rg", "flower-server-ip").ip_address
+    private = cloud.network.network_interfaces.get("flower-rg", "flower-server-nic").ip_configurations[0].\
+        private_ip_address
+    tls = home / "clusters" / "flower" / "tls"
+    certs.ensure_server_cert(tls, "flower", [server_ip, private])
+    os.environ["FLWR_HOME"] = str(home / "flwr")
+    try:
+        flwrconfig.write_connection("flower", f"{server_ip}:8000", str((tls / "ca.crt").resolve()))
+    finally:
+        del os.environ["FLWR_HOME"]
+    path.write_text(json.dumps({**st, "started": True, "secure": True, "superlink_address": f"{server_ip}:8000"}))
+    return server_ip
+
+
+def doctor(home, *args, path=None):
+    env = {"FLWR_HOME": str(home / "flwr"), "PATH": path or os.environ["PATH"]}
+    result = flwrazure(home, "doctor", "--local-only", "--json", *args, env=env)
+    assert result.returncode in (0, 1), result.stderr
+    data = json.loads(result.stdout)
+    assert (result.returncode == 0) == data["ok"]
+    return {c["name"]: c for c in data["checks"]}, result.returncode
+
+
+def test_doctor_operator_side_finds_each_injected_failure(product_cloud, home, tmp_path):
+    import shutil
+
+    cloud = product_cloud
+    create(home, 2, "--flwr-version", "1.42.0")
+    ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
+    server_ip = _pretend_started(home, cloud)
+    bare = str(tmp_path / "no-flwr")  # a PATH without any flwr CLI
+    os.mkdir(bare)
+    os.symlink(sys.executable, os.path.join(bare, "python3"))
+    assert shutil.which("flwr", path=bare) is None
+    checks, code = doctor(home, path=bare)
+    healthy = ["vms running", "your address allowed (SSH)", "control rule present", "your address allowed (Control)",
+               "superlink certificate", "flwr connection"]
+    assert [n for n in healthy if checks[n]["ok"] is not True] == [], checks
+    assert checks["flwr cli version"]["ok"] is False and checks["flwr cli version"]["fix"] == "pip install flwr==1.42.0"
+    assert code == 1
+    assert {n for n, c in checks.items() if c["ok"] is None} == {"control port reachable", "services active",
+                                                                 "supernodes online", "clock skew"}
+    # the operator's address no longer among the allowed sources (narrowed to another address)
+    ok(flwrazure(home, "open-ports", "--source", "203.0.113.7"))
+    checks, _ = doctor(home, path=bare)
+    assert checks["your address allowed (Control)"]["ok"] is False
+    assert checks["your address allowed (Control)"]["fix"] == \
+        "flwrazure open-ports --cluster flower --source 198.18.0.1"
+    cloud.network.security_rules.begin_create_or_update("flower-rg", "flower-nsg", "flwrazure-ssh", {
+        "properties": {"protocol": "Tcp", "access": "Allow", "direction": "Inbound", "priority": 1000,
+                       "sourcePortRange": "*", "destinationPortRange": "22", "sourceAddressPrefix": "203.0.113.7",
+                       "destinationAddressPrefix": "10.0.0.0/24"}}).result()
+    checks, _ = doctor(home, path=bare)
+    ssh_fix = checks["your address allowed (SSH)"]["fix"]
+    assert checks["your address allowed (SSH)"]["ok"] is False and ssh_fix.startswith("flwrazure create-cluster")
+    # the fix it offers works as offered, and changes nothing else
+    ok(flwrazure(home, *ssh_fix.split()[1:]))
+    ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
+    checks, _ = doctor(home, path=bare)
+    assert checks["your address allowed (SSH)"]["ok"] and checks["your address allowed (Control)"]["ok"]
+    assert len(list(cloud.compute.virtual_machines.list("flower-rg"))) == 3
+    # the Control rule removed
+    cloud.network.security_rules.begin_delete("flower-rg", "flower-nsg", "flwrazure-control").result()
+    checks, _ = doctor(home, path=bare)
+    assert checks["control rule present"]["ok"] is False and "open-ports" in checks["control rule present"]["fix"]
+    ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
+    # the connection pointing at a wrong address
+    cfg = home / "flwr" / "config.toml"
+    cfg.write_text(cfg.read_text().replace(f"{server_ip}:8000", "198.18.9.9:8000"))
+    checks, _ = doctor(home, path=bare)
+    assert checks["flwr connection"]["ok"] is False and "198.18.9.9:8000" in checks["flwr connection"]["detail"]
+    cfg.write_text(cfg.read_text().replace("198.18.9.9:8000", f"{server_ip}:8000"))
+    # a certificate near expiry
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    tls = home / "clusters" / "flower" / "tls"
+    ca = x509.load_pem_x509_certificate((tls / "ca.crt").read_bytes())
+    signer = serialization.load_pem_private_key((tls / "ca.key").read_bytes(), None)
+    old = x509.load_pem_x509_certificate((tls / "server.pem").read_bytes())
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=5)
+    near = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(ca.subject).public_key(old.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(old.not_valid_before_utc)
+            .not_valid_after(soon).add_extension(old.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName).value, critical=False).sign(signer, hashes.SHA384()))
+    (tls / "server.pem").write_bytes(near.public_bytes(serialization.Encoding.PEM))
+    checks, _ = doctor(home, path=bare)
+    assert checks["superlink certificate"]["ok"] is False and "expires in 5.0 days" in checks["superlink certificate"]["detail"]
+    assert checks["superlink certificate"]["fix"] == "flwrazure doctor --cluster flower --renew-cert   " \
+        "(SuperNodes keep working)"
+    # human output: one line per check, the fix under each failure, exit code 1
+    human = flwrazure(home, "doctor", "--local-only", env={"FLWR_HOME": str(home / "flwr"), "PATH": bare})
+    assert human.returncode == 1 and "FAIL  superlink certificate" in human.stderr and "fix: flwrazure doctor" in \
+        human.stderr
