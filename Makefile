@@ -41,3 +41,4 @@ bench: install
 	$(PY) -m tests.bench.bench_create
 	$(PY) -m tests.bench.bench_hosts
 	$(PY) -m tests.bench.bench_start
+	$(PY) -m tests.bench.bench_day2
