@@ -308,6 +308,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
     start_cmd.check(spec.flwr_version, not insecure, app)
+    start_cmd.check_hosts(spec.cloud)
     created = create.run(spec, ssh_key, show_progress=not as_json)
     opened = ports.run(cluster, tuple(created["ssh_sources"]), False)
     started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps)

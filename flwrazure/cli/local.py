@@ -66,17 +66,34 @@ def local() -> None:
 @click.option("--vm-cpu", type=click.FloatRange(0.01, 64), default=None, metavar="CORES",
               help="Cap each VM at this many of this machine's cores (e.g. 0.4), so that, as on Azure, a VM's "
                    "speed does not depend on how many other VMs run.")
+@click.option("--image-source", type=click.Choice(["image", "host"]), default="image", show_default=True,
+              help="What VMs boot: bare cloud images built once from Debian's packages (like Azure's marketplace "
+                   "images), or this machine's own OS (quick experiments; every tool installed here is there).")
+@click.option("--provision-lag", type=click.FloatRange(0, 3600), default=8.0, show_default=True,
+              metavar="SECONDS", help="On a VM's first boot, how long after boot the provisioning agent creates "
+                                      "the admin user (sshd answers earlier and refuses it meanwhile).")
+@click.option("--first-boot-apt", type=click.FloatRange(0, 3600), default=40.0, show_default=True,
+              metavar="SECONDS", help="On an Ubuntu VM's first boot, how long apt-daily/unattended-upgrades hold "
+                                      "the dpkg and apt locks (0: not at all).")
 def up(port: int | None, latency: float, faults: Path | None, catalog: Path | None, hosts: str,
-       boot_delay: float, prefetch: tuple[str, ...], no_systemd: bool, vm_cpu: float | None) -> None:
-    """Start the local cloud in the background (does nothing if it already runs).
+       boot_delay: float, prefetch: tuple[str, ...], no_systemd: bool, vm_cpu: float | None, image_source: str,
+       provision_lag: float, first_boot_apt: float) -> None:
+    """Start the local cloud in the background (does nothing if it already runs). The first time, the VM image
+    is built (about a minute, once; cached under $FLWRAZURE_HOME/local/images or $FLWRAZURE_IMAGES).
 
     \b
-    Example:
-      flwrazure local up --latency 1
+    Examples:
+      flwrazure local up
+      flwrazure local up --latency 1 --first-boot-apt 0 --provision-lag 0
+      flwrazure local up --image-source host          # VMs boot this machine's OS
     """
     from flwrazure.localcloud import daemon
 
-    options = ["--latency", str(latency), "--hosts", hosts, "--boot-delay", str(boot_delay)]
+    if hosts != "none" and image_source == "image":
+        _build_image(hosts)
+    options = ["--latency", str(latency), "--hosts", hosts, "--boot-delay", str(boot_delay),
+               "--image-source", image_source, "--provision-lag", str(provision_lag),
+               "--first-boot-apt", str(first_boot_apt)]
     for spec in prefetch:
         options += ["--prefetch", spec]
     if no_systemd:
@@ -94,6 +111,24 @@ def up(port: int | None, latency: float, faults: Path | None, catalog: Path | No
     click.echo(f"VMs: {_hosts_line(info)}")
     if not started and (latency or faults or catalog):
         click.echo("Note: options apply when it starts; run `flwrazure local down` first to change them.", err=True)
+
+
+def _build_image(hosts: str) -> None:
+    """Build the VM image in the foreground, with progress, before the server starts (once; then cached)."""
+    from flwrazure.localcloud import images
+    from flwrazure.localcloud.hosts import nspawn
+
+    folder = images.images_dir(settings.local_cloud_dir())
+    if images.cached(folder) or nspawn.available():
+        return  # cached, or no sandbox hosts here anyway (the server says why)
+    if images.available():
+        if hosts == "nspawn":
+            raise FlwrazureError(f"--hosts nspawn: {images.available()}")
+        return
+    try:
+        images.ensure(folder, say=lambda line: click.echo(line, err=True))
+    except RuntimeError as exc:
+        raise FlwrazureError(str(exc)) from None
 
 
 @local.command()

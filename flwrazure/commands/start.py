@@ -71,6 +71,20 @@ def operator_flwr() -> str | None:
     return m.group(1) if m else None
 
 
+def check_hosts(cloud: str) -> None:
+    """A local cloud without sandbox hosts has nothing to SSH into, and its public range is not on this machine
+    (packets to it would leave by the default route): refuse at once, before anything is created or sent."""
+    if cloud != "local":
+        return
+    from flwrazure.azure.target import local_info
+
+    info = local_info()
+    if info.get("hosts") != "nspawn":
+        why = info.get("hosts_note") or "it was started with --hosts none"
+        raise UsageError(f"The local cloud runs without sandbox VMs ({why}), so there is nothing to start Flower "
+                         "on: as root run `flwrazure local prepare`, then `flwrazure local down && flwrazure local up`.")
+
+
 def check(version: str, secure: bool, app: Path | None) -> None:
     """Refuse, before touching anything, what this Flower version cannot do."""
     if secure and not versions.supernode_cli(version):
@@ -89,6 +103,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     st = state.load(cluster)
     version, secure = st["flwr_version"], not insecure
     check(version, secure, app)
+    check_hosts(st["cloud"])
     ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
     target = connect(st["cloud"], st["subscription"])
     plan = versions.port_plan(version)
@@ -120,7 +135,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     def prepare(row: dict):
         conn = ssh.wait(row["public_ip"], row["vm"], st["admin_user"], key, known)
         conns[row["vm"]] = conn
-        installed[row["vm"]] = bootstrap.ensure_flwr(conn, layout, version, extra_pip, index_url)
+        installed[row["vm"]] = bootstrap.ensure_flwr(conn, layout, version, extra_pip, index_url, row["vm"])
         kinds[row["vm"]] = daemons.supervisor(conn)
         return conn
 

@@ -26,19 +26,24 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--prefetch", action="append", default=[])
     serve.add_argument("--no-systemd", action="store_true")
     serve.add_argument("--vm-cpu", type=float, default=None)
+    serve.add_argument("--image-source", choices=["image", "host"], default="image")
+    serve.add_argument("--provision-lag", type=float, default=0.0)
+    serve.add_argument("--first-boot-apt", type=float, default=0.0)
     args = parser.parse_args(argv)
 
-    if args.prefetch:
-        from flwrazure.localcloud.mirror import prefetch
-
-        prefetch(args.prefetch, args.state / "wheelhouse")
     config: dict = {"latency": args.latency}
     if args.catalog:
         config["catalog"] = json.loads(args.catalog.read_text())
     faults = json.loads(args.faults.read_text()) if args.faults else None
     server = LocalCloudServer(args.state, port=args.port, config=config, faults=faults, hosts=args.hosts,
                               boot_delay=args.boot_delay, systemd=not args.no_systemd,
-                              vm_cpu=args.vm_cpu)
+                              vm_cpu=args.vm_cpu, image_source=args.image_source,
+                              provision_lag=args.provision_lag, first_boot_apt=args.first_boot_apt,
+                              say=lambda line: print(line, flush=True))
+    if args.prefetch:
+        from flwrazure.localcloud.mirror import prefetch
+
+        prefetch(args.prefetch, args.state / "wheelhouse", python=server.vm_python())
     server.resume_hosts()
     info_path = args.state / "server.json"
     info = {**server.info(), "pid": os.getpid(), "latency": args.latency}

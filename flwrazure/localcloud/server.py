@@ -57,19 +57,24 @@ class LocalCloudServer:
 
     def __init__(self, state_dir: Path, port: int = 0, config: dict | None = None, faults: list | None = None,
                  driver=None, host: str = "127.0.0.1", hosts: str = "none", boot_delay: float = 2.0,
-                 systemd: bool = True, vm_cpu: float | None = None):
+                 systemd: bool = True, vm_cpu: float | None = None, image_source: str = "image",
+                 images_dir: Path | None = None, provision_lag: float = 0.0, first_boot_apt: float = 0.0,
+                 say=None):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir = state_dir
         self.identity = load_identity(state_dir)
         self.ca, cert, key = ensure_certificates(state_dir / "tls")
         self.mirror = None
         if driver is None:
-            driver = make_driver(hosts, state_dir, boot_delay, systemd, vm_cpu)
-            if driver.name == "nspawn":  # VMs have no internet: give them a package index on the gateway
+            driver = make_driver(hosts, state_dir, boot_delay, systemd, vm_cpu, image_source=image_source,
+                                 images_dir=images_dir, provision_lag=provision_lag, first_boot_apt=first_boot_apt,
+                                 say=say)
+            if driver.name == "nspawn":  # VMs have no internet: give them their region's mirrors on the gateway
                 from flwrazure.localcloud.hosts.plumbing import PUBLIC_GATEWAY
                 from flwrazure.localcloud.mirror import Mirror
 
-                self.mirror = Mirror(state_dir / "wheelhouse", PUBLIC_GATEWAY)
+                image = next(iter(driver.images.values()), None)
+                self.mirror = Mirror(state_dir / "wheelhouse", PUBLIC_GATEWAY, apt=image.apt if image else None)
                 driver.pip_index = self.mirror.url
         self.app = ArmApp(self.identity, Store(state_dir / "state.json"), config, driver, Faults(faults))
         self.httpd = _Server((host, port), _Handler)
@@ -91,10 +96,18 @@ class LocalCloudServer:
                 "hosts_note": getattr(self.app.driver, "reason", None),
                 "systemd": getattr(self.app.driver, "systemd", False),
                 "vm_cpu": getattr(self.app.driver, "vm_cpu", None),
+                "image_source": getattr(self.app.driver, "image_source", None),
+                "vm_python": self.vm_python(),
                 "pip_index": self.mirror.url if self.mirror else None,
                 "pip_trusted_host": self.mirror.url.split("/")[2].split(":")[0] if self.mirror else None,
                 # the address VMs see the operator's traffic come from (the host side of the public range)
                 "operator_ip": OPERATOR_IP}
+
+    def vm_python(self) -> str | None:
+        """The Python version of the VMs' image (None: this machine's own, or no hosts)."""
+        images = getattr(self.app.driver, "images", None) or {}
+        image = next(iter(images.values()), None)
+        return image.python if image else None
 
     def resume_hosts(self) -> None:
         """Boot again the VMs the cloud believes are running (a restart of the local cloud)."""
@@ -136,7 +149,7 @@ class LocalCloudServer:
 
 
 def make_driver(hosts: str, state_dir: Path, boot_delay: float, systemd: bool = True,
-                vm_cpu: float | None = None):
+                vm_cpu: float | None = None, **image_options):
     """'none', 'nspawn', or 'auto' (nspawn where this machine allows it, else none)."""
     from flwrazure.localcloud.hosts import NullDriver
 
@@ -145,11 +158,17 @@ def make_driver(hosts: str, state_dir: Path, boot_delay: float, systemd: bool = 
     from flwrazure.localcloud.hosts import nspawn
 
     why = nspawn.available()
+    if why is None and image_options.get("image_source", "image") == "image":
+        from flwrazure.localcloud import images
+
+        folder = image_options.get("images_dir") or images.images_dir(state_dir)
+        if not images.cached(folder):
+            why = images.available()
     if why:
         if hosts == "auto":
             return NullDriver(reason=why)
         raise RuntimeError(f"--hosts nspawn: {why}")
-    return nspawn.NspawnDriver(state_dir, boot_delay=boot_delay, systemd=systemd, vm_cpu=vm_cpu)
+    return nspawn.NspawnDriver(state_dir, boot_delay=boot_delay, systemd=systemd, vm_cpu=vm_cpu, **image_options)
 
 
 def load_identity(state_dir: Path) -> Identity:

@@ -1,26 +1,51 @@
-"""Per-VM preparation: venv support, a venv with the cluster's flwr (and the app's extra packages), skipped when
-a marker says exactly this is already installed."""
+"""Per-VM preparation: venv support (python3-venv through apt on a bare image, after cloud-init and the first-boot
+apt jobs let go), a venv with the cluster's flwr (and the app's extra packages), skipped when a marker says exactly
+this is already installed."""
 
 from __future__ import annotations
 
 import json
 import shlex
 
+from flwrazure.errors import FlwrazureError
+from flwrazure.plan import bootstrap as plan
 from flwrazure.plan.services import Layout, index_host
 from flwrazure.remote.ssh import put_text, read, run, succeeds
 
+APT_TIMEOUT = 900  # seconds: first-boot unattended-upgrades can hold the locks for many minutes on Azure
 
-def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url: str | None) -> bool:
+
+def ensure_venv_support(conn, name: str, probe: str = plan.VENV_PROBE, timeout: int = APT_TIMEOUT) -> bool:
+    """Install python3-venv when `probe` fails; True when something was installed."""
+    if succeeds(conn, f"{probe} >/dev/null 2>&1"):
+        return False
+    result = conn.run(plan.wait_cloud_init(timeout), hide=True, warn=True, in_stream=False, timeout=timeout + 60)
+    if result.exited == plan.CLOUD_INIT_EXIT:
+        raise FlwrazureError(f"VM {name}: cloud-init was still provisioning after {timeout} s "
+                             f"({' | '.join(result.stdout.strip().splitlines())}). Check the VM's boot "
+                             "diagnostics, then re-run `flwrazure start`.")
+    result = conn.run(plan.apt_install(["python3-venv"], timeout), hide=True, warn=True, in_stream=False,
+                      timeout=timeout + 120)
+    if result.exited == plan.LOCKED_EXIT:
+        holder = plan.lock_holder(result.stderr) or "another apt or dpkg process"
+        raise FlwrazureError(f"VM {name}: apt's lock was still held by {holder} after {timeout} s (first-boot "
+                             "updates?). Re-run `flwrazure start` once it has finished.")
+    if result.failed:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise FlwrazureError(f"VM {name}: installing python3-venv failed (exit {result.exited}): {' | '.join(tail)}")
+    return True
+
+
+def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url: str | None, name: str = "",
+                venv_probe: str = plan.VENV_PROBE) -> bool:
     """Returns True when something was installed."""
     want = json.dumps({"flwr": version, "extra": sorted(extra), "index": index_url}, sort_keys=True) + "\n"
     marker = layout.path("installed.json")
     run(conn, f"mkdir -p {layout.base}")
     if read(conn, marker) == want and succeeds(conn, f"test -x {layout.venv}/bin/flower-superlink"):
         return False
-    if not succeeds(conn, "python3 -m venv --help >/dev/null 2>&1"):
-        run(conn, "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq && "
-                  "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv")
-    run(conn, f"test -x {layout.venv}/bin/pip || python3 -m venv {layout.venv}")
+    ensure_venv_support(conn, name or conn.host, venv_probe)
+    run(conn, plan.venv_command(layout.venv))
     index = ""
     if index_url:
         index = f"--index-url {shlex.quote(index_url)}"

@@ -92,11 +92,24 @@ def connect(ip: str, user: str, key_file: str, known_hosts: Path, timeout: float
     return conn
 
 
-def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeout: float = 600):
-    """An open connection once SSH answers; a timeout names the VM."""
+AUTH_GRACE = 300.0  # seconds a VM's sshd may refuse our key while its provisioning agent may still be running
+
+
+def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeout: float = 600,
+         auth_grace: float | None = None):
+    """An open connection once SSH answers and lets us in; a timeout names the VM.
+
+    sshd answers before the VM's provisioning agent (cloud-init) has created the admin user and its
+    authorized_keys, so refused keys are retried, but only while provisioning can still be in progress:
+    `auth_grace` seconds from the first refusal (FLWRAZURE_SSH_AUTH_GRACE). After that a refusal means the key is
+    not on the VM, and is reported as such instead of being retried until the overall timeout."""
+    import os
+
     import paramiko
 
-    start, delay, last = time.monotonic(), 0.5, None
+    if auth_grace is None:
+        auth_grace = float(os.environ.get("FLWRAZURE_SSH_AUTH_GRACE", AUTH_GRACE))
+    start, delay, last, refused_since = time.monotonic(), 0.5, None, None
     while time.monotonic() - start < timeout:
         conn = connect(ip, user, key_file, known_hosts)
         try:
@@ -106,11 +119,20 @@ def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeou
             raise FlwrazureError(f"VM {name} ({ip}) presented a different SSH host key than on first contact: "
                                  f"refusing to connect. If the VM was re-created, remove its line from "
                                  f"{known_hosts}.") from None
+        except paramiko.AuthenticationException as exc:  # sshd answered: the user or its key is not there (yet)
+            last = exc
+            conn.close()
+            refused_since = refused_since or time.monotonic()
+            if time.monotonic() - refused_since >= auth_grace:
+                raise FlwrazureError(
+                    f"VM {name} ({ip}) answers SSH but keeps refusing user {user} with key {key_file} ({exc}) "
+                    f"for {auth_grace:.0f} s, longer than provisioning takes: the VM was probably created with "
+                    "another key or user. Check `flwrazure status`; re-create the VM if its key is wrong.") from None
         except Exception as exc:  # not up yet: refused, timed out, sshd still starting
             last = exc
             conn.close()
-            time.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
     raise FlwrazureError(f"VM {name} ({ip}) did not answer SSH within {timeout:.0f} s ({last}). Check that it "
                          "runs (`flwrazure status`) and that SSH is allowed from your address.")
 

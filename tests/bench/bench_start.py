@@ -70,11 +70,11 @@ def main() -> None:
     if nspawn.available():
         print(f"start/up: skipped ({nspawn.available()})")
         return
-    from flwrazure.localcloud.hosts import cpulimit
+    from flwrazure.localcloud.hosts import cgroups
 
     cores = os.cpu_count() or 1
     modes = [(None, f"VMs share this machine's {cores} cores")]
-    if not cpulimit.available():
+    if not cgroups.available("cpu"):
         share = round(cores / 5, 2)
         modes.append((share, f"each VM capped at {share} core (--vm-cpu): a VM's speed no longer depends on how many "
                              "run, as on Azure"))

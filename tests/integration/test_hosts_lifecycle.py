@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sand
 
 
 def leftovers(state_dir: Path) -> dict:
-    from flwrazure.localcloud.hosts import cpulimit
+    from flwrazure.localcloud.hosts import cgroups
     from flwrazure.localcloud.hosts import plumbing as pl
 
     names = pl.Names(state_dir)
@@ -28,8 +28,7 @@ def leftovers(state_dir: Path) -> dict:
             "links": [n for n in pl.links() if names.ours(n)],
             "mounts": pl.mounts_under(state_dir),
             "processes": pl.processes_mentioning(str(state_dir.resolve()) + "/"),
-            "cgroups": [g.name for root in (cpulimit.V1, cpulimit.V2) if root.is_dir()
-                        for g in root.glob(f"{cpulimit.PREFIX}{names.tag}*")]}
+            "cgroups": [g.name for g in cgroups.leftovers(names.tag)]}
 
 
 EMPTY = {"netns": [], "links": [], "mounts": [], "processes": [], "cgroups": []}
@@ -98,10 +97,10 @@ def test_resource_group_delete_removes_hosts_and_disks(home):
 
 def test_vm_cpu_caps_each_vm(home):
     """`local up --vm-cpu 0.3`: a VM spinning on one core for 2 s gets about 0.3 s of CPU per second."""
-    from flwrazure.localcloud.hosts import cpulimit
+    from flwrazure.localcloud.hosts import cgroups
 
-    if cpulimit.available():
-        pytest.skip(cpulimit.available())
+    if cgroups.available("cpu"):
+        pytest.skip(cgroups.available("cpu"))
     state = home / "local"
     spin = ("python3 -c \"import time; w, c = time.time(), time.process_time()\n"
             "while time.time() - w < 2: pass\nprint(time.process_time() - c)\"")

@@ -1,8 +1,11 @@
-"""Sandbox hosts that boot a real systemd: each VM is `systemd-nspawn -b` on a copy-on-write overlay of this
-machine's OS (its upper folder is the VM's disk, kept across deallocate/start), inside its own network
-namespace: eth0 on its VNet's bridge (private IP), eth1 on the public bridge (public IP), no default route.
-The image is prepared the way Azure's provisioning agent prepares Ubuntu: hostname, admin user with the
-requested SSH keys and passwordless sudo, fresh host keys, password logins off."""
+"""Sandbox hosts that boot a real systemd: each VM is `systemd-nspawn -b` on a copy-on-write overlay of its image
+(its upper folder is the VM's disk, kept across deallocate/start), inside its own network namespace: eth0 on its
+VNet's bridge (private IP), eth1 on the public bridge (public IP), no default route, its size's memory as a limit.
+
+The image is a bare cloud image (images.py); the osProfile is applied on the first boot by a provisioning agent
+that lags behind sshd, while a first-boot apt job holds the dpkg lock (guest.py), as on Azure. With
+`image_source="host"` the VM boots an overlay of this machine's own OS instead, provisioned before its first boot
+(quick experiments; everything this machine has installed is there too)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from flwrazure.localcloud.hosts import NullDriver, cpulimit
+from flwrazure.localcloud import guest, images
+from flwrazure.localcloud.hosts import NullDriver, cgroups
 from flwrazure.localcloud.hosts import firewall as fw
 from flwrazure.localcloud.hosts import plumbing as pl
 
@@ -40,11 +44,21 @@ class NspawnDriver(NullDriver):
     name = "nspawn"
 
     def __init__(self, state_dir: Path, boot_delay: float = 2.0, pip_index: str | None = None,
-                 systemd: bool = True, vm_cpu: float | None = None):
+                 systemd: bool = True, vm_cpu: float | None = None, image_source: str = "image",
+                 images_dir: Path | None = None, provision_lag: float = 0.0, first_boot_apt: float = 0.0,
+                 say=None):
         self.systemd = systemd  # False: PID 2 is sshd alone (a host without systemd)
-        if vm_cpu and (why := cpulimit.available()):
+        if vm_cpu and (why := cgroups.available("cpu")):
             raise pl.PlumbingError(f"--vm-cpu: {why}")
         self.vm_cpu = vm_cpu  # each VM's processes capped at this fraction of a core
+        self.memory = cgroups.available("memory") is None  # each VM limited to its size's memory
+        self.image_source = image_source  # "image": bare cloud images; "host": this machine's OS
+        self.provision_lag = provision_lag
+        self.first_boot_apt = first_boot_apt
+        self.images: dict[str, images.Image] = {}
+        if image_source == "image":
+            self.images[images.BASE] = images.ensure(images_dir or images.images_dir(state_dir), say=say)
+        self.api_only: dict[str, str] = {}  # VM name -> why it has no host (an image this machine cannot boot)
         self.reason = None
         self.hosts_dir = state_dir / "hosts"
         self.hosts_dir.mkdir(parents=True, exist_ok=True)
@@ -54,7 +68,7 @@ class NspawnDriver(NullDriver):
         self.lock = threading.RLock()
         self.running: dict[str, dict] = {}  # vm key -> {"proc", "netns", "vnet_bridge", "rules", "name"}
         self.booting: set[str] = set()
-        self.removed_at_start = pl.cleanup(self.names, self.hosts_dir) + cpulimit.cleanup(self.names.tag)
+        self.removed_at_start = pl.cleanup(self.names, self.hosts_dir) + cgroups.cleanup(self.names.tag)
         _raise_inotify_limit()
         other = pl.public_range_taken_by_other(self.names.public_bridge)
         if other:
@@ -90,12 +104,21 @@ class NspawnDriver(NullDriver):
                 "public_ip": pip["body"]["properties"].get("ipAddress") if pip else None,
                 "subnet_nsg": subnet_nsg["body"] if subnet_nsg else None,
                 "nic_nsg": nic_nsg["body"] if nic_nsg else None,
+                "image": vm["properties"]["storageProfile"].get("imageReference") or {},
+                "memory_gib": _memory_gib(ctx.catalog, vm["properties"]["hardwareProfile"]["vmSize"]),
             }
 
     def _disk(self, key: str) -> Path:
         return self.hosts_dir / key
 
-    # -- the image ------------------------------------------------------------------------------------------
+    # -- the disk -------------------------------------------------------------------------------------------
+    def _lower(self, facts: dict) -> str | None:
+        """The read-only layer of a VM's disk: its image's root filesystem, or this machine's OS."""
+        if self.image_source == "host":
+            return "/"
+        kind = images.kind_of(facts["image"])
+        return str(self.images[kind.base].rootfs) if kind.base else None
+
     def _prepare_disk(self, facts: dict) -> None:
         disk = self._disk(facts["key"])
         upper = disk / "upper"
@@ -103,20 +126,48 @@ class NspawnDriver(NullDriver):
             return
         for sub in ("upper", "work", "root"):
             (disk / sub).mkdir(parents=True, exist_ok=True)
-        for rel in HIDDEN:
-            d = upper / rel
-            d.mkdir(parents=True, exist_ok=True)
-            os.setxattr(d, "trusted.overlay.opaque", b"y")
-        (upper / "tmp").chmod(0o1777)
-        (upper / "var" / "tmp").chmod(0o1777)
+        (disk / "lower").write_text(self._lower(facts) or "")
+        if self.image_source == "host":
+            for rel in HIDDEN:
+                d = upper / rel
+                d.mkdir(parents=True, exist_ok=True)
+                os.setxattr(d, "trusted.overlay.opaque", b"y")
+            (upper / "tmp").chmod(0o1777)
+            (upper / "var" / "tmp").chmod(0o1777)
         self._mount(facts["key"])
         try:
-            self._provision(disk / "root", facts)
+            if self.image_source == "host":
+                self._provision(disk / "root", facts)
+            else:
+                self._first_boot(disk / "root", facts)
+            self._common(disk / "root")
         finally:
             pl.umount(str(disk / "root"))
 
+    def _first_boot(self, root: Path, f: dict) -> None:
+        """A bare image: what the VM's first boot needs (its osProfile, the agent applying it, the first-boot apt
+        job), fresh host keys and machine id (cloud-init makes those before sshd starts, too)."""
+        flavour = images.kind_of(f["image"]).flavour
+        fb = guest.FirstBoot(hostname=f["computer"], user=f["user"], keys=tuple(f["keys"]),
+                             provision_lag=self.provision_lag,
+                             apt_seconds=self.first_boot_apt if flavour == "ubuntu" else 0.0,
+                             private_ip=f["private_ip"], mirror=self.mirror_base or "http://127.0.0.1:9")
+        for rel, (text, mode) in guest.files(fb, self.systemd).items():
+            path = root / rel.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            path.chmod(mode)
+        if self.systemd:
+            wants = root / "etc" / "systemd" / "system" / "multi-user.target.wants"
+            wants.mkdir(parents=True, exist_ok=True)
+            for unit in guest.enabled_units(fb):
+                (wants / unit).unlink(missing_ok=True)
+                (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+        (root / "etc" / "machine-id").write_text(secrets.token_hex(16) + "\n")
+        pl.run("ssh-keygen", "-A", "-f", str(root))
+
     def _provision(self, root: Path, f: dict) -> None:
-        """What Azure's provisioning agent does on first boot, done to the disk before the first boot."""
+        """This machine's OS: what Azure's provisioning agent does on first boot, done to the disk before it."""
         etc = root / "etc"
         (etc / "hostname").write_text(f["computer"] + "\n")
         (etc / "hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {f['computer']}\n"
@@ -149,24 +200,33 @@ class NspawnDriver(NullDriver):
                 if unit.name not in KEEP_ENABLED:
                     (units / unit.name).unlink(missing_ok=True)
                     (units / unit.name).symlink_to("/dev/null")  # masked, as on a fresh Ubuntu VM
-        conf = etc / "systemd" / "system.conf.d"
-        conf.mkdir(parents=True, exist_ok=True)  # deallocate should not wait 90 s for stray session processes
-        (conf / "flwrazure.conf").write_text("[Manager]\nDefaultTimeoutStopSec=5s\n")
-        drop_in = units / "ssh.service.d"
-        drop_in.mkdir(exist_ok=True)
-        (drop_in / "flwrazure-boot-delay.conf").write_text(
-            f"[Service]\nExecStartPre=/bin/sleep {self.boot_delay:g}\n")
         if self.pip_index:
             host = self.pip_index.split("/")[2].split(":")[0]
             (etc / "pip.conf").write_text(f"[global]\nindex-url = {self.pip_index}\ntrusted-host = {host}\n")
+
+    def _common(self, root: Path) -> None:
+        units = root / "etc" / "systemd" / "system"
+        conf = root / "etc" / "systemd" / "system.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)  # deallocate should not wait 90 s for stray session processes
+        (conf / "flwrazure.conf").write_text("[Manager]\nDefaultTimeoutStopSec=5s\n")
+        drop_in = units / "ssh.service.d"
+        drop_in.mkdir(parents=True, exist_ok=True)
+        (drop_in / "flwrazure-boot-delay.conf").write_text(
+            f"[Service]\nExecStartPre=/bin/sleep {self.boot_delay:g}\n")
+
+    @property
+    def mirror_base(self) -> str | None:
+        """http://gateway:port of the VMs' package mirror (pip index under /simple, apt under /debian)."""
+        return self.pip_index.rsplit("/simple", 1)[0] if self.pip_index else None
 
     def _mount(self, key: str) -> None:
         disk = self._disk(key)
         root = disk / "root"
         if str(root.resolve()) in pl.mounts_under(disk):
             return
+        lower = (disk / "lower").read_text().strip() if (disk / "lower").exists() else "/"
         pl.run("mount", "-t", "overlay", "overlay", "-o",
-               f"lowerdir=/,upperdir={disk / 'upper'},workdir={disk / 'work'}", str(root))
+               f"lowerdir={lower},upperdir={disk / 'upper'},workdir={disk / 'work'}", str(root))
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def create(self, ctx, vm: dict) -> None:
@@ -178,6 +238,9 @@ class NspawnDriver(NullDriver):
     def _boot(self, ctx, vm: dict) -> None:
         f = self._facts(ctx, vm)
         key = f["key"]
+        if self.image_source == "image" and (why := images.kind_of(f["image"]).why_not):
+            self.api_only[f["name"]] = why  # no host: the VM exists in the API only
+            return
         with self.lock:
             if key in self.running or key in self.booting:
                 return
@@ -201,9 +264,10 @@ class NspawnDriver(NullDriver):
             argv = ["systemd-nspawn", "-D", str(self._disk(key) / "root"), "--register=no", "--keep-unit",
                     f"--network-namespace-path=/run/netns/{ns}", "-M", f["computer"], "--console=passive",
                     "--resolv-conf=off", "--timezone=off", "--link-journal=no", *self._init()]
-            if self.vm_cpu:
-                entry["cgroup"] = cpulimit.create(f"{self.names.tag}{pl.short(key)}", self.vm_cpu)
-                argv = cpulimit.wrap(entry["cgroup"], argv)
+            memory = int(f["memory_gib"] * 2**30) if self.memory and f["memory_gib"] else None
+            if self.vm_cpu or memory:
+                entry["cgroup"] = cgroups.create(f"{self.names.tag}{pl.short(key)}", self.vm_cpu, memory)
+                argv = cgroups.wrap(entry["cgroup"], argv)
             entry["proc"] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                              start_new_session=True)
             log.close()
@@ -221,7 +285,7 @@ class NspawnDriver(NullDriver):
     def _init(self) -> list[str]:
         if self.systemd:
             return ["-b"]
-        return ["--as-pid2", "/bin/sh", "-c",
+        return ["--as-pid2", "/bin/sh", "-c", f"if [ -x {guest.FIRST_BOOT} ]; then {guest.FIRST_BOOT}; fi; "
                 f"sleep {self.boot_delay:g}; mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"]
 
     def _apply_rules(self, entry: dict, f: dict) -> None:
@@ -256,7 +320,7 @@ class NspawnDriver(NullDriver):
         if entry:
             self._drop_unused_bridge(entry["vnet_bridge"])
             if entry.get("cgroup"):
-                cpulimit.remove(entry["cgroup"])
+                cgroups.remove(entry["cgroup"])
 
     def _drop_unused_bridge(self, bridge: str) -> None:
         with self.lock:
@@ -318,6 +382,18 @@ def _raise_inotify_limit(wanted: int = 8192) -> None:
             path.write_text(str(wanted))
     except (OSError, ValueError):
         pass
+
+
+def _memory_gib(catalog: dict, size: str) -> float | None:
+    """The catalog's memory of a VM size (a [family, vCPUs, GiB] row, or a dict with MemoryGB)."""
+    row = catalog.get("vm_sizes", {}).get(size)
+    if isinstance(row, dict):
+        value = row.get("MemoryGB", row.get("memory_gib"))
+    elif isinstance(row, (list, tuple)) and len(row) >= 3:
+        value = row[2]
+    else:
+        value = None
+    return float(value) if value else None
 
 
 def _passwd_ids(passwd: Path, user: str) -> tuple[str, str]:

@@ -1,0 +1,149 @@
+"""A VM's own resources: its size's memory (the catalog's MemoryGB) as a memory limit with no swap, as on an Azure
+VM, and optionally a fixed CPU share (`local up --vm-cpu F`: an Azure VM's vCPUs are its own, so how long its work
+takes does not depend on how many other VMs run; here all VMs share this machine's cores).
+
+One cgroup per VM and controller, made under the local cloud's own cgroup (not the root: a container's limits stay
+inside its parent's). cgroup v1 (per-controller hierarchies) and v2 (one unified tree) are both handled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MOUNT = Path("/sys/fs/cgroup")
+V1 = MOUNT / "cpu"  # kept for callers that look for leftovers
+V2 = MOUNT
+PERIOD_US = 100_000
+PREFIX = "flwrazure-vm-"
+
+
+def version() -> str | None:
+    if (MOUNT / "cgroup.controllers").exists():
+        return "v2"
+    if (MOUNT / "memory").is_dir() or (MOUNT / "cpu").is_dir():
+        return "v1"
+    return None
+
+
+def _own(controller: str, proc_cgroup: str | None = None) -> str:
+    """This process's cgroup path in one controller's hierarchy ("" for the root)."""
+    text = proc_cgroup if proc_cgroup is not None else Path("/proc/self/cgroup").read_text()
+    for line in text.splitlines():
+        _, names, path = line.split(":", 2)
+        if (controller and controller in names.split(",")) or (not controller and names == ""):
+            return path.strip("/")
+    return ""
+
+
+def parent(controller: str) -> Path | None:
+    """Where this local cloud's VM groups of one controller go, None when the controller is missing."""
+    v = version()
+    if v == "v1":
+        root = MOUNT / controller
+        if not root.is_dir():
+            return None
+        own = root / _own(controller)
+        return own if own.is_dir() else root
+    if v == "v2":
+        if controller not in (MOUNT / "cgroup.controllers").read_text().split():
+            return None
+        return MOUNT  # v2 forbids processes in a group that delegates controllers: VM groups go at the top
+    return None
+
+
+def available(controller: str = "cpu") -> str | None:
+    """None when limits of this controller can be set here, else why not."""
+    return None if parent(controller) is not None else f"no cgroup {controller} controller on this machine"
+
+
+@dataclass
+class Group:
+    name: str
+    paths: list[Path] = field(default_factory=list)
+
+
+def _enable_v2(root: Path, controller: str) -> None:
+    sub = root / "cgroup.subtree_control"
+    if controller not in sub.read_text().split():
+        sub.write_text(f"+{controller}")
+
+
+def create(name: str, cpu: float | None = None, memory_bytes: int | None = None) -> Group:
+    """A VM's group(s): CPU capped at `cpu` cores, memory at `memory_bytes` with no swap."""
+    group = Group(name)
+    if cpu:
+        root = parent("cpu")
+        path = root / f"{PREFIX}{name}"  # type: ignore[operator]
+        path.mkdir(exist_ok=True)
+        quota = max(1000, int(cpu * PERIOD_US))
+        if version() == "v1":
+            (path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            (path / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            _enable_v2(root, "cpu")  # type: ignore[arg-type]
+            (path / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+        group.paths.append(path)
+    if memory_bytes:
+        root = parent("memory")
+        path = root / f"{PREFIX}{name}"  # type: ignore[operator]
+        if path not in group.paths:
+            path.mkdir(exist_ok=True)
+            group.paths.append(path)
+        if version() == "v1":
+            (path / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            memsw = path / "memory.memsw.limit_in_bytes"
+            if memsw.exists():  # no swap beyond the limit, as on an Azure VM (no swap by default)
+                memsw.write_text(str(memory_bytes))
+        else:
+            _enable_v2(root, "memory")  # type: ignore[arg-type]
+            (path / "memory.max").write_text(str(memory_bytes))
+            if (path / "memory.swap.max").exists():
+                (path / "memory.swap.max").write_text("0")
+    return group
+
+
+def memory_limit(group: Group) -> int | None:
+    """The memory limit read back from the kernel."""
+    for path in group.paths:
+        for name in ("memory.limit_in_bytes", "memory.max"):
+            if (path / name).exists():
+                value = (path / name).read_text().strip()
+                return None if value == "max" else int(value)
+    return None
+
+
+def wrap(group: Group, argv: list[str]) -> list[str]:
+    """argv, started inside the group(s) (the shell moves itself there, then execs: no process escapes them)."""
+    if not group.paths:
+        return argv
+    moves = " && ".join(f'echo $$ > "{p}/cgroup.procs"' for p in group.paths)
+    return ["/bin/sh", "-c", f'{moves} && exec "$@"', "vm", *argv]
+
+
+def remove(group: Group) -> None:
+    for path in group.paths:
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # still has processes (they are being killed) or already gone
+
+
+def leftovers(tag: str) -> list[Path]:
+    found = []
+    for controller in ("cpu", "memory"):
+        root = parent(controller)
+        if root is not None:
+            found += [g for g in root.glob(f"{PREFIX}{tag}*") if g not in found]
+    return found
+
+
+def cleanup(tag: str) -> list[str]:
+    """Empty leftovers of a crashed local cloud whose names carry `tag`."""
+    removed = []
+    for path in leftovers(tag):
+        try:
+            path.rmdir()
+            removed.append(f"cgroup {path.name}")
+        except OSError:
+            pass
+    return removed
