@@ -4,6 +4,9 @@ import pytest
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+# one VM image for every test and run (built once, ~1 min, then kept where this machine keeps caches)
+os.environ.setdefault("FLWRAZURE_IMAGES", os.path.join(os.environ.get(
+    "FLWRAZURE_TEST_CACHE", os.path.expanduser("~/.cache/flwrazure-tests")), "images"))
 
 
 @pytest.fixture

@@ -63,14 +63,14 @@ def _one_vm(home: Path) -> tuple[dict, str]:
 def test_down_leaves_nothing_and_crash_leftovers_are_cleaned_by_up(home):
     state = home / "local"
     try:
-        assert flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0").returncode == 0
+        assert flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--provision-lag", "0.5", "--first-boot-apt", "0").returncode == 0
         info, ip = _one_vm(home)
         wait_ssh(ip)
         assert leftovers(state)["netns"]  # the VM is a real host now
         os.kill(info["pid"], signal.SIGKILL)  # a crash: hosts keep running, nothing is cleaned
         time.sleep(0.5)
         assert leftovers(state)["processes"]
-        up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0")
+        up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--provision-lag", "0.5", "--first-boot-apt", "0")
         assert up.returncode == 0, up.stderr
         wait_ssh(ip)  # cleaned, then the running VM was booted again with its disk
         assert flwrazure(home, "local", "down").returncode == 0
@@ -83,7 +83,7 @@ def test_down_leaves_nothing_and_crash_leftovers_are_cleaned_by_up(home):
 def test_resource_group_delete_removes_hosts_and_disks(home):
     state = home / "local"
     try:
-        flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0")
+        flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--provision-lag", "0.5", "--first-boot-apt", "0")
         info, (rc, nc, cc) = _client(home)
         _one_vm(home)
         assert len(list((state / "hosts").iterdir())) == 1
@@ -105,7 +105,7 @@ def test_vm_cpu_caps_each_vm(home):
     spin = ("python3 -c \"import time; w, c = time.time(), time.process_time()\n"
             "while time.time() - w < 2: pass\nprint(time.process_time() - c)\"")
     try:
-        up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--vm-cpu", "0.3")
+        up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--provision-lag", "0.5", "--first-boot-apt", "0", "--vm-cpu", "0.3")
         assert up.returncode == 0, up.stderr
         _, ip = _one_vm(home)
         wait_ssh(ip)
