@@ -71,6 +71,7 @@ class _Source:
             conn = ssh.connect(self.ip, self.st["admin_user"], self.st["ssh_private_key"],
                                state.cluster_dir(self.st["cluster"]) / "known_hosts", timeout=5)
             conn.open()
+            conn.transport.set_keepalive(5)
             self.conn = conn
         return self.conn
 

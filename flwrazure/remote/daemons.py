@@ -63,5 +63,8 @@ def state(conn, name: str, kind: str, layout: Layout) -> str:
     """systemd's words: active, inactive, failed, ..."""
     if kind == SYSTEMD:
         return output(conn, f"systemctl is-active {name}").strip() or "unknown"
-    pid = layout.path(f"{name}.pid")
-    return "active" if succeeds(conn, f"kill -0 $(cat {pid} 2>/dev/null) 2>/dev/null") else "inactive"
+    # the PID must still be our loop: after a reboot (resume of a paused cluster) the file names a PID that may
+    # now belong to any other process
+    pid, script = layout.path(f"{name}.pid"), layout.path(f"{name}.sh")
+    return "active" if succeeds(conn, f"p=$(cat {pid} 2>/dev/null) && kill -0 $p 2>/dev/null && "
+                                      f"grep -qaF {shlex.quote(script)} /proc/$p/cmdline") else "inactive"

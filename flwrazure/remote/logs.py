@@ -18,9 +18,32 @@ class Cursor:
     last_ts: float | None = None
 
 
+def _bounded(conn, command: str, timeout: float):
+    """conn.run, but never longer than `timeout`: when a VM goes away mid-session, opening a channel on the dead
+    connection could wait for TCP to give up (minutes); closing the connection releases it at once."""
+    import threading
+
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["result"] = conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, daemon=True, name="flwrazure-logs")
+    worker.start()
+    worker.join(timeout + 2)
+    if worker.is_alive():
+        conn.close()
+        raise TimeoutError(f"no answer in {timeout:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def _run(conn, command: str, timeout: float) -> str:
-    result = conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
-    return result.stdout
+    return _bounded(conn, command, timeout).stdout
 
 
 def recent(conn, vm: str, unit: str, kind: str, layout: Layout, lines: int | None, since_s: int | None,
@@ -43,7 +66,7 @@ def more(conn, vm: str, unit: str, layout: Layout, cursor: Cursor, timeout: floa
         else:  # nothing seen yet: everything after the moment we started
             cmd = plan.journal_command(unit, None, None, None) if cursor.last_ts is None else \
                 f"journalctl -u {unit} -o json --no-pager -q --since=@{cursor.last_ts:.6f}"
-        result = conn.run(cmd, hide=True, warn=True, in_stream=False, timeout=timeout)
+        result = _bounded(conn, cmd, timeout)
         if result.failed and not result.stdout:
             raise ConnectionError(result.stderr.strip()[:200] or f"exit {result.exited}")
         got, pos = plan.parse_journal(vm, result.stdout)
