@@ -13,6 +13,9 @@ NEXT_STEP = {
                         "--vm-size/--location",
     "ZonalAllocationFailed": "Azure has no capacity for this size there right now: re-run later",
     "PublicIPCountLimitReached": "delete unused public IPs or request a higher public IP quota",
+    "ResourceGroupDeletionBlocked": "see what is left in the group and why it could not be deleted (Azure portal > "
+                                    "the group > Activity log, or `az resource list -g <group>`), remove the "
+                                    "blocker, then re-run `flwrazure teardown`",
     "InvalidAuthenticationToken": "sign in again (`az login`)",
     "ExpiredAuthenticationToken": "sign in again (`az login`)",
 }

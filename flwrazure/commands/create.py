@@ -79,7 +79,7 @@ def estimate_of(future) -> dict | None:
 
 
 def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> dict:
-    from flwrazure.azure import inventory, preflight, provision
+    from flwrazure.azure import groupdelete, inventory, preflight, provision
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect
     from flwrazure.azure.waiter import Waiter
@@ -107,8 +107,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
         pool.shutdown(wait=False)
     if group and group.get("properties", {}).get("provisioningState") == "Deleting":
         ui.info(f"Resource group {rg} is still being deleted; waiting for that to finish…")
-        while inventory.group(target, rg) is not None:
-            time.sleep(max(target.poll, 1.0))
+        groupdelete.wait_gone(target, rg, retry="re-run `flwrazure create-cluster`")
         group = None
     group_tags = (group or {}).get("tags") or {}
     ours = group_tags.get(names.TAG_CLUSTER) == spec.cluster

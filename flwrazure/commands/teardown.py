@@ -6,7 +6,6 @@ VNet). Afterwards nothing tagged for the cluster may be left."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from flwrazure import flwrconfig, state
@@ -43,9 +42,11 @@ def plan(cluster: str) -> dict:
                if names.is_ours(pip.get("tags"), cluster)}
     addresses = {**address, **{v.vm.lower(): address.get(v.public_ip.lower()) for v in vms}}
     ours, foreign = [], []
+    our_ids = {res["id"].lower() for res in in_group if names.is_ours(res.get("tags"), cluster)}
     for res in in_group:
         kind = KIND_OF.get(res["type"].lower())
-        mine = names.is_ours(res.get("tags"), cluster) or (kind == "disk" and res["name"].lower() in os_disks)
+        mine = names.is_ours(res.get("tags"), cluster) or (kind == "disk" and res["name"].lower() in os_disks) \
+            or parent_id(res["id"]).lower() in our_ids  # e.g. an extension Azure Policy put on our VM: goes with it
         (ours if mine else foreign).append({"name": res["name"], "type": res["type"], "kind": kind,
                                             "id": res["id"]})
     deleting = (group or {}).get("properties", {}).get("provisioningState") == "Deleting"
@@ -53,6 +54,17 @@ def plan(cluster: str) -> dict:
     return {"cluster": cluster, "target": target, "state": st, "resource_group": rg, "group_exists": bool(group),
             "group_deleting": deleting, "mode": mode, "resources": ours, "foreign": foreign,
             "addresses": {k: v for k, v in addresses.items() if v}}
+
+
+def parent_id(resource_id: str) -> str:
+    """The resource a child resource belongs to ('…/virtualMachines/vm/extensions/x' -> '…/virtualMachines/vm'); a
+    top-level resource has none ('')."""
+    parts = resource_id.rstrip("/").split("/")
+    low = [p.lower() for p in parts]
+    if "providers" not in low:
+        return ""
+    after = len(parts) - low.index("providers") - 1  # namespace, then type/name pairs
+    return "/".join(parts[:-2]) if after >= 5 and after % 2 == 1 else ""
 
 
 def _delete_fn(target, kind: str):
@@ -78,25 +90,28 @@ def _forget_host_keys(p: dict, names_: list[str]) -> None:
 
 
 def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
-    from flwrazure.azure import inventory
+    from flwrazure.azure import groupdelete, inventory
     from flwrazure.azure.errors import translate
     from flwrazure.azure.waiter import Waiter
 
     target, rg, cluster = p["target"], p["resource_group"], p["cluster"]
     deleted: list[str] = []
     if p["mode"] == "group":
+        poller = None
         if not p["group_deleting"]:
-            try:
-                target.resources.resource_groups.begin_delete(rg, polling=False)
-            except Exception as exc:
-                raise translate(exc, f"resource group {rg}") from exc
+            if wait:  # follow Azure's own operation: it says when the deletion failed
+                poller = groupdelete.begin(target, rg)
+            else:
+                try:
+                    target.resources.resource_groups.begin_delete(rg, polling=False)
+                except Exception as exc:
+                    raise translate(exc, f"resource group {rg}") from exc
         deleted.append(f"resource group {rg}")
         _forget_host_keys(p, list(p["addresses"]))  # accepted: everything in the group goes
         if not wait:
             _forget(p, purge)
             return {"cluster": cluster, "mode": "group", "deleted": deleted, "waited": False}
-        while inventory.group(target, rg) is not None:
-            time.sleep(max(target.poll, 0.2))
+        groupdelete.wait_gone(target, rg, poller)
     else:
         waiter = Waiter(inventory.listers(target, rg), target.poll)
         by_kind: dict[str, list[dict]] = {}

@@ -63,3 +63,110 @@ def test_create_cluster_converges_while_the_subnet_refuses_concurrent_nics(produ
     refused = [r for r in log if r["status"] == 429 and "networkinterfaces" in r["path"].lower()]
     assert len(refused) >= 8, "the subnet never refused a NIC: the test proves nothing"
     assert not [r for r in log if r["status"] >= 500]
+
+
+# -- a resource-group deletion that fails, and one that takes too long -----------------------------------------
+RG_DELETE_FAULT = {"kind": "lro", "resource_type": "Microsoft.Resources/resourceGroups", "method": "DELETE",
+                   "code": "InUseSubnetCannotBeDeleted", "message": "Subnet default is in use."}
+
+
+def test_failed_group_delete_is_reported_as_azure_reports_it(cloud, net_stack):
+    cloud.admin("POST", "faults", RG_DELETE_FAULT)
+    start = cloud.raw("DELETE", cloud.rg_path("rg"))
+    assert start.status_code == 202
+    for _ in range(100):
+        poll = cloud.raw("GET", start.headers["Location"].split(cloud.info["endpoint"])[1].split("?")[0])
+        if poll.status_code != 202:
+            break
+        time.sleep(0.05)
+    assert poll.status_code == 409
+    error = poll.json()["error"]
+    assert error["code"] == "ResourceGroupDeletionBlocked"
+    assert error["message"].startswith("Deletion of resource group 'rg' failed as resources with identifiers "
+                                       "'Microsoft.Network/virtualNetworks/vnet' could not be deleted. The provisioning "
+                                       "state of the resource group will be rolled back.")
+    assert error["details"][0]["target"] == net_stack["vnet"]
+    assert json.loads(error["details"][0]["message"])["error"]["code"] == "InUseSubnetCannotBeDeleted"
+    group = cloud.resources.resource_groups.get("rg")
+    assert group.properties.provisioning_state == "Succeeded"
+    assert [r.name for r in cloud.resources.resources.list_by_resource_group("rg")] == ["vnet"]  # the NSG went
+
+
+def test_teardown_reports_a_failed_group_delete_then_a_rerun_finishes(product_cloud, home):
+    cloud = product_cloud
+    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1"))
+    cloud.admin("POST", "faults", RG_DELETE_FAULT)
+    begun = time.monotonic()
+    failed = flwrazure(home, "teardown", "--yes", timeout=60)
+    assert failed.returncode == 1 and time.monotonic() - begun < 30
+    line = " ".join(failed.stderr.split())
+    assert "resource group flower-rg" in line and "ResourceGroupDeletionBlocked" in line
+    assert "Next:" in line and "re-run `flwrazure teardown`" in line and "Traceback" not in failed.stderr
+    assert cloud.resources.resource_groups.get("flower-rg").properties.provisioning_state == "Succeeded"
+    assert (home / "clusters" / "flower" / "state.json").exists()  # not forgotten: the cluster is still there
+    cloud.admin("DELETE", "faults")
+    ok(flwrazure(home, "teardown", "--yes"))
+    assert cloud.resources.resource_groups.check_existence("flower-rg") is False
+    assert list(cloud.resources.resources.list()) == []
+
+
+def test_waits_on_a_deleting_group_have_a_deadline(product_cloud, home):
+    cloud = product_cloud
+    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1"))
+    cloud.admin("PATCH", "config", {"latency_by_type": {"Microsoft.Resources/resourceGroups": 600}})
+    begun = time.monotonic()
+    slow = flwrazure(home, "teardown", "--yes", env={"FLWRAZURE_GROUP_DELETE_TIMEOUT": "2"}, timeout=60)
+    assert slow.returncode == 1 and time.monotonic() - begun < 20
+    line = " ".join(slow.stderr.split())
+    assert "resource group flower-rg: still being deleted after 2 s" in line and "Next:" in line
+    # create-cluster meets the same group still being deleted: it waits, but not for ever
+    again = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1",
+                      env={"FLWRAZURE_GROUP_DELETE_TIMEOUT": "2"}, timeout=60)
+    assert again.returncode == 1 and "still being deleted after 2 s" in " ".join(again.stderr.split())
+
+
+def test_create_cluster_reports_when_the_old_group_fails_to_delete(product_cloud, home):
+    cloud = product_cloud
+    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1"))
+    cloud.admin("PATCH", "config", {"latency_by_type": {"Microsoft.Resources/resourceGroups": 1.5}})
+    cloud.admin("POST", "faults", RG_DELETE_FAULT)
+    cloud.resources.resource_groups.begin_delete("flower-rg", polling=False)
+    again = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1", timeout=60)
+    line = " ".join(again.stderr.split())
+    assert again.returncode == 1 and "resource group flower-rg: its deletion failed" in line and "Next:" in line
+
+
+# -- untagged extensions that Azure Policy / Defender add to new VMs ----------------------------------------
+def test_policy_extension_appears_on_new_vms_untagged_and_goes_with_the_vm(cloud, net_stack):
+    cloud.admin("PATCH", "config", {"policy_extensions": ["AzurePolicyforLinux", "MDE.Linux"]})
+    nic = cloud.network.network_interfaces.begin_create_or_update("rg", "nic", arm.nic(net_stack["subnet"])).result()
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id, tags={"mine": "1"})).result()
+    ext = cloud.compute.virtual_machine_extensions.get("rg", "vm", "AzurePolicyforLinux").as_dict()
+    assert ext["id"].endswith("/virtualMachines/vm/extensions/AzurePolicyforLinux") and not ext.get("tags")
+    props = ext["properties"]
+    assert (props["publisher"], props["type"], props["provisioningState"]) == \
+        ("Microsoft.GuestConfiguration", "ConfigurationforLinux", "Succeeded")
+    listed = cloud.compute.virtual_machine_extensions.list("rg", "vm").as_dict()["value"]
+    assert sorted(e["name"] for e in listed) == ["AzurePolicyforLinux", "MDE.Linux"]
+    vm = cloud.compute.virtual_machines.get("rg", "vm").as_dict()
+    assert sorted(r["name"] for r in vm["resources"]) == ["AzurePolicyforLinux", "MDE.Linux"]
+    in_group = {(r.type, r.name, bool(r.tags)) for r in cloud.resources.resources.list_by_resource_group("rg")}
+    assert ("Microsoft.Compute/virtualMachines/extensions", "vm/AzurePolicyforLinux", False) in in_group
+    assert ("Microsoft.Compute/virtualMachines/extensions", "vm/MDE.Linux", False) in in_group
+    cloud.compute.virtual_machines.begin_delete("rg", "vm").result()
+    assert not [r for r in cloud.resources.resources.list_by_resource_group("rg") if "/extensions/" in r.id]
+    bad = cloud.admin("PATCH", "config", {"policy_extensions": ["NoSuchExtension"]})
+    assert bad.status_code == 400 and "policy_extensions" in bad.json()["error"]["message"]
+
+
+def test_teardown_deletes_the_group_despite_policy_extensions_on_its_vms(product_cloud, home):
+    cloud = product_cloud
+    cloud.admin("PATCH", "config", {"policy_extensions": ["AzurePolicyforLinux"]})
+    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2"))
+    extensions = [r for r in cloud.resources.resources.list_by_resource_group("flower-rg")
+                  if r.type == "Microsoft.Compute/virtualMachines/extensions"]
+    assert len(extensions) == 3 and not any(r.tags for r in extensions)
+    result = json.loads(ok(flwrazure(home, "teardown", "--yes", "--json")).stdout)
+    assert result["mode"] == "group"
+    assert cloud.resources.resource_groups.check_existence("flower-rg") is False
+    assert list(cloud.resources.resources.list()) == []

@@ -13,7 +13,7 @@ from collections import deque
 from urllib.parse import parse_qsl, urlsplit
 
 from flwrazure.localcloud.arm import catalog as cat
-from flwrazure.localcloud.arm import groups, nics, nsgs, pips, prices, quota, vms, vnets
+from flwrazure.localcloud.arm import extensions, groups, nics, nsgs, pips, prices, quota, vms, vnets
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm.common import Ctx, Resp
 from flwrazure.localcloud.arm.conflicts import Busy
@@ -99,6 +99,10 @@ ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p + "$", re.I), h
     ("GET", CP + r"/virtualmachines/" + N, lambda c, rg, name: vms.get_vm(c, rg, name)),
     ("DELETE", CP + r"/virtualmachines/" + N, lambda c, rg, name: vms.delete_vm(c, rg, name)),
     ("GET", CP + r"/virtualmachines/" + N + "/instanceview", lambda c, rg, name: vms.get_instance_view(c, rg, name)),
+    ("GET", CP + r"/virtualmachines/" + N + r"/extensions/(?P<ext>[^/]+)",
+     lambda c, rg, name, ext: extensions.get(c, rg, name, ext)),
+    ("GET", CP + r"/virtualmachines/" + N + r"/extensions",
+     lambda c, rg, name: extensions.list_(c, rg, name)),
     ("POST", CP + r"/virtualmachines/" + N + "/(?P<verb>start|deallocate|poweroff|restart)",
      lambda c, rg, name, verb: vms.action(c, rg, name, verb)),
     ("GET", CP + r"/virtualmachines", lambda c, rg: vms.list_vms(c, rg)),
@@ -113,7 +117,7 @@ groups.PURGE_HOOKS["microsoft.compute/virtualmachines"] = lambda ctx, rec: ctx.d
 groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nics.unlink_nic(ctx, rec["body"])
 
 CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset", "vm_updating",
-               "conflicts", "conflict_window"}
+               "conflicts", "conflict_window", "policy_extensions"}
 
 
 class ArmApp:
@@ -262,6 +266,7 @@ class ArmApp:
                 if unknown:
                     raise ArmError(400, "InvalidConfig", f"Unknown settings: {', '.join(sorted(unknown))}.")
                 vms.updating_seconds(change)
+                extensions.check_config(change.get("policy_extensions"))
                 with self.lock:
                     for key, value in change.items():
                         if key != "catalog":

@@ -6,6 +6,8 @@ A rule (JSON):
    "times": 3, "skip": 0}
   {"kind": "lro", "resource_type": "Microsoft.Compute/virtualMachines", "method": "PUT", "skip": 1, "times": 1,
    "code": "AllocationFailed", "message": "..."}
+An lro rule with resource_type Microsoft.Resources/resourceGroups and method DELETE fails a group deletion as
+Azure's fails: ResourceGroupDeletionBlocked naming the resource that stayed (the rule's code/message as its cause).
 `path` is a case-insensitive substring of the request path; `skip` lets that many matches pass first (so
 `skip: 1` fails the 2nd VM); `times` is how many matches fail (-1 = every one after skip).
 """

@@ -3,7 +3,9 @@ generic resource listing with $filter, and resource providers (which regions eac
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from urllib.parse import quote
 
 from flwrazure.localcloud.arm import validate
@@ -12,7 +14,7 @@ from flwrazure.localcloud.arm.errors import ArmError, rg_not_found
 
 RG_TYPE = "Microsoft.Resources/resourceGroups"
 # Deleting a group removes what is inside in dependency order (VMs before the NICs they hold, NICs before IPs).
-PURGE_ORDER = ["microsoft.compute/virtualmachines", "microsoft.compute/disks",
+PURGE_ORDER = ["microsoft.compute/virtualmachines/extensions", "microsoft.compute/virtualmachines", "microsoft.compute/disks",
                "microsoft.network/networkinterfaces", "microsoft.network/publicipaddresses",
                "microsoft.network/networksecuritygroups", "microsoft.network/virtualnetworks"]
 PURGE_HOOKS: dict[str, object] = {}  # lower-case type -> fn(ctx, rec) run before a record is dropped
@@ -95,9 +97,10 @@ def delete_group(ctx: Ctx, rg: str) -> Resp:
             op = ctx.ops.get(rec["meta"]["op"])
         else:
             rec["body"]["properties"]["provisioningState"] = "Deleting"
+            blocked = ctx.faults.lro_failure("DELETE", RG_TYPE, rec["body"]["id"])
             op = ctx.ops.start(provider="Microsoft.Resources", location=rec["body"]["location"],
                                resource_id=rec["body"]["id"], latency=ctx.latency(RG_TYPE),
-                               work=lambda: purge_group(ctx, rg))
+                               work=lambda: purge_group(ctx, rg, blocked))
             rec["meta"]["op"] = op["name"]
             ctx.store.mark_dirty()
     url = (f"{ctx.base_url}/subscriptions/{ctx.sub}/operationresults/{op['name']}"
@@ -108,22 +111,49 @@ def delete_group(ctx: Ctx, rg: str) -> Resp:
     return Resp(202, None, headers)
 
 
-def purge_group(ctx: Ctx, rg: str) -> None:
-    """Remove everything in the group (children before what they hold), then the group itself."""
+def purge_group(ctx: Ctx, rg: str, blocked: ArmError | None = None) -> None:
+    """Remove everything in the group (children before what they hold), then the group itself.
+
+    `blocked` (an injected fault) makes the deletion fail as Azure's does when a resource cannot be deleted: what
+    came before the blocker is gone, the blocker stays, the group rolls back to Succeeded, and the operation ends
+    with 409 ResourceGroupDeletionBlocked naming the blocker (its own error in `details`)."""
     def rank(rec: dict) -> int:
         kind = rec["body"]["type"].lower()
         return PURGE_ORDER.index(kind) if kind in PURGE_ORDER else len(PURGE_ORDER)
 
     with ctx.store.lock:
         records = sorted(ctx.store.in_group(rg), key=rank)
+    blocker = records.pop() if blocked is not None and records else None
     for rec in records:
         hook = PURGE_HOOKS.get(rec["body"]["type"].lower())
         if hook:
             hook(ctx, rec)
         ctx.store.delete(rec["body"]["id"])
+    if blocked is not None:
+        raise _rollback(ctx, rg, blocked, blocker)
     with ctx.store.lock:
         ctx.store.groups.pop(rg.lower(), None)
         ctx.store.mark_dirty()
+
+
+def _rollback(ctx: Ctx, rg: str, cause: ArmError, blocker: dict | None) -> ArmError:
+    with ctx.store.lock:
+        rec = ctx.store.groups.get(rg.lower())
+        name = rec["body"]["name"] if rec else rg
+        if rec is not None:
+            rec["body"]["properties"]["provisioningState"] = "Succeeded"
+            ctx.store.mark_dirty()
+    inner = json.dumps({"error": {"code": cause.code, "message": cause.message}})
+    what = ""
+    details = []
+    if blocker is not None:
+        body = blocker["body"]
+        what = f" as resources with identifiers '{body['type']}/{body['name']}' could not be deleted"
+        details = [{"target": body["id"], "message": inner}]
+    return ArmError(409, "ResourceGroupDeletionBlocked",
+                    f"Deletion of resource group '{name}' failed{what}. The provisioning state of the resource group "
+                    f"will be rolled back. The tracking Id is '{uuid.uuid4()}'. Please check audit logs for more "
+                    "details.", details=details)
 
 
 def operation_result(ctx: Ctx, op_id: str) -> Resp:
@@ -170,6 +200,10 @@ def _filtered(ctx: Ctx, items: list[dict]) -> list[dict]:
 
 def _generic(body: dict) -> dict:
     out = {k: body[k] for k in ("id", "name", "type", "location", "tags", "sku") if k in body}
+    nested = body.get("type", "").count("/") - 1  # a child resource is listed as parent/child, as ARM lists it
+    if nested > 0:
+        parts = body["id"].split("/")
+        out["name"] = "/".join(parts[-2 * nested - 1::2])
     return out
 
 

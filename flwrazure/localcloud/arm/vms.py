@@ -11,8 +11,8 @@ import time
 import uuid
 
 from flwrazure.localcloud.arm import catalog as cat
+from flwrazure.localcloud.arm import extensions, nics, quota, validate
 from flwrazure.localcloud.arm import network as net
-from flwrazure.localcloud.arm import nics, quota, validate
 from flwrazure.localcloud.arm.common import (
     Ctx,
     Resp,
@@ -212,6 +212,8 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         for key in ("zones", "identity", "plan"):
             if body_in.get(key):
                 body[key] = body_in[key]
+        if existing and existing["body"].get("resources"):  # extensions are kept across updates
+            body["resources"] = existing["body"]["resources"]
         retry = existing is not None and provisioning_state(existing) == "Failed" and not existing["meta"].get("booted")
         props["provisioningState"] = "Creating" if not existing or retry else "Updating"
         meta = dict(existing["meta"]) if existing else {"power": "starting"}
@@ -234,6 +236,8 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
             with ctx.store.lock:
                 ctx.store.get(rid_)["meta"]["booted"] = True
         set_state(ctx, rid_, "Succeeded")
+        if not existing:
+            extensions.attach_policy(ctx, rid_)
         start_updating(ctx, rid_)
 
     def failed(exc: ArmError) -> None:
@@ -483,6 +487,7 @@ def purge_vm(ctx: Ctx, rec: dict | None) -> None:
             else:
                 disk_rec["body"].pop("managedBy", None)
                 disk_rec["body"]["properties"]["diskState"] = "Unattached"
+        extensions.purge(ctx, body["id"])
         ctx.store.delete(body["id"])
 
 

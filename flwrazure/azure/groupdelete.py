@@ -1,0 +1,70 @@
+"""Deleting a resource group, and waiting for one that is being deleted, with a deadline.
+
+Azure deletes a group asynchronously (202 + Location, polled until 200, or 409 when it failed). A failed deletion
+(`ResourceGroupDeletionBlocked`: some resource in it could not be deleted) rolls the group back to `Succeeded` with
+whatever was left, so "wait until the group is gone" would wait for ever: every wait here either sees the
+operation's own verdict or notices the roll-back, and gives up at a deadline."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flwrazure.azure import inventory
+from flwrazure.azure.errors import NEXT_STEP, translate
+from flwrazure.azure.target import Target
+from flwrazure.errors import FlwrazureError
+
+DEFAULT_TIMEOUT = 1800.0  # Azure takes ~1-2 min for a small group, much longer for many VMs; 30 min is "stuck"
+
+
+def timeout() -> float:
+    """Seconds to wait for a group deletion ($FLWRAZURE_GROUP_DELETE_TIMEOUT, default 30 min)."""
+    try:
+        return max(1.0, float(os.environ.get("FLWRAZURE_GROUP_DELETE_TIMEOUT", DEFAULT_TIMEOUT)))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
+def begin(target: Target, rg: str):
+    """Start deleting the group; the returned poller follows Azure's operation (Location, Retry-After)."""
+    try:
+        return target.resources.resource_groups.begin_delete(rg, polling_interval=max(target.poll, 0.05))
+    except Exception as exc:
+        raise translate(exc, f"resource group {rg}") from exc
+
+
+def _too_slow(rg: str, seconds: float, retry: str) -> FlwrazureError:
+    return FlwrazureError(f"resource group {rg}: still being deleted after {seconds:.0f} s. Next: check it in the "
+                          f"Azure portal (or `az group show -n {rg}`), then {retry} (to wait longer, set "
+                          "FLWRAZURE_GROUP_DELETE_TIMEOUT in seconds).")
+
+
+def wait_gone(target: Target, rg: str, poller=None, limit: float | None = None,
+              retry: str = "re-run `flwrazure teardown`") -> None:
+    """Return once the group no longer exists. Raise (naming the group, Azure's code and the next step) if its
+    deletion failed, or if it is still there after `limit` seconds."""
+    limit = timeout() if limit is None else limit
+    deadline = time.monotonic() + limit
+    if poller is not None:
+        try:
+            poller.result(timeout=limit)
+        except Exception as exc:
+            raise translate(exc, f"resource group {rg}") from exc
+        if not poller.done():
+            raise _too_slow(rg, limit, retry)
+    while True:
+        try:
+            group = inventory.group(target, rg)
+        except Exception as exc:
+            raise translate(exc, f"resource group {rg}") from exc
+        if group is None:
+            return
+        state = (group.get("properties") or {}).get("provisioningState", "")
+        if state != "Deleting":  # Azure rolled the group back: the deletion failed
+            raise FlwrazureError(f"resource group {rg}: its deletion failed (Azure rolled it back to "
+                                 f"provisioningState {state}, keeping what it could not delete). Next: "
+                                 f"{NEXT_STEP['ResourceGroupDeletionBlocked']}.")
+        if time.monotonic() >= deadline:
+            raise _too_slow(rg, limit, retry)
+        time.sleep(min(max(target.poll, 0.2), max(0.0, deadline - time.monotonic())))
