@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flwrazure.azure.errors import translate
 from flwrazure.azure.target import Target
 from flwrazure.errors import FlwrazureError, UsageError
+from flwrazure.plan import resources
 
 
 def _regions(target: Target) -> list[str]:
@@ -29,8 +30,11 @@ def fetch(target: Target, location: str, pool: ThreadPoolExecutor) -> dict:
             "network_usage": pool.submit(lambda: [u.as_dict() for u in target.network.usages.list(location)])}
 
 
-def check(target: Target, location: str, facts: dict, sizes_needed: list[str], public_ips_needed: int) -> None:
-    """Raise on the first blocking problem (region first: the other reads fail for a region that is not)."""
+def check(target: Target, location: str, facts: dict, sizes_needed: list[str], public_ips_needed: int,
+          sizes_used: tuple[str, ...] = ()) -> dict[str, tuple[dict, str]]:
+    """Raise on the first blocking problem (region first: the other reads fail for a region that is not).
+    Returns, for each size in sizes_needed and sizes_used, the image and OS disk type it can use
+    (plan.resources.machine_for of its capabilities)."""
     try:
         regions = facts["regions"].result()
     except Exception as exc:
@@ -47,8 +51,12 @@ def check(target: Target, location: str, facts: dict, sizes_needed: list[str], p
     vm_skus = {s["name"]: s for s in skus if s.get("resourceType") == "virtualMachines"}
     need_family: Counter = Counter()
     need_cores = 0
-    for size in sizes_needed:
+    machines: dict[str, tuple[dict, str]] = {}
+    for size in dict.fromkeys([*sizes_used, *sizes_needed]):
         sku = vm_skus.get(size) or next((s for n, s in vm_skus.items() if n.lower() == size.lower()), None)
+        count = sizes_needed.count(size)
+        if not count and (sku is None or sku.get("restrictions")):
+            continue  # only existing VMs have this size: nothing of it is created now
         if sku is None:
             close = difflib.get_close_matches(size, list(vm_skus), n=3)
             hint = f" Closest: {', '.join(close)}." if close else ""
@@ -58,9 +66,15 @@ def check(target: Target, location: str, facts: dict, sizes_needed: list[str], p
             reason = blocked[0].get("reasonCode", "restricted")
             raise UsageError(f"VM size {size} is not available to this subscription in {location} ({reason}): "
                              "choose another --vm-size or --location.")
-        vcpus = int(next((c["value"] for c in sku.get("capabilities", []) if c["name"] == "vCPUs"), 0))
-        need_family[sku.get("family", size)] += vcpus
-        need_cores += vcpus
+        caps = {c["name"]: str(c["value"]) for c in sku.get("capabilities") or []}
+        machine = resources.machine_for(caps)
+        if machine is None:
+            raise UsageError(f"VM size {size} cannot boot an Ubuntu 24.04 image (CPU {caps.get('CpuArchitectureType')}"
+                             f", Hyper-V generations {caps.get('HyperVGenerations')}): choose another --vm-size.")
+        machines[size] = machine
+        vcpus = int(caps.get("vCPUs", 0))
+        need_family[sku.get("family", size)] += vcpus * count
+        need_cores += vcpus * count
 
     limits = {u["name"]["value"]: (int(u["currentValue"]), int(u["limit"])) for u in usage}
     checks = [(fam, f"{fam} vCPUs", need) for fam, need in need_family.items()]
@@ -82,3 +96,4 @@ def check(target: Target, location: str, facts: dict, sizes_needed: list[str], p
             raise FlwrazureError(
                 f"Not enough public IP quota in {location}: the cluster needs {public_ips_needed}, {used} of "
                 f"{limit} are in use. Delete unused public IPs or request an increase. Nothing was created.")
+    return machines

@@ -33,6 +33,7 @@ class Run:
     progress: object
     writes: list[str] = field(default_factory=list)
     abort: threading.Event = field(default_factory=threading.Event)
+    machines: dict[str, tuple[dict, str]] = field(default_factory=dict)  # size -> (image, OS disk type)
 
     def rid(self, arm_type: str, name: str) -> str:
         return resources.resource_id(self.target.subscription, self.spec.resource_group, arm_type, name)
@@ -138,8 +139,9 @@ def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
     nic_body = resources.nic(s.location, tags, subnet_id, pip["id"], nsg["id"])
     nic = _ensure(run, "nic", v.nic, lambda: net.network_interfaces.begin_create_or_update(
         s.resource_group, v.nic, nic_body, polling=False))
+    image, disk_type = run.machines.get(size_of(s, v), (None, "Premium_LRS"))
     vm_body = resources.vm(s.location, tags, size_of(s, v), v.vm, s.admin_user, run.public_key, nic["id"],
-                           v.os_disk)
+                           v.os_disk, image, disk_type)
     return _ensure(run, "vm", v.vm, lambda: run.target.compute.virtual_machines.begin_create_or_update(
         s.resource_group, v.vm, vm_body, polling=False))
 

@@ -53,7 +53,11 @@ CREATE_OPTIONS = [
     click.option("--subscription", metavar="ID", help="Azure subscription (default: AZURE_SUBSCRIPTION_ID or az CLI)."),
     click.option("--resource-group", metavar="NAME", help="Resource group for everything [default: CLUSTER-rg]."),
     click.option("--location", default="eastus", show_default=True, help="Azure region."),
-    click.option("--vm-size", default="Standard_D2s_v3", show_default=True, help="Size of every VM."),
+    click.option("--vm-size", default="Standard_D2s_v3", show_default=True,
+                 help="Size of every VM. Image and OS disk follow the size's capabilities: Ubuntu 24.04 LTS Gen2 "
+                      "x64 on a Premium SSD; a Gen1-only size (e.g. Standard_A2_v2, Standard_D2_v3) gets the Gen1 "
+                      "image, an Arm64 size (Standard_D2ps_v5) the Arm64 image, a size without premium storage "
+                      "(Standard_D2_v3, Standard_D1_v2) a Standard SSD (StandardSSD_LRS)."),
     click.option("--server-vm-size", metavar="SIZE", help="Size of the SuperLink VM [default: --vm-size]."),
     click.option("--client-vm-size", metavar="SIZE", help="Size of the SuperNode VMs [default: --vm-size]."),
     click.option("--admin-user", default="azureuser", show_default=True, help="Login user on the VMs."),

@@ -130,7 +130,8 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
                              f"flwrazure for cluster {spec.cluster}: choose another --cluster or --resource-group.")
     missing_vms = [provision.size_of(spec, v) for v in vms if v.vm.lower() not in snap["vm"]]
     missing_ips = sum(1 for v in vms if v.public_ip.lower() not in snap["pip"])
-    preflight.check(target, spec.location, facts, missing_vms, missing_ips)
+    machines = preflight.check(target, spec.location, facts, missing_vms, missing_ips,
+                               (spec.server_size, spec.client_size))
 
     # from here on things are created: record the cluster first, so teardown works even if we are killed
     if key_path is None:
@@ -151,7 +152,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
             def advance(self, kind: str) -> None:
                 steps.advance(inventory.LABELS[kind] + "s")
 
-        run_ = provision.Run(target, spec, public_key, snap, waiter, _Progress())
+        run_ = provision.Run(target, spec, public_key, snap, waiter, _Progress(), machines=machines)
         provision.converge(run_)
     final = inventory.snapshot(target, rg, ("vmview", "nic", "pip"))
     rows = inventory.vm_rows(final, vms)

@@ -82,3 +82,13 @@ def test_missing_local_cloud(home):
 def test_missing_azure_credentials(home, tmp_path):
     env = {"AZURE_SUBSCRIPTION_ID": "", "AZURE_CONFIG_DIR": str(tmp_path / "no-az")}
     assert_one_line_exit_2(flwrazure(home, "create-cluster", env=env), "No Azure subscription found")
+
+
+def test_a_size_no_ubuntu_image_fits_is_refused_before_anything_is_created(product_cloud, home):
+    """Arm64 without Gen2: no Ubuntu 24.04 image boots on it (Azure would refuse the VM PUT)."""
+    product_cloud.admin("PATCH", "config", {"catalog": {
+        "vm_sizes": {"Standard_X2p_v9": ["standardXPv9Family", 2, 8]},
+        "size_capabilities": {"Standard_X2p_v9": {"HyperVGenerations": "V1", "CpuArchitectureType": "Arm64"}}}})
+    since = time.time()
+    assert_one_line_exit_2(flwrazure(home, *CREATE, "--vm-size", "Standard_X2p_v9"), "cannot boot an Ubuntu")
+    assert product_cloud.writes(since) == []

@@ -59,6 +59,24 @@ def test_create_cluster_builds_the_seed_layout(product_cloud, home, clients):
             for r in nsg["properties"]["securityRules"]] == [("flwrazure-ssh", "198.18.0.1", "22")]
 
 
+@pytest.mark.parametrize("size, sku, disk", [
+    ("Standard_A2_v2", "server-gen1", "StandardSSD_LRS"),     # Gen1 only, no premium storage
+    ("Standard_D2_v3", "server-gen1", "StandardSSD_LRS"),     # Gen1 only, no premium storage
+    ("Standard_D1_v2", "server-gen1", "StandardSSD_LRS"),
+    ("Standard_D2ps_v5", "server-arm64", "Premium_LRS"),      # Arm64, Gen2
+    ("Standard_D2s_v3", "server", "Premium_LRS"),             # the default: Gen2 x64, premium
+])
+def test_image_and_disk_follow_the_vm_size(product_cloud, home, size, sku, disk):
+    """Azure refuses a Gen2 image on a Gen1-only size, an x64 image on an Arm64 size and a Premium disk on a size
+    without premium storage at the VM PUT, after the network exists: create-cluster picks what the size can use."""
+    result = json.loads(create(home, "--clients", "1", "--vm-size", size, "--json").stdout)
+    assert [r["state"] for r in result["vms"]] == ["running", "running"]
+    for name in ("flower-server", "flower-client-1"):
+        props = product_cloud.compute.virtual_machines.get("flower-rg", name).as_dict()["properties"]
+        assert props["storageProfile"]["imageReference"]["sku"] == sku
+        assert props["storageProfile"]["osDisk"]["managedDisk"]["storageAccountType"] == disk
+
+
 def test_rerun_create_and_open_ports_write_nothing(product_cloud, home):
     cloud = product_cloud
     create(home, "--clients", "2", "--ssh-source", "203.0.113.9")

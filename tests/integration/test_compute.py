@@ -178,3 +178,59 @@ def test_vm_updating_knob_keeps_running_vms_updating_for_a_while(cloud, net_stac
     while time.time() < deadline and {state("vm")[0], state("vm2")[0]} != {"Succeeded"}:
         time.sleep(0.1)
     assert state("vm") == state("vm2") == ("Succeeded", ["PowerState/running"])
+
+
+def _caps(cloud, size):
+    sku = next(s for s in cloud.compute.resource_skus.list(filter="location eq 'eastus'") if s.name == size)
+    return {c.name: c.value for c in sku.capabilities}
+
+
+def test_resource_skus_report_each_sizes_real_capabilities(cloud):
+    """Figures from Azure's size pages (vCPUs, memory, VM generation support, premium storage, CPU)."""
+    want = {"Standard_D2s_v3": ("2", "8", "V1,V2", "True", "x64"), "Standard_B1s": ("1", "1", "V1,V2", "True", "x64"),
+            "Standard_A2_v2": ("2", "4", "V1", "False", "x64"), "Standard_D2_v3": ("2", "8", "V1", "False", "x64"),
+            "Standard_D1_v2": ("1", "3.5", "V1", "False", "x64"), "Standard_D2_v2": ("2", "7", "V1", "False", "x64"),
+            "Standard_D2ps_v5": ("2", "8", "V2", "True", "Arm64")}
+    for size, (vcpus, mem, gens, premium, arch) in want.items():
+        caps = _caps(cloud, size)
+        assert (caps["vCPUs"], caps["MemoryGB"], caps["HyperVGenerations"], caps["PremiumIO"],
+                caps["CpuArchitectureType"]) == (vcpus, mem, gens, premium, arch), size
+
+
+GEN1 = {**arm.IMAGE, "sku": "server-gen1"}
+ARM64 = {**arm.IMAGE, "sku": "server-arm64"}
+
+
+@pytest.mark.parametrize("size, image, disk, code, text", [
+    ("Standard_A2_v2", arm.IMAGE, None, "BadRequest", "cannot boot Hypervisor Generation '2'"),
+    ("Standard_D2_v3", arm.IMAGE, "StandardSSD_LRS", "BadRequest", "cannot boot Hypervisor Generation '2'"),
+    ("Standard_D2_v3", GEN1, "Premium_LRS", "InvalidParameter", "does not support the storage account type Premium_LRS"),
+    ("Standard_D1_v2", GEN1, "Premium_LRS", "InvalidParameter", "does not support the storage account type Premium_LRS"),
+    ("Standard_D2ps_v5", arm.IMAGE, "Premium_LRS", "BadRequest", "architecture 'x64'"),
+    ("Standard_D2s_v3", ARM64, "Premium_LRS", "BadRequest", "architecture 'Arm64'"),
+    ("Standard_D2s_v3", arm.IMAGE, "Fast_SSD", "InvalidRequestFormat", "Cannot parse"),
+])
+def test_vm_put_refuses_what_the_size_cannot_boot_or_attach(cloud, net_stack, size, image, disk, code, text):
+    nic = _nic(cloud, net_stack)
+    body = arm.vm(nic.id, size=size, image=image)
+    if disk:
+        body["properties"]["storageProfile"]["osDisk"]["managedDisk"] = {"storageAccountType": disk}
+    with pytest.raises(HttpResponseError) as err:
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body)
+    assert err.value.status_code == 400 and err.value.error.code == code and text in err.value.error.message
+    assert list(cloud.compute.virtual_machines.list("rg")) == []
+
+
+@pytest.mark.parametrize("size, image, disk", [
+    ("Standard_A2_v2", GEN1, "StandardSSD_LRS"), ("Standard_D2_v3", GEN1, "Standard_LRS"),
+    ("Standard_D2ps_v5", ARM64, "Premium_LRS"), ("Standard_D2s_v3", GEN1, "Premium_LRS"),
+])
+def test_vm_put_accepts_what_fits(cloud, net_stack, size, image, disk):
+    nic = _nic(cloud, net_stack)
+    body = arm.vm(nic.id, size=size, image=image)
+    body["properties"]["storageProfile"]["osDisk"]["managedDisk"] = {"storageAccountType": disk}
+    vm = cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body).result().as_dict()
+    assert vm["properties"]["storageProfile"]["osDisk"]["managedDisk"]["storageAccountType"] == disk
+    disk_body = cloud.compute.disks.get("rg", vm["properties"]["storageProfile"]["osDisk"]["name"]).as_dict()
+    assert disk_body["sku"]["name"] == disk
+    assert disk_body["properties"]["hyperVGeneration"] == ("V1" if image is GEN1 else "V2")

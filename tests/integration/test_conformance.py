@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = Path(os.environ.get("FLWRAZURE_SHARED", ROOT.parent / "shared")) / "reference" / "azure-rest-examples"
 FILES = sorted(p.name for p in EXAMPLES.glob("*.json") if not p.name.startswith("common-types"))
 PLACEHOLDERS = {"{your-username}": "azureuser", "{image_publisher}": "Canonical",
-                "{image_offer}": "ubuntu-24_04-lts", "{image_sku}": "server", "{existing-nic-name}": "nic1"}
+                # the example runs a Gen1 image (Ubuntu 16.04) on Standard_D1_v2, which boots only Gen1
+                "{image_offer}": "ubuntu-24_04-lts", "{image_sku}": "server-gen1", "{existing-nic-name}": "nic1"}
 
 
 def test_examples_are_present():

@@ -88,3 +88,16 @@ def test_vm_body_follows_the_seed():
     assert props["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"] is True
     ip = resources.public_ip("eastus", {})
     assert ip["sku"]["name"] == "Standard" and ip["properties"]["publicIPAllocationMethod"] == "Static"
+
+
+def test_machine_for_size_capabilities():
+    from flwrazure.plan.resources import IMAGE, IMAGE_ARM64, IMAGE_GEN1, machine_for
+
+    x64 = {"CpuArchitectureType": "x64"}
+    assert machine_for({**x64, "HyperVGenerations": "V1,V2", "PremiumIO": "True"}) == (IMAGE, "Premium_LRS")
+    assert machine_for({**x64, "HyperVGenerations": "V1", "PremiumIO": "False"}) == (IMAGE_GEN1, "StandardSSD_LRS")
+    assert machine_for({**x64, "HyperVGenerations": "V2", "PremiumIO": "False"}) == (IMAGE, "StandardSSD_LRS")
+    assert machine_for({"CpuArchitectureType": "Arm64", "HyperVGenerations": "V2", "PremiumIO": "True"}) == (
+        IMAGE_ARM64, "Premium_LRS")
+    assert machine_for({"CpuArchitectureType": "Arm64", "HyperVGenerations": "V1"}) is None
+    assert machine_for({}) == (IMAGE, "Premium_LRS")  # capabilities missing: the default machine

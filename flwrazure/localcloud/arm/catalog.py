@@ -26,6 +26,31 @@ VM_SIZES = {
     "Standard_E2s_v3": ("standardESv3Family", 2, 16),
     "Standard_NC4as_T4_v3": ("standardNCASv3_T4Family", 4, 28),
     "Standard_NC6s_v3": ("standardNCSv3Family", 6, 112),
+    "Standard_A2_v2": ("standardAv2Family", 2, 4), "Standard_D2_v3": ("standardDv3Family", 2, 8),
+    "Standard_D2ps_v5": ("standardDPSv5Family", 2, 8),
+}
+
+# What each size can do, as the resource SKUs API reports it: HyperVGenerations, PremiumIO, CpuArchitectureType.
+# From Azure's size pages ("VM Generation Support", "Premium Storage") and errors Azure gave for them in public
+# reports: Av2 Gen1 only, no premium storage; Dv2 and Dv3 (no "s") Gen1 only ("cannot boot Hypervisor Generation
+# '2'" for D1_v2 and D2_v3), no premium storage ("storage account type 'Premium_LRS' is not supported for VM size
+# 'Standard_D1_v2'"); Dpsv5 (Ampere Altra) Arm64 and Gen2 only; the s-sizes here Gen1+Gen2 with premium storage.
+# A size missing here (a catalog override adding one) gets DEFAULT_CAPABILITIES.
+DEFAULT_CAPABILITIES = {"HyperVGenerations": "V1,V2", "PremiumIO": True, "CpuArchitectureType": "x64"}
+_GEN1_STANDARD = {"HyperVGenerations": "V1", "PremiumIO": False, "CpuArchitectureType": "x64"}
+SIZE_CAPABILITIES = {
+    "Standard_A2_v2": _GEN1_STANDARD, "Standard_D1_v2": _GEN1_STANDARD, "Standard_D2_v2": _GEN1_STANDARD,
+    "Standard_D2_v3": _GEN1_STANDARD,
+    "Standard_D2ps_v5": {"HyperVGenerations": "V2", "PremiumIO": True, "CpuArchitectureType": "Arm64"},
+}
+
+# publisher:offer:sku -> [HyperVGeneration, architecture] of the image (Ubuntu's "server" is Gen2 x64,
+# "server-gen1" Gen1, "server-arm64" Gen2 Arm64); an image missing here is taken as Gen2 x64
+IMAGE_FACTS = {
+    "Canonical:ubuntu-24_04-lts:server": ["V2", "x64"], "Canonical:ubuntu-24_04-lts:server-gen1": ["V1", "x64"],
+    "Canonical:ubuntu-24_04-lts:server-arm64": ["V2", "Arm64"],
+    "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2": ["V2", "x64"],
+    "Canonical:0001-com-ubuntu-server-jammy:22_04-lts": ["V1", "x64"], "Debian:debian-12:12-gen2": ["V2", "x64"],
 }
 
 FAMILY_NAMES = {
@@ -33,13 +58,17 @@ FAMILY_NAMES = {
     "standardDSv5Family": "Standard DSv5 Family vCPUs", "standardDASv5Family": "Standard DASv5 Family vCPUs",
     "standardFSv2Family": "Standard FSv2 Family vCPUs", "standardESv3Family": "Standard ESv3 Family vCPUs",
     "standardNCASv3_T4Family": "Standard NCASv3_T4 Family vCPUs",
-    "standardNCSv3Family": "Standard NCSv3 Family vCPUs",
+    "standardNCSv3Family": "Standard NCSv3 Family vCPUs", "standardAv2Family": "Standard Av2 Family vCPUs",
+    "standardDv3Family": "Standard Dv3 Family vCPUs", "standardDPSv5Family": "Standard DPSv5 Family vCPUs",
 }
 
 DEFAULT = {
     "locations": LOCATIONS,
     # size -> [family, vCPUs, memory GiB]
     "vm_sizes": {k: list(v) for k, v in VM_SIZES.items()},
+    # size -> capabilities (HyperVGenerations, PremiumIO, CpuArchitectureType); image -> [generation, arch]
+    "size_capabilities": {k: dict(v) for k, v in SIZE_CAPABILITIES.items()},
+    "image_facts": {k: list(v) for k, v in IMAGE_FACTS.items()},
     # size -> locations where the subscription may not deploy it ("*" = everywhere): SkuNotAvailable
     "restrictions": {"Standard_NC6s_v3": ["*"], "Standard_NC4as_T4_v3": ["westus", "brazilsouth"]},
     # quota limits; per-location overrides under "by_location": {"eastus": {"cores": 4}}
@@ -100,3 +129,17 @@ def normalize_location(catalog: dict, value: str | None) -> str | None:
         return None
     key = value.replace(" ", "").lower()
     return key if key in catalog["locations"] else None
+
+
+def capabilities(catalog: dict, size: str) -> dict:
+    """A size's HyperVGenerations, PremiumIO and CpuArchitectureType (case-insensitive size name)."""
+    table = catalog.get("size_capabilities", {})
+    found = next((v for k, v in table.items() if k.lower() == size.lower()), {})
+    return {**DEFAULT_CAPABILITIES, **found}
+
+
+def image_facts(catalog: dict, image_key: str) -> tuple[str, str]:
+    """An image's (HyperVGeneration, architecture); image_key is publisher:offer:sku, compared case-insensitively."""
+    table = catalog.get("image_facts", {})
+    found = next((v for k, v in table.items() if k.lower() == image_key.lower()), None)
+    return (found[0], found[1]) if found else ("V2", "x64")

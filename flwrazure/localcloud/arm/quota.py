@@ -100,9 +100,17 @@ def skus(ctx: Ctx) -> Resp:
             out.append({"resourceType": "virtualMachines", "name": size, "tier": "Standard",
                         "size": size.split("_", 1)[1], "family": family, "locations": [loc],
                         "locationInfo": [{"location": loc, "zones": ["1", "2", "3"], "zoneDetails": []}],
-                        "capabilities": [{"name": "vCPUs", "value": str(vcpus)},
-                                         {"name": "MemoryGB", "value": str(mem)},
-                                         {"name": "HyperVGenerations", "value": "V1,V2"},
-                                         {"name": "PremiumIO", "value": "True"}],
+                        "capabilities": _capabilities(ctx.catalog, size, vcpus, mem),
                         "restrictions": restrictions})
     return page(ctx, out)
+
+
+def _capabilities(catalog: dict, size: str, vcpus: int, mem: float) -> list[dict]:
+    """Resource SKU capabilities as Azure lists them: name/value pairs, every value a string."""
+    caps = cat.capabilities(catalog, size)
+    memory = f"{float(mem):g}"
+    return [{"name": "vCPUs", "value": str(vcpus)}, {"name": "MemoryGB", "value": memory},
+            {"name": "HyperVGenerations", "value": caps["HyperVGenerations"]},
+            {"name": "PremiumIO", "value": "True" if caps["PremiumIO"] else "False"},
+            {"name": "CpuArchitectureType", "value": caps["CpuArchitectureType"]},
+            {"name": "vCPUsAvailable", "value": str(vcpus)}]
