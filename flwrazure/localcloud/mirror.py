@@ -10,6 +10,7 @@ locked-down VNet reach only their region's mirrors):
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import html
 import json
@@ -74,23 +75,37 @@ def prefetch(specs: list[str], wheelhouse: Path, python: str | None = None) -> N
 
 
 # -- upstream: what this machine's pip is configured to use --------------------------------------------------
+# `pip config list` prints its settings sorted by key, not in the order pip applies them: for a command, pip takes
+# [global], then the command's own section, then the environment (PIP_*, shown as `:env:`), each overriding the last
+_SECTION_RANK = {"global": 0, "download": 1, "install": 1, ":env:": 2}
+
+
+def _config_value(raw: str) -> str:
+    """A value as `pip config list` prints it (Python's repr of the string: multi-line values show as '\\n…')."""
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw.strip("'\"")
+    return value if isinstance(value, str) else raw
+
+
 def pip_settings(config_list: str, default_index: str) -> dict:
-    """Indexes, certificate and proxy from `pip config list` output (later lines win, as in pip) (pure)."""
-    index, extra, cert, proxy = None, [], None, None
+    """Indexes, certificate and proxy from `pip config list` output, with pip's precedence (global < the command's
+    section < environment; within one rank the later line wins) (pure)."""
+    found: dict[str, tuple[int, str]] = {}
     for line in config_list.splitlines():
-        key, sep, value = line.partition("=")
+        key, sep, raw = line.partition("=")
         if not sep:
             continue
-        name, value = key.strip().rsplit(".", 1)[-1], value.strip().strip("'\"")
-        if name == "index-url":
-            index = value
-        elif name == "extra-index-url":
-            extra = value.split()
-        elif name == "cert":
-            cert = value
-        elif name == "proxy":
-            proxy = value
-    return {"indexes": [index or default_index, *extra], "cert": cert, "proxy": proxy}
+        section, _, name = key.strip().rpartition(".")
+        rank = _SECTION_RANK.get(section)
+        if rank is None or name not in ("index-url", "extra-index-url", "cert", "proxy"):
+            continue
+        if rank >= found.get(name, (-1, ""))[0]:
+            found[name] = (rank, _config_value(raw.strip()))
+    value = {name: v for name, (_, v) in found.items()}
+    return {"indexes": [value.get("index-url") or default_index, *value.get("extra-index-url", "").split()],
+            "cert": value.get("cert") or None, "proxy": value.get("proxy") or None}
 
 
 def machine_pip_settings() -> dict:
@@ -147,7 +162,7 @@ def parse_page(page: str, base_url: str) -> dict[str, dict]:
             continue
         sha = fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None
         files[name] = {"url": url, "sha256": sha, "requires_python": attrs.get("data-requires-python"),
-                       "yanked": attrs.get("data-yanked")}
+                       "yanked": (attrs["data-yanked"] or "") if "data-yanked" in attrs else None}
     return files
 
 

@@ -25,8 +25,9 @@ def wait_cloud_init(timeout: int) -> str:
             f"exit {CLOUD_INIT_EXIT}; fi; fi; true")
 
 
-def apt_install(packages: list[str], timeout: int) -> str:
-    """apt-get update + install, retried while another apt/dpkg process holds the locks (until `timeout` s)."""
+def apt_install(packages: list[str], timeout: int, interval: float = 3) -> str:
+    """apt-get update + install, retried every `interval` s while another apt/dpkg process holds the locks (until
+    `timeout` s)."""
     apt = "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=10 -q"
     pkgs = " ".join(shlex.quote(p) for p in packages)
     locked = "|".join(f"*{shlex.quote(m)}*" for m in _LOCKED)
@@ -35,7 +36,7 @@ def apt_install(packages: list[str], timeout: int) -> str:
             f"[ $rc -eq 0 ] && exit 0; "
             f'case "$out" in {locked}) ;; *) printf "%s\\n" "$out" | tail -n 3 >&2; exit $rc;; esac; '
             f'if [ $(date +%s) -ge $deadline ]; then printf "%s\\n" "$out" | grep -m1 -iE "lock" >&2; '
-            f"exit {LOCKED_EXIT}; fi; sleep 3; done")
+            f"exit {LOCKED_EXIT}; fi; sleep {interval:g}; done")
 
 
 def lock_holder(message: str) -> str | None:
