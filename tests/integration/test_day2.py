@@ -143,36 +143,50 @@ def test_scale_bad_input_changes_nothing(product_cloud, home):
     assert product_cloud.writes(since) == []
 
 
-def _killed(home, args, delay):
+def _killed_after_writes(home, cloud, args, writes):
+    """Run the CLI and SIGKILL it right after the cloud saw its `writes`-th ARM write (mid-way, for sure)."""
     env = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05"}
+    since = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "flwrazure", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        while len(cloud.writes(since)) < writes:
+            assert proc.poll() is None, f"{args} finished before its write {writes}"
+            assert time.time() - since < 60
+            time.sleep(0.02)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return [(w["method"], w["path"].rsplit("/", 1)[-1]) for w in cloud.writes(since)]
 
 
-@pytest.mark.parametrize("delay", [0.8, 1.6, 2.6])
-def test_killed_scale_converges_on_rerun(product_cloud, home, delay):
+@pytest.mark.parametrize("grow_writes, shrink_writes", [(1, 1), (3, 2), (6, 3)])
+def test_killed_scale_converges_on_rerun(product_cloud, home, grow_writes, shrink_writes):
+    """Killed after the first public IP / a NIC / a VM PUT (growing 2 -> 4), and after the Fleet rule was narrowed
+    / a VM delete / two (shrinking 4 -> 1): re-running the same command converges, and then writes nothing."""
     cloud = product_cloud
     create(home, 2)
     ok(flwrazure(home, "open-ports", "--source", "203.0.113.7"))
     cloud.admin("PATCH", "config", {"latency": 0.4})
-    _killed(home, ["scale", "--clients", "4"], delay)
+    done = _killed_after_writes(home, cloud, ["scale", "--clients", "4"], grow_writes)
+    assert len(done) >= grow_writes and ("PUT", "flwrazure-fleet") not in done  # killed before the end
     grown = json.loads(ok(flwrazure(home, "scale", "--clients", "4", "--json")).stdout)
     assert [v["state"] for v in grown["vms"]] == ["running"] * 5
     assert fleet_sources(cloud) == client_ips(cloud, 4)
     since = time.time()
     assert json.loads(ok(flwrazure(home, "scale", "--clients", "4", "--json")).stdout)["writes"] == 0
     assert cloud.writes(since) == []
-    _killed(home, ["scale", "--clients", "1"], delay)
+    done = _killed_after_writes(home, cloud, ["scale", "--clients", "1"], shrink_writes)
+    assert done[0] == ("PUT", "flwrazure-fleet")  # narrowed before any address is released
     ok(flwrazure(home, "scale", "--clients", "1"))
     vms = sorted(v.name for v in cloud.compute.virtual_machines.list("flower-rg"))
     assert vms == ["flower-client-1", "flower-server"]
     assert sorted(p.name for p in cloud.network.public_ip_addresses.list("flower-rg")) == \
         ["flower-client-1-ip", "flower-server-ip"]
     assert fleet_sources(cloud) == client_ips(cloud, 1)
-    assert json.loads(ok(flwrazure(home, "status", "--json")).stdout)["power"] == "running"
+    status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+    assert status["power"] == "running" and [v["vm"] for v in status["vms"]] == ["flower-server", "flower-client-1"]
     ok(flwrazure(home, "teardown", "--yes"))
     assert list(cloud.resources.resources.list()) == []
 

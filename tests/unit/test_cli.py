@@ -28,3 +28,8 @@ def test_help_and_version_import_no_sdk():
 def test_help_lists_local():
     out = subprocess.run([sys.executable, "-m", "flwrazure", "--help"], capture_output=True, text=True).stdout
     assert "local" in out and "Run Flower federations" in out
+
+
+def test_day2_commands_help_imports_no_sdk():
+    for command in ("scale", "pause", "resume", "logs", "ssh", "doctor"):
+        assert _heavy(command, "--help") == "", command
