@@ -40,6 +40,7 @@ def local() -> None:
       flwrazure local up                      # start it (prints the endpoint)
       flwrazure local status --json           # endpoint, CA bundle and credentials for scripts
       flwrazure local up --latency 2          # every long-running operation takes 2 s, like a slow cloud
+      eval "$(flwrazure local az)"            # then the Azure CLI manages it too: az vm list -d
       flwrazure local down                    # stop it; its resources are kept for the next `up`
       flwrazure local reset --yes             # forget every resource
     """
@@ -154,8 +155,28 @@ def status(as_json: bool) -> None:
     click.echo(f"  subscription  {info['subscription_id']}\n  tenant        {info['tenant_id']}")
     click.echo(f"  CA bundle     {info['ca_bundle']}\n  credentials   `flwrazure local status --json`")
     click.echo(f"  VMs           {_hosts_line(info)}")
+    click.echo('  Azure CLI     eval "$(flwrazure local az)"   (then e.g. az vm list -d -o table)')
     if info.get("pip_index"):
         click.echo(f"  pip index     {info['pip_index']} (VMs use it by default)")
+
+
+@local.command()
+def az() -> None:
+    """Print the shell lines that point the Azure CLI (`az`) at the local cloud, in a config folder of its own
+    (your real `az login` is left alone): trust its CA, register it as a cloud, make it active, sign in as its
+    service principal, with telemetry and instance discovery off so az sends nothing anywhere else.
+
+    
+    Example:
+      eval "$(flwrazure local az)"
+      az group list -o table; az vm list -d -o table
+    """
+    from flwrazure.localcloud import azcli, daemon
+
+    info = daemon.running(settings.local_cloud_dir())
+    if info is None:
+        raise FlwrazureError("The local cloud is not running: start it with `flwrazure local up`.")
+    click.echo(azcli.script(info, str(settings.local_cloud_dir() / "az")), nl=False)
 
 
 @local.command()

@@ -81,9 +81,9 @@ def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = N
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def clients_for(server: LocalCloudServer, polling: float = 0.02) -> Cloud:
-    """SDK clients for an already started server."""
-    info = server.info()
+def clients_for(server: LocalCloudServer | None, polling: float = 0.02, info: dict | None = None) -> Cloud:
+    """SDK clients for an already started server (or, from its info, for one running in another process)."""
+    info = info or server.info()
     cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"],
                                   authority=info["endpoint"], disable_instance_discovery=True,
                                   connection_verify=info["ca_bundle"])

@@ -13,7 +13,18 @@ from collections import deque
 from urllib.parse import parse_qsl, urlsplit
 
 from flwrazure.localcloud.arm import catalog as cat
-from flwrazure.localcloud.arm import extensions, groups, nics, nsgs, pips, prices, quota, vms, vnets
+from flwrazure.localcloud.arm import (
+    cloudmeta,
+    extensions,
+    groups,
+    nics,
+    nsgs,
+    pips,
+    prices,
+    quota,
+    vms,
+    vnets,
+)
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm.common import Ctx, Resp
 from flwrazure.localcloud.arm.conflicts import Busy
@@ -181,6 +192,8 @@ class ArmApp:
                               "api-version": "1.1", "metadata": []})
         if low == "/api/retail/prices" and method == "GET":  # Azure's public price list: no authentication
             return prices.retail_prices(self.config["catalog"], self.base_url, query)
+        if low == "/metadata/endpoints" and method == "GET":  # public on ARM: clients read it before signing in
+            return Resp(200, cloudmeta.metadata(self.base_url))
         self._authenticate(headers)
         if low.startswith("/_localcloud/"):
             return self._admin(method, low, query, raw)
@@ -195,6 +208,14 @@ class ArmApp:
         fault = self.faults.http_failure(method, path)
         if fault is not None:
             raise fault
+        if method == "GET" and low in ("/subscriptions", "/tenants"):  # what the signed-in identity may use
+            item = cloudmeta.subscription(self.identity) if low == "/subscriptions" else cloudmeta.tenant(self.identity)
+            return Resp(200, {"value": [item]})
+        if method == "GET" and re.fullmatch(r"/subscriptions/[^/]+", low):
+            if low != f"/subscriptions/{self.identity.subscription_id}".lower():
+                raise ArmError(404, "SubscriptionNotFound", f"The subscription '{path.split('/')[2]}' could not be "
+                               "found.")
+            return Resp(200, cloudmeta.subscription(self.identity))
         for route_method, pattern, handler in ROUTES:
             m = pattern.match(path)
             if m is None or route_method != method:
