@@ -102,22 +102,24 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
     out.append(checks.address_allowed("Control", my_ip, control,
                                       f"flwrazure open-ports --cluster {cluster} --source {my_ip or '<your-ip>'}"))
     address = st.get("superlink_address") or f"{rows[0]['public_ip']}:{plan.control}"
+    entry, where = _connection_entry(st) if started else (None, "")
     if started and secure:
+        # valid for the address `flwr` will dial: the one in the user's connection (else the SuperLink's)
+        dialed = str((entry or {}).get("address") or address)
         sans, not_after = _cert_facts(state.cluster_dir(cluster) / "tls" / "server.pem")
-        out.append(checks.certificate(sans, not_after, address.rsplit(":", 1)[0], now, cluster))
+        out.append(checks.certificate(sans, not_after, dialed.rsplit(":", 1)[0], now, cluster))
     else:
         out.append(checks.skipped("superlink certificate", "no TLS (insecure cluster)" if started else
                                   "Flower not started"))
     out.append(checks.flwr_cli(mine, st["flwr_version"]))
     if started:
-        entry, where = _connection_entry(st)
         root = str((state.cluster_dir(cluster) / "tls" / "ca.crt").resolve()) if secure else None
         out.append(checks.connection(entry, address, root, cluster, where))
     else:
         out.append(checks.skipped("flwr connection", "Flower not started"))
     remote = ["control port reachable", "services active", "supernodes online", "clock skew"]
-    if local_only or not started:
-        why = "--local-only" if local_only else "Flower not started"
+    if local_only or not started or not any(r["state"] == "running" for r in rows):
+        why = "--local-only" if local_only else "Flower not started" if not started else "no VM is running"
         out += [checks.skipped(n, why) for n in remote]
     else:
         out += _remote(st, rows, plan, address, my_ip)

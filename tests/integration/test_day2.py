@@ -293,6 +293,8 @@ def test_doctor_operator_side_finds_each_injected_failure(product_cloud, home, t
     cfg.write_text(cfg.read_text().replace(f"{server_ip}:8000", "198.18.9.9:8000"))
     checks, _ = doctor(home, path=bare)
     assert checks["flwr connection"]["ok"] is False and "198.18.9.9:8000" in checks["flwr connection"]["detail"]
+    assert checks["superlink certificate"]["ok"] is False  # not valid for the address flwr would dial
+    assert "not valid for 198.18.9.9" in checks["superlink certificate"]["detail"]
     cfg.write_text(cfg.read_text().replace("198.18.9.9:8000", f"{server_ip}:8000"))
     # a certificate near expiry
     import datetime as dt
