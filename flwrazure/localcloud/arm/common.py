@@ -39,7 +39,8 @@ class Ctx:
     def claim(self, resource_ids: list[str], operation: str, answer: str, location: str, hold: float = 0.0) -> None:
         """Refuse this write as Azure's network provider would if another write holds one of these resources."""
         if self.busy is not None:
-            self.busy.claim(self.config, self.base_url, self.sub, location, resource_ids, operation, answer, hold)
+            self.busy.claim(self.config, self.base_url, self.sub, location, resource_ids, operation, answer, hold,
+                            self.api_version)
 
     @property
     def api_version(self) -> str:

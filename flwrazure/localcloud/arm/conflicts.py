@@ -44,7 +44,7 @@ class Busy:
         self.refused = 0
 
     def claim(self, config: dict, base_url: str, sub: str, location: str, resource_ids: list[str],
-              operation: str, answer: str, hold: float = 0.0) -> None:
+              operation: str, answer: str, hold: float = 0.0, api_version: str = "2024-05-01") -> None:
         """Claim every id for this write, or refuse it (nothing claimed) if one is claimed by another write."""
         if not config.get("conflicts"):
             return
@@ -55,7 +55,7 @@ class Busy:
                 held = self.claims.get(rid_.lower())
                 if held is not None and held["until"] > now:
                     self.refused += 1
-                    raise refusal(answer, held, rid_, held["until"] - now, base_url, sub, location)
+                    raise refusal(answer, held, rid_, held["until"] - now, base_url, sub, location, api_version)
             op_id = str(uuid.uuid4())
             for rid_ in resource_ids:
                 self.claims[rid_.lower()] = {"until": now + hold, "op": op_id, "operation": operation}
@@ -64,7 +64,7 @@ class Busy:
 
 
 def refusal(answer: str, held: dict, rid_: str, remaining: float, base_url: str, sub: str,
-            location: str) -> ArmError:
+            location: str, api_version: str) -> ArmError:
     if answer == RETRYABLE:
         seconds = max(1, math.ceil(remaining))
         return ArmError(429, "RetryableError", "A retryable error occurred.", details=[{
@@ -72,7 +72,7 @@ def refusal(answer: str, held: dict, rid_: str, remaining: float, base_url: str,
             "message": f"Operation {held['operation']} ({held['op']}) is updating resource {rid_}. The call can be "
                        f"retried in {seconds} seconds."}], headers={"Retry-After": str(seconds)})
     url = (f"{base_url}/subscriptions/{sub}/providers/Microsoft.Network/locations/{location}/operations/"
-           f"{held['op']}?api-version=2024-05-01")
+           f"{held['op']}?api-version={api_version}")
     return ArmError(409, "AnotherOperationInProgress",
                     "Another operation on this or dependent resource is in progress. To retrieve status of the "
                     f"operation use uri: {url}.")

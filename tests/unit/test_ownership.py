@@ -1,0 +1,21 @@
+"""A child resource (an extension Azure Policy put on a VM) belongs to whoever owns its parent."""
+
+import pytest
+
+from flwrazure.commands.teardown import parent_id
+
+RG = "/subscriptions/s/resourceGroups/rg"
+
+
+@pytest.mark.parametrize("rid, parent", [
+    (f"{RG}/providers/Microsoft.Compute/virtualMachines/vm/extensions/AzurePolicyforLinux",
+     f"{RG}/providers/Microsoft.Compute/virtualMachines/vm"),
+    (f"{RG}/providers/Microsoft.Network/networkSecurityGroups/n/securityRules/r",
+     f"{RG}/providers/Microsoft.Network/networkSecurityGroups/n"),
+    (f"{RG}/providers/Microsoft.Compute/virtualMachines/vm", ""),
+    (f"{RG}/providers/Microsoft.Compute/virtualMachines/vm/", ""),
+    (RG, ""),
+    ("", ""),
+])
+def test_parent_id(rid, parent):
+    assert parent_id(rid) == parent
