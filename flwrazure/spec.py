@@ -43,6 +43,7 @@ class ClusterSpec:
     address_space: str = "10.0.0.0/16"
     subnet_prefix: str = "10.0.0.0/24"
     extra: dict = field(default_factory=dict)
+    cluster_id: str | None = None  # the cluster's identity (names.TAG_ID), set by create-cluster
 
     def to_dict(self) -> dict:
         d = asdict(self)

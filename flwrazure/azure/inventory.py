@@ -44,12 +44,20 @@ def group(target: Target, rg: str) -> dict | None:
         return None
 
 
-def tagged(target: Target, cluster: str) -> list[dict]:
-    """Every resource in the subscription tagged for this cluster (one filtered list)."""
-    from flwrazure.plan.names import TAG_CLUSTER
+def tagged(target: Target, rg: str, cluster: str, cluster_id: str | None) -> list[dict]:
+    """What in the cluster's resource group still carries its identity (one filtered list; a group that is gone
+    holds nothing). Never the whole subscription: another cluster of the same name elsewhere is not ours."""
+    from azure.core.exceptions import ResourceNotFoundError
 
-    pager = target.resources.resources.list(filter=f"tagName eq '{TAG_CLUSTER}' and tagValue eq '{cluster}'")
-    return _as_dicts(pager)
+    from flwrazure.plan import names
+
+    tag, value = (names.TAG_ID, cluster_id) if cluster_id else (names.TAG_CLUSTER, cluster)
+    try:
+        found = _as_dicts(target.resources.resources.list_by_resource_group(
+            rg, filter=f"tagName eq '{tag}' and tagValue eq '{value}'"))
+    except ResourceNotFoundError:
+        return []
+    return [r for r in found if names.is_ours(r.get("tags"), cluster, cluster_id)]
 
 
 def power_state(vm: dict) -> str:

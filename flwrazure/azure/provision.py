@@ -54,7 +54,7 @@ def _ensure(run: Run, kind: str, name: str, put) -> dict:
     existing = run.snap[kind].get(name.lower())
     label = f"{inventory.LABELS[kind]} {name}"
     if existing is not None:
-        if not names.is_ours(existing.get("tags"), run.spec.cluster):
+        if not names.is_ours(existing.get("tags"), run.spec.cluster, run.spec.cluster_id):
             raise UsageError(f"{label} already exists in resource group {run.spec.resource_group} and was not "
                              f"created by flwrazure for cluster {run.spec.cluster}: remove it, or choose another "
                              "--cluster or --resource-group.")
@@ -106,7 +106,8 @@ def _failure(run: Run, kind: str, name: str, label: str, exc: WaitFailed) -> Flw
 
 def _vnet(run: Run) -> dict:
     s = run.spec
-    body = resources.vnet(s.location, names.tags(s.cluster), s.address_space, names.subnet(), s.subnet_prefix)
+    tags = names.tags(s.cluster, cluster_id=s.cluster_id)
+    body = resources.vnet(s.location, tags, s.address_space, names.subnet(), s.subnet_prefix)
     return _ensure(run, "vnet", names.vnet(s.cluster), lambda: run.target.network.virtual_networks.
                    begin_create_or_update(s.resource_group, names.vnet(s.cluster), body, polling=False))
 
@@ -115,7 +116,8 @@ def _nsg(run: Run) -> dict:
     s = run.spec
     ssh = rules.ssh_rule(s.ssh_sources, s.subnet_prefix)
     name = names.nsg(s.cluster)
-    body = resources.nsg(s.location, names.tags(s.cluster), {ssh.name: rules.rule_body(ssh)})
+    tags = names.tags(s.cluster, cluster_id=s.cluster_id)
+    body = resources.nsg(s.location, tags, {ssh.name: rules.rule_body(ssh)})
     nsg = _ensure(run, "nsg", name, lambda: run.target.network.network_security_groups.begin_create_or_update(
         s.resource_group, name, body, polling=False))
     current = next((r for r in nsg["properties"].get("securityRules", []) if r["name"] == ssh.name), None)
@@ -131,7 +133,7 @@ def _nsg(run: Run) -> dict:
 
 def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
     s, net = run.spec, run.target.network
-    tags = names.tags(s.cluster, v.role)
+    tags = names.tags(s.cluster, v.role, s.cluster_id)
     pip = _ensure(run, "pip", v.public_ip, lambda: net.public_ip_addresses.begin_create_or_update(
         s.resource_group, v.public_ip, resources.public_ip(s.location, tags), polling=False))
     vnet, nsg = vnet_f.result(), nsg_f.result()

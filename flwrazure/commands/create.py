@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,9 +48,17 @@ def _forget_new_hosts(cluster: str, writes: list[str], rows: list[dict]) -> None
 
 
 def _check_same_cluster(spec: ClusterSpec) -> None:
+    """A recorded cluster keeps its place, version, identity and clients; a new one gets an identity of its own."""
     if not state.exists(spec.cluster):
+        spec.cluster_id = spec.cluster_id or str(uuid.uuid4())
         return
     old = state.load(spec.cluster)
+    spec.cluster_id = old.get("cluster_id")  # None: recorded before identities existed (names.is_ours)
+    if spec.clients < old.get("clients", 0):
+        raise UsageError(f"cluster {spec.cluster} has {old['clients']} client VMs and create-cluster only adds "
+                         f"some: --clients {spec.clients} would leave {old['clients'] - spec.clients} of them "
+                         f"unmanaged. Remove clients with `flwrazure scale --cluster {spec.cluster} --clients "
+                         f"{spec.clients}`, or re-run with --clients {old['clients']}.")
     for key, flag in (("cloud", "--cloud"), ("resource_group", "--resource-group"), ("location", "--location"),
                       ("flwr_version", "--flwr-version")):
         if old.get(key) != getattr(spec, key):
@@ -110,7 +119,13 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
         groupdelete.wait_gone(target, rg, retry="re-run `flwrazure create-cluster`")
         group = None
     group_tags = (group or {}).get("tags") or {}
-    ours = group_tags.get(names.TAG_CLUSTER) == spec.cluster
+    ours = names.is_ours(group_tags, spec.cluster, spec.cluster_id)
+    other = names.other_identity(group_tags, spec.cluster_id)
+    if group and other and not spec.allow_existing_group:
+        raise UsageError(f"resource group {rg} holds flwrazure cluster {group_tags.get(names.TAG_CLUSTER)} of "
+                         f"another user or machine ({names.TAG_ID} {other}); it is never adopted, changed or "
+                         f"deleted from here: choose another --cluster and --resource-group (e.g. "
+                         f"--cluster {spec.cluster}-2).")
     if group and not ours and not spec.allow_existing_group:
         raise UsageError(f"resource group {rg} already exists and was not created by flwrazure for cluster "
                          f"{spec.cluster}: pass --use-existing-group to add the cluster to it (it will never be "
@@ -118,16 +133,20 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
     if group and group.get("location") != spec.location:
         raise UsageError(f"resource group {rg} is in {group.get('location')}, not {spec.location}: pass "
                          f"--location {group.get('location')} or choose another --resource-group.")
-    rg_created = group is None or group_tags.get(GROUP_CREATED_TAG) == spec.cluster
+    rg_created = group is None or (ours and group_tags.get(GROUP_CREATED_TAG) == spec.cluster)
     snap = inventory.snapshot(target, rg) if group else {k: {} for k in inventory.KINDS}
     vms = names.all_vms(spec.cluster, spec.clients)
     planned = {("vnet", names.vnet(spec.cluster)), ("nsg", names.nsg(spec.cluster))}
     planned |= {(k, n) for v in vms for k, n in (("pip", v.public_ip), ("nic", v.nic), ("vm", v.vm))}
     for kind, name in sorted(planned):
         found = snap[kind].get(name.lower())
-        if found and not names.is_ours(found.get("tags"), spec.cluster):
-            raise UsageError(f"{inventory.LABELS[kind]} {name} already exists in {rg} and was not created by "
-                             f"flwrazure for cluster {spec.cluster}: choose another --cluster or --resource-group.")
+        if found and not names.is_ours(found.get("tags"), spec.cluster, spec.cluster_id):
+            other = names.other_identity(found.get("tags"), spec.cluster_id)
+            whose = (f"belongs to flwrazure cluster {found['tags'].get(names.TAG_CLUSTER)} of another user or machine "
+                     f"({names.TAG_ID} {other}; never adopted, changed or deleted from here)" if other else
+                     f"was not created by flwrazure for cluster {spec.cluster}")
+            raise UsageError(f"{inventory.LABELS[kind]} {name} already exists in {rg} and {whose}: choose another "
+                             "--cluster or --resource-group.")
     missing_vms = [provision.size_of(spec, v) for v in vms if v.vm.lower() not in snap["vm"]]
     missing_ips = sum(1 for v in vms if v.public_ip.lower() not in snap["pip"])
     machines = preflight.check(target, spec.location, facts, missing_vms, missing_ips,
@@ -140,7 +159,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
         public_key = sshkeys.generate(key_path, f"flwrazure-{spec.cluster}")
     _record(spec, target, rg_created, key_path, "creating")
     if group is None:
-        tags = {**names.tags(spec.cluster), GROUP_CREATED_TAG: spec.cluster}
+        tags = {**names.tags(spec.cluster, cluster_id=spec.cluster_id), GROUP_CREATED_TAG: spec.cluster}
         try:
             target.resources.resource_groups.create_or_update(rg, {"location": spec.location, "tags": tags})
         except Exception as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flwrazure import state, ui
-from flwrazure.errors import FlwrazureError
+from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names, rules, versions
 
 
@@ -24,6 +24,9 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
     if nsg is None:
         raise FlwrazureError(f"cluster {cluster} has no network security group {nsg_name} in {rg}: run "
                              f"`flwrazure create-cluster --cluster {cluster}` first.")
+    if not names.is_ours(nsg.get("tags"), cluster, st.get("cluster_id")):
+        raise UsageError(f"network security group {nsg_name} in {rg} does not carry cluster {cluster}'s identity "
+                         f"({names.TAG_ID}): its rules are never changed from here.")
     current = {r["name"]: r for r in nsg["properties"].get("securityRules", [])}
     changes: list[str] = []
     sec = target.network.security_rules

@@ -85,7 +85,8 @@ def _client_vms(target, st: dict) -> set[str]:
         raise translate(exc, f"resource group {st['resource_group']}") from exc
     prefix = f"{st['cluster']}-client-"
     return {b["name"] for b in vms.values() if b["name"].startswith(prefix) and names.is_ours(b.get("tags"),
-                                                                                             st["cluster"])}
+                                                                                             st["cluster"],
+                                                                                             st.get("cluster_id"))}
 
 
 def _grow(st: dict, clients: int, show: bool) -> dict:
@@ -256,7 +257,8 @@ def _delete(target, st: dict, leaving: tuple[str, ...]) -> None:
             for v in vms:
                 name = {"vm": v.vm, "nic": v.nic, "pip": v.public_ip, "disk": v.os_disk}[kind]
                 body = snap[kind].get(name.lower())
-                if body is None or (kind != "disk" and not names.is_ours(body.get("tags"), cluster)):
+                if body is None or (kind != "disk" and not names.is_ours(body.get("tags"), cluster,
+                                                                                     st.get("cluster_id"))):
                     continue  # gone already (deleteOption cascades), or not ours: never deleted
                 jobs.append((kind, name))
         if jobs:

@@ -38,15 +38,19 @@ def plan(cluster: str) -> dict:
     vms = names.all_vms(cluster, st["clients"])
     os_disks = {v.os_disk.lower() for v in vms}
     # the public address of each VM and IP we may delete: their pinned host keys go with them
+    cid = st.get("cluster_id")
     address = {name: (pip.get("properties") or {}).get("ipAddress") for name, pip in pips.items()
-               if names.is_ours(pip.get("tags"), cluster)}
+               if names.is_ours(pip.get("tags"), cluster, cid)}
     addresses = {**address, **{v.vm.lower(): address.get(v.public_ip.lower()) for v in vms}}
+    owned = names.owned(in_group, cluster, cid)  # with children, e.g. an extension Azure Policy put on our VM
     ours, foreign = [], []
-    our_ids = {res["id"].lower() for res in in_group if names.is_ours(res.get("tags"), cluster)}
     for res in in_group:
         kind = KIND_OF.get(res["type"].lower())
-        mine = names.is_ours(res.get("tags"), cluster) or (kind == "disk" and res["name"].lower() in os_disks) \
-            or parent_id(res["id"]).lower() in our_ids  # e.g. an extension Azure Policy put on our VM: goes with it
+        # OS disks carry no tags: ours by name when detached or held by one of our VMs, never another cluster's
+        disk = (kind == "disk" and res["name"].lower() in os_disks
+                and (not res.get("managedBy") or res["managedBy"].lower() in owned)
+                and not names.other_identity(res.get("tags"), cid))
+        mine = res["id"].lower() in owned or disk
         (ours if mine else foreign).append({"name": res["name"], "type": res["type"], "kind": kind,
                                             "id": res["id"]})
     deleting = (group or {}).get("properties", {}).get("provisioningState") == "Deleting"
@@ -54,17 +58,6 @@ def plan(cluster: str) -> dict:
     return {"cluster": cluster, "target": target, "state": st, "resource_group": rg, "group_exists": bool(group),
             "group_deleting": deleting, "mode": mode, "resources": ours, "foreign": foreign,
             "addresses": {k: v for k, v in addresses.items() if v}}
-
-
-def parent_id(resource_id: str) -> str:
-    """The resource a child resource belongs to ('…/virtualMachines/vm/extensions/x' -> '…/virtualMachines/vm'); a
-    top-level resource has none ('')."""
-    parts = resource_id.rstrip("/").split("/")
-    low = [p.lower() for p in parts]
-    if "providers" not in low:
-        return ""
-    after = len(parts) - low.index("providers") - 1  # namespace, then type/name pairs
-    return "/".join(parts[:-2]) if after >= 5 and after % 2 == 1 else ""
 
 
 def _delete_fn(target, kind: str):
@@ -136,7 +129,7 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
                 jobs = [pool.submit(remove, kind, res) for kind in stage for res in by_kind.get(kind, [])]
                 for job in jobs:
                     job.result()
-    leftovers = [r["name"] for r in inventory.tagged(target, cluster)]
+    leftovers = [r["name"] for r in inventory.tagged(target, rg, cluster, p["state"].get("cluster_id"))]
     if leftovers:
         raise FlwrazureError(f"teardown left resources tagged for cluster {cluster}: {', '.join(leftovers)}. "
                              "Re-run `flwrazure teardown` to retry.")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 TAG_CLUSTER = "flwrazure-cluster"
 TAG_ROLE = "flwrazure-role"
 TAG_MANAGED = "flwrazure-managed"
+TAG_ID = "flwrazure-cluster-id"  # the cluster's identity: a UUID made at its first create-cluster, kept in its state
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,43 @@ def default_resource_group(cluster: str) -> str:
     return f"{cluster}-rg"
 
 
-def tags(cluster: str, role: str | None = None) -> dict[str, str]:
+def tags(cluster: str, role: str | None = None, cluster_id: str | None = None) -> dict[str, str]:
     out = {TAG_CLUSTER: cluster, TAG_MANAGED: "true"}
+    if cluster_id:
+        out[TAG_ID] = cluster_id
     if role:
         out[TAG_ROLE] = role
     return out
 
 
-def is_ours(resource_tags: dict | None, cluster: str) -> bool:
-    return (resource_tags or {}).get(TAG_CLUSTER) == cluster
+def is_ours(resource_tags: dict | None, cluster: str, cluster_id: str | None) -> bool:
+    """The resource carries the cluster's identity. Two operators may give clusters the same name (the default is
+    `flower`) in one subscription: the name alone proves nothing. A cluster recorded before identities existed
+    (cluster_id None) owns what carries its name and no identity at all."""
+    t = resource_tags or {}
+    if cluster_id is None:
+        return t.get(TAG_CLUSTER) == cluster and TAG_ID not in t
+    return t.get(TAG_ID) == cluster_id
+
+
+def other_identity(resource_tags: dict | None, cluster_id: str | None) -> str | None:
+    """The identity of another flwrazure cluster the resource carries, if any (for messages)."""
+    other = (resource_tags or {}).get(TAG_ID)
+    return other if other and other != cluster_id else None
+
+
+def owned(resources: list[dict], cluster: str, cluster_id: str | None) -> set[str]:
+    """The ownership rule (lower-case ids): a resource is the cluster's when it carries the cluster's identity, or
+    is a child of a resource that does (its id extends that resource's id: a VM's extensions, an NSG's rules),
+    whatever tags the child has (Azure Policy adds untagged extensions to VMs)."""
+    roots = {r["id"].lower() for r in resources if is_ours(r.get("tags"), cluster, cluster_id)}
+    return {r["id"].lower() for r in resources if child_of(r["id"], roots) or r["id"].lower() in roots}
+
+
+def child_of(resource_id: str, owner_ids: set[str]) -> bool:
+    """Whether the id is below one of owner_ids (`…/virtualMachines/vm1/extensions/x` is below `…/vm1`)."""
+    parts = resource_id.lower().rstrip("/").split("/")
+    return any("/".join(parts[:n]) in owner_ids for n in range(len(parts) - 2, 8, -2))
 
 
 def resolve_vm(cluster: str, clients: int, text: str) -> VmNames | None:

@@ -1,10 +1,12 @@
 """Bad input: exit code 2, one readable line, no traceback, and nothing created or changed in the cloud."""
 
+import json
 import time
 
 import pytest
 
 from tests.helpers.cloud import flwrazure
+from tests.helpers.sshagent import Agent, keygen
 
 CREATE = ("create-cluster", "--cloud", "local")
 CASES = [
@@ -92,3 +94,71 @@ def test_a_size_no_ubuntu_image_fits_is_refused_before_anything_is_created(produ
     since = time.time()
     assert_one_line_exit_2(flwrazure(home, *CREATE, "--vm-size", "Standard_X2p_v9"), "cannot boot an Ubuntu")
     assert product_cloud.writes(since) == []
+
+
+# --ssh-key: what Azure refuses at the VM PUT, and what could never log in, is refused before anything is created
+KEYCREATE = CREATE + ("--clients", "1", "--ssh-source", "203.0.113.9")
+
+
+@pytest.fixture
+def agent(tmp_path):
+    a = Agent(tmp_path)
+    yield a
+    a.stop()
+
+
+def _refused(product_cloud, home, args, needle, env=None):
+    since = time.time()
+    result = flwrazure(home, *args, env=env)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("Error: ") and needle in lines[0], lines[0]
+    assert product_cloud.writes(since) == [] and list(product_cloud.resources.resource_groups.list()) == []
+    assert not any((home / "clusters").glob("*/state.json"))
+
+
+@pytest.mark.parametrize("kind, bits, needle", [
+    ("ecdsa", 256, "an ECDSA key (secp256r1); Azure accepts only Ed25519 keys and RSA keys of 2048 bits or more"),
+    ("dsa", None, "a DSA key; Azure accepts only"), ("rsa", 1024, "an RSA key of 1024 bits; Azure accepts only")])
+def test_key_types_azure_refuses_are_refused_before_anything_is_created(product_cloud, home, tmp_path, kind, bits,
+                                                                        needle):
+    key = keygen(tmp_path / "k", kind, bits)
+    _refused(product_cloud, home, KEYCREATE + ("--ssh-key", str(key)), needle)
+    key.with_suffix(".pub").unlink()  # the type is read from the private key too
+    _refused(product_cloud, home, KEYCREATE + ("--ssh-key", str(key)), needle)
+
+
+def test_passphrase_key_without_agent_is_refused_before_anything_is_created(product_cloud, home, tmp_path):
+    key = keygen(tmp_path / "k", passphrase="correct horse")
+    _refused(product_cloud, home, KEYCREATE + ("--ssh-key", str(key)), "passphrase-protected and no ssh-agent is running",
+             env={"SSH_AUTH_SOCK": ""})
+    key.with_suffix(".pub").unlink()  # the public half is read from the key file's clear part
+    _refused(product_cloud, home, KEYCREATE + ("--ssh-key", str(key)), "passphrase-protected and no ssh-agent",
+             env={"SSH_AUTH_SOCK": ""})
+
+
+def test_passphrase_key_the_agent_does_not_hold_is_refused(product_cloud, home, tmp_path, agent):
+    other = keygen(tmp_path / "other")
+    agent.add(other)
+    key = keygen(tmp_path / "k", "rsa", 3072, passphrase="pw")
+    _refused(product_cloud, home, KEYCREATE + ("--ssh-key", str(key)), "your ssh-agent does not hold it: run",
+             env=agent.env())
+
+
+def test_mismatched_pub_and_open_key_are_refused(product_cloud, home, tmp_path):
+    key, other = keygen(tmp_path / "k"), keygen(tmp_path / "other")
+    key.with_suffix(".pub").write_text(other.with_suffix(".pub").read_text())
+    _refused(product_cloud, home, KEYCREATE + ("--ssh-key", str(key)), "is the public half of another key")
+    loose = keygen(tmp_path / "loose")
+    loose.chmod(0o644)
+    _refused(product_cloud, home, KEYCREATE + ("--ssh-key", str(loose)), "chmod 600")
+
+
+def test_fewer_clients_than_the_live_cluster_is_refused(product_cloud, home):
+    assert flwrazure(home, *CREATE, "--clients", "3").returncode == 0
+    since = time.time()
+    assert_one_line_exit_2(flwrazure(home, *CREATE, "--clients", "2"),
+                           "would leave 1 of them unmanaged. Remove clients with `flwrazure scale")
+    assert product_cloud.writes(since) == []
+    assert len(list(product_cloud.compute.virtual_machines.list("flower-rg"))) == 4
+    assert json.loads((home / "clusters" / "flower" / "state.json").read_text())["clients"] == 3

@@ -52,53 +52,6 @@ def test_vm_put_takes_only_the_key_types_azure_takes(cloud, net_stack, tmp_path,
     assert list(cloud.compute.virtual_machines.list("rg")) == []
 
 
-def _refused(product_cloud, home, args, needle, env=None):
-    since = time.time()
-    result = flwrazure(home, *args, env=env)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith("Error: ") and needle in lines[0], lines[0]
-    assert product_cloud.writes(since) == [] and list(product_cloud.resources.resource_groups.list()) == []
-    assert not any((home / "clusters").glob("*/state.json"))
-
-
-@pytest.mark.parametrize("kind, bits, needle", [
-    ("ecdsa", 256, "an ECDSA key (secp256r1); Azure accepts only Ed25519 keys and RSA keys of 2048 bits or more"),
-    ("dsa", None, "a DSA key; Azure accepts only"), ("rsa", 1024, "an RSA key of 1024 bits; Azure accepts only")])
-def test_key_types_azure_refuses_are_refused_before_anything_is_created(product_cloud, home, tmp_path, kind, bits,
-                                                                        needle):
-    key = keygen(tmp_path / "k", kind, bits)
-    _refused(product_cloud, home, CREATE + ("--ssh-key", str(key)), needle)
-    key.with_suffix(".pub").unlink()  # the type is read from the private key too
-    _refused(product_cloud, home, CREATE + ("--ssh-key", str(key)), needle)
-
-
-def test_passphrase_key_without_agent_is_refused_before_anything_is_created(product_cloud, home, tmp_path):
-    key = keygen(tmp_path / "k", passphrase="correct horse")
-    _refused(product_cloud, home, CREATE + ("--ssh-key", str(key)), "passphrase-protected and no ssh-agent is running",
-             env={"SSH_AUTH_SOCK": ""})
-    key.with_suffix(".pub").unlink()  # the public half is read from the key file's clear part
-    _refused(product_cloud, home, CREATE + ("--ssh-key", str(key)), "passphrase-protected and no ssh-agent",
-             env={"SSH_AUTH_SOCK": ""})
-
-
-def test_passphrase_key_the_agent_does_not_hold_is_refused(product_cloud, home, tmp_path, agent):
-    other = keygen(tmp_path / "other")
-    agent.add(other)
-    key = keygen(tmp_path / "k", "rsa", 3072, passphrase="pw")
-    _refused(product_cloud, home, CREATE + ("--ssh-key", str(key)), "your ssh-agent does not hold it: run",
-             env=agent.env())
-
-
-def test_mismatched_pub_and_open_key_are_refused(product_cloud, home, tmp_path):
-    key, other = keygen(tmp_path / "k"), keygen(tmp_path / "other")
-    key.with_suffix(".pub").write_text(other.with_suffix(".pub").read_text())
-    _refused(product_cloud, home, CREATE + ("--ssh-key", str(key)), "is the public half of another key")
-    loose = keygen(tmp_path / "loose")
-    loose.chmod(0o644)
-    _refused(product_cloud, home, CREATE + ("--ssh-key", str(loose)), "chmod 600")
-
-
 class _RecordingServer(paramiko.ServerInterface):
     """An SSH server that records each public key offered and admits only `allowed`."""
 

@@ -31,7 +31,31 @@ def test_seed_names_for_default_cluster():
     assert vms[1].nic == "flower-client-1-nic" and vms[1].public_ip == "flower-client-1-ip"
     assert names.tags("flower", "server") == {"flwrazure-cluster": "flower", "flwrazure-managed": "true",
                                               "flwrazure-role": "server"}
-    assert names.is_ours({"flwrazure-cluster": "flower"}, "flower") and not names.is_ours(None, "flower")
+    assert names.tags("flower", cluster_id="c1")["flwrazure-cluster-id"] == "c1"
+
+
+def test_ownership_is_identity_not_name():
+    mine, theirs = {"flwrazure-cluster": "flower", "flwrazure-cluster-id": "A"}, {"flwrazure-cluster": "flower",
+                                                                                  "flwrazure-cluster-id": "B"}
+    assert names.is_ours(mine, "flower", "A") and not names.is_ours(theirs, "flower", "A")
+    assert not names.is_ours({"flwrazure-cluster": "flower"}, "flower", "A") and not names.is_ours(None, "flower", "A")
+    # a cluster recorded before identities existed owns what has its name and no identity
+    assert names.is_ours({"flwrazure-cluster": "flower"}, "flower", None) and not names.is_ours(theirs, "flower", None)
+    assert names.other_identity(theirs, "A") == "B" and names.other_identity(mine, "A") is None
+
+
+def test_ownership_rule_covers_children_of_owned_resources():
+    base = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/"
+    resources = [
+        {"id": base + "vm1", "tags": {"flwrazure-cluster-id": "A"}},
+        {"id": base + "vm1/extensions/MDE.Linux", "tags": None},  # added by Azure Policy, untagged
+        {"id": base + "vm1/extensions/x/sub/y"},  # deeper below
+        {"id": base + "vm10/extensions/e"},  # a prefix of the name is not a parent
+        {"id": base + "vm2", "tags": {"flwrazure-cluster-id": "B"}},
+        {"id": base + "vm2/extensions/e", "tags": {"flwrazure-cluster-id": "A"}},  # tagged ours: ours
+    ]
+    assert names.owned(resources, "flower", "A") == {(base + n).lower() for n in (
+        "vm1", "vm1/extensions/MDE.Linux", "vm1/extensions/x/sub/y", "vm2/extensions/e")}
 
 
 @pytest.mark.parametrize("text, expected", [

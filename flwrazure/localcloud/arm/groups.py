@@ -199,7 +199,7 @@ def _filtered(ctx: Ctx, items: list[dict]) -> list[dict]:
 
 
 def _generic(body: dict) -> dict:
-    out = {k: body[k] for k in ("id", "name", "type", "location", "tags", "sku") if k in body}
+    out = {k: body[k] for k in ("id", "name", "type", "location", "tags", "sku", "managedBy") if k in body}
     nested = body.get("type", "").count("/") - 1  # a child resource is listed as parent/child, as ARM lists it
     if nested > 0:
         parts = body["id"].split("/")
