@@ -356,7 +356,8 @@ class Mirror:
         self.file_locks: dict[str, threading.Lock] = {}
         self.httpd = _Server((host, port), _Index)
         self.httpd.mirror = self
-        self.base = f"http://{host}:{port}"
+        self.port = self.httpd.server_address[1]  # port 0: the one the system picked
+        self.base = f"http://{host}:{self.port}"
         self.url = f"{self.base}/simple/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="localcloud-mirror")
         self.thread.start()
