@@ -88,8 +88,23 @@ def owned(resources: list[dict], cluster: str, cluster_id: str | None) -> set[st
 
 def child_of(resource_id: str, owner_ids: set[str]) -> bool:
     """Whether the id is below one of owner_ids (`…/virtualMachines/vm1/extensions/x` is below `…/vm1`)."""
-    parts = resource_id.lower().rstrip("/").split("/")
-    return any("/".join(parts[:n]) in owner_ids for n in range(len(parts) - 2, 8, -2))
+    parent = parent_id(resource_id).lower()
+    while parent:
+        if parent in owner_ids:
+            return True
+        parent = parent_id(parent).lower()
+    return False
+
+
+def parent_id(resource_id: str) -> str:
+    """The resource a child resource belongs to ('…/virtualMachines/vm/extensions/x' -> '…/virtualMachines/vm'); a
+    top-level resource has none ('')."""
+    parts = resource_id.rstrip("/").split("/")
+    low = [p.lower() for p in parts]
+    if "providers" not in low:
+        return ""
+    after = len(parts) - low.index("providers") - 1  # namespace, then type/name pairs
+    return "/".join(parts[:-2]) if after >= 5 and after % 2 == 1 else ""
 
 
 def resolve_vm(cluster: str, clients: int, text: str) -> VmNames | None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from flwrazure.commands.teardown import parent_id
+from flwrazure.plan.names import parent_id
 
 RG = "/subscriptions/s/resourceGroups/rg"
 
