@@ -19,7 +19,9 @@ FLOOR_TESTS = tests/unit tests/integration/test_identity.py \
 	tests/integration/test_cluster.py::test_status_shows_power_and_addresses \
 	tests/integration/test_cluster.py::test_teardown_full_cluster_leaves_nothing \
 	tests/integration/test_cluster.py::test_quota_and_sku_preflight_create_nothing \
-	tests/integration/test_cluster.py::test_failed_vm_names_resource_code_and_next_step_then_rerun_converges
+	tests/integration/test_cluster.py::test_failed_vm_names_resource_code_and_next_step_then_rerun_converges \
+	"tests/integration/test_cluster.py::test_image_and_disk_follow_the_vm_size[Standard_D2ps_v5-server-arm64-Premium_LRS]" \
+	tests/integration/test_credentials.py::test_one_az_run_for_every_first_request_and_the_prefetched_token_is_used
 test-floors:
 	rm -rf $(FLOORS_VENV) && $(PY) -m venv --system-site-packages $(FLOORS_VENV)
 	$(PY) .ci/floors.py > $(FLOORS_VENV)/floors.txt

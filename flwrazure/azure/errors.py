@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flwrazure.errors import FlwrazureError, UsageError
 
 NEXT_STEP = {
@@ -18,14 +20,37 @@ NEXT_STEP = {
                                     "blocker, then re-run `flwrazure teardown`",
     "InvalidAuthenticationToken": "sign in again (`az login`)",
     "ExpiredAuthenticationToken": "sign in again (`az login`)",
+    "InvalidAuthenticationTokenTenant": "you are signed in to another tenant than the subscription's: "
+                                        "`az login --tenant <the subscription's tenant>` (or set AZURE_TENANT_ID), "
+                                        "or pass the --subscription of the tenant you are signed in to",
+    "RequestDisallowedByPolicy": "an Azure Policy assignment forbids this (the message names it): ask the "
+                                 "subscription's owner for an exemption, or choose what it allows (e.g. another "
+                                 "--location or --vm-size); re-running alone will not help",
+    "LinkedAuthorizationFailed": "you may write this resource but not use one it links to (a subnet to join, a "
+                                 "public IP or NSG to attach): ask for Network Contributor or Contributor on the "
+                                 "resource group that holds the linked resource",
+    "InvalidParameter": "Azure refused a value (named in the message): change that option, then re-run",
+    "MissingSubscriptionRegistration": "register the resource provider: `az provider register --namespace "
+                                       "{namespace}` (needs Contributor or Owner on the subscription; the Azure SDK "
+                                       "tried and could not), wait until `az provider show -n {namespace}` says "
+                                       "Registered, then re-run",
 }
 DEFAULT_NEXT = "re-run the same command: it resumes where it stopped"
+
+
+def next_step(code: str, message: str) -> str:
+    """What to do about an Azure error code (the namespace of MissingSubscriptionRegistration from its message)."""
+    step = NEXT_STEP.get(code, DEFAULT_NEXT)
+    if "{namespace}" in step:
+        found = re.search(r"namespace '([^']+)'", message or "")
+        step = step.replace("{namespace}", found.group(1) if found else "<the namespace in the message>")
+    return step
 
 
 class AzureError(FlwrazureError):
     def __init__(self, resource: str, code: str, message: str):
         self.resource, self.code = resource, code
-        step = NEXT_STEP.get(code, DEFAULT_NEXT)
+        step = next_step(code, message)
         first = " ".join(message.split())
         if len(first) > 300:
             first = first[:297] + "..."
@@ -39,6 +64,12 @@ def translate(exc: BaseException, resource: str) -> FlwrazureError:
     if isinstance(exc, FlwrazureError):
         return exc
     if isinstance(exc, ClientAuthenticationError):
+        code = getattr(getattr(exc, "error", None), "code", None)
+        if code == "InvalidAuthenticationTokenTenant":
+            message = getattr(exc.error, "message", None) or str(exc)
+            first = " ".join(message.split())[:300]
+            return UsageError(f"{resource}: Azure refused your sign-in ({code}): {first} Next: "
+                              f"{next_step(code, message)}.")
         text = " ".join(str(exc).split())[:300]
         return UsageError(f"Azure did not accept your credentials ({text}). Run `az login`, or set AZURE_TENANT_ID, "
                           "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.")

@@ -4,6 +4,7 @@ credentials it advertises in $FLWRAZURE_HOME/local/server.json). Both are reache
 from __future__ import annotations
 
 import json
+import logging
 import os
 import ssl
 import urllib.request
@@ -12,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from flwrazure import settings
+from flwrazure.azure.credential import CachedCredential
 from flwrazure.errors import UsageError
 
 LOCAL_NOT_RUNNING = "The local cloud is not running: start it with `flwrazure local up` (or use --cloud azure)."
@@ -95,6 +97,38 @@ def azure_cli_subscription() -> str | None:
     return next((s["id"] for s in data.get("subscriptions", []) if s.get("isDefault")), None)
 
 
+class _Once(logging.Filter):
+    """azure-mgmt-core registers an unregistered resource provider itself (MissingSubscriptionRegistration) and
+    says so on stderr, once per request that met it: say each thing once."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+_registration_log = logging.getLogger("azure.mgmt.core.policies._base")
+if not any(isinstance(f, _Once) for f in _registration_log.filters):
+    _registration_log.addFilter(_Once())
+
+
+def azure_credential() -> CachedCredential:
+    """The credential for public Azure: DefaultAzureCredential (environment, workload identity, `az login`, …),
+    with one cached token per scope in front of it (its az CLI step caches nothing)."""
+    from azure.identity import DefaultAzureCredential
+
+    # Managed identity is probed only on request: on a laptop its endpoint just times out.
+    use_mi = os.environ.get("FLWRAZURE_USE_MANAGED_IDENTITY") == "1"
+    return CachedCredential(DefaultAzureCredential(exclude_managed_identity_credential=not use_mi,
+                                                   exclude_interactive_browser_credential=True))
+
+
 def _prefetch_token(credential) -> None:
     """Get the first token while the SDK clients import (credential I/O overlaps import CPU)."""
     import threading
@@ -116,9 +150,9 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
         if subscription and subscription != info["subscription_id"]:
             raise UsageError(f"--subscription {subscription} does not exist in the local cloud "
                              f"(its subscription is {info['subscription_id']}).")
-        cred = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"],
-                                      authority=info["endpoint"], disable_instance_discovery=True,
-                                      connection_verify=info["ca_bundle"])
+        cred = CachedCredential(ClientSecretCredential(
+            info["tenant_id"], info["client_id"], info["client_secret"], authority=info["endpoint"],
+            disable_instance_discovery=True, connection_verify=info["ca_bundle"]))
         _prefetch_token(cred)
         return Target("local", info["subscription_id"], cred, info["endpoint"], info["ca_bundle"],
                       poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), operator_ip=info.get("operator_ip"),
@@ -127,11 +161,6 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
     if not sub:
         raise UsageError("No Azure subscription found: pass --subscription, set AZURE_SUBSCRIPTION_ID, or run "
                          "`az login` (or try everything offline with --cloud local).")
-    from azure.identity import DefaultAzureCredential
-
-    # Managed identity is probed only on request: on a laptop its endpoint just times out.
-    use_mi = os.environ.get("FLWRAZURE_USE_MANAGED_IDENTITY") == "1"
-    cred = DefaultAzureCredential(exclude_managed_identity_credential=not use_mi,
-                                  exclude_interactive_browser_credential=True)
+    cred = azure_credential()
     _prefetch_token(cred)
     return Target("azure", sub, cred, poll=float(os.environ.get("FLWRAZURE_POLL", "2")))

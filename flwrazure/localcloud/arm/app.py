@@ -83,6 +83,7 @@ ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p + "$", re.I), h
     ("GET", S + r"/providers/microsoft\.network/locations/(?P<loc>[^/]+)/usages", lambda c, loc: quota.network_usages(c, loc)),
     ("GET", S + r"/providers/microsoft\.compute/skus", lambda c: quota.skus(c)),
     ("GET", S + r"/providers/(?P<ns>[^/]+)", lambda c, ns: groups.get_provider(c, ns)),
+    ("POST", S + r"/providers/(?P<ns>[^/]+)/register", lambda c, ns: groups.register_provider(c, ns)),
     # Microsoft.Network
     ("PUT", NW + "/" + T + "/" + N, lambda c, rg, type, name: TOP_NETWORK[type.lower()][1](c, rg, name)),
     ("GET", NW + "/" + T + "/" + N, lambda c, rg, type, name: net.get(c, TOP_NETWORK[type.lower()][0], rg, name)),
@@ -128,7 +129,8 @@ groups.PURGE_HOOKS["microsoft.compute/virtualmachines"] = lambda ctx, rec: ctx.d
 groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nics.unlink_nic(ctx, rec["body"])
 
 CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset", "vm_updating",
-               "conflicts", "conflict_window", "policy_extensions"}
+               "conflicts", "conflict_window", "policy_extensions",
+               "unregistered_providers", "registration_seconds"}
 
 
 class ArmApp:
@@ -226,6 +228,7 @@ class ArmApp:
                 raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
             ctx = Ctx(method, path, query, body, self.base_url, sub, self.store, self.ops, self.config,
                       self.driver, self.faults, self.busy)
+            groups.require_registered(ctx)
             return handler(ctx, **groups_)
         if any(p.match(path) for _, p, _ in ROUTES):
             raise ArmError(405, "MethodNotAllowed", f"The requested method '{method}' is not allowed for '{path}'.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from urllib.parse import quote
 
@@ -223,9 +224,52 @@ def _provider(ctx: Ctx, namespace: str) -> dict:
         raise ArmError(404, "InvalidResourceNamespace", f"The resource namespace '{namespace}' is invalid.")
     regions = list(ctx.catalog["locations"].values())
     return {"id": f"/subscriptions/{ctx.sub}/providers/{canon}", "namespace": canon,
-            "registrationState": "Registered", "registrationPolicy": "RegistrationRequired",
+            "registrationState": registration_state(ctx, canon), "registrationPolicy": "RegistrationRequired",
             "resourceTypes": [{"resourceType": t, "locations": [] if t.startswith("operation") else regions,
                                "apiVersions": [ctx.api_version or "2025-04-01"]} for t in PROVIDER_TYPES[canon]]}
+
+
+# -- provider registration -------------------------------------------------------------------------------------
+# A new subscription has most resource providers unregistered: ARM answers 409 MissingSubscriptionRegistration to
+# every request for their resource types until POST .../providers/{ns}/register, after which the provider is
+# Registering for a while, then Registered. Knobs: `unregistered_providers` (namespaces), `registration_seconds`.
+_NS_PATH = re.compile(r"^/subscriptions/[^/]+(?:/resourcegroups/[^/]+)?/providers/([^/]+)/(.+)$", re.I)
+
+
+def registration_state(ctx: Ctx, namespace: str) -> str:
+    low = namespace.lower()
+    unregistered = {n.lower() for n in ctx.config.get("unregistered_providers") or []}
+    registering = ctx.config.setdefault("_registering", {})
+    if low in registering:
+        if time.time() < registering[low]:
+            return "Registering"
+        registering.pop(low)
+        ctx.config["unregistered_providers"] = [n for n in ctx.config.get("unregistered_providers") or []
+                                                if n.lower() != low]
+        return "Registered"
+    return "NotRegistered" if low in unregistered else "Registered"
+
+
+def require_registered(ctx: Ctx) -> None:
+    """409 MissingSubscriptionRegistration for a request to a resource type of an unregistered provider."""
+    m = _NS_PATH.match(ctx.path)
+    if m is None or not ctx.config.get("unregistered_providers") or m.group(2).lower() == "register":
+        return
+    canon = next((ns for ns in PROVIDER_TYPES if ns.lower() == m.group(1).lower()), m.group(1))
+    if registration_state(ctx, canon) != "Registered":
+        message = (f"The subscription is not registered to use namespace '{canon}'. See "
+                   "https://aka.ms/rps-not-found for how to register subscriptions.")
+        raise ArmError(409, "MissingSubscriptionRegistration", message,
+                       details=[{"code": "MissingSubscriptionRegistration", "target": canon, "message": message}])
+
+
+def register_provider(ctx: Ctx, namespace: str) -> Resp:
+    body = _provider(ctx, namespace)
+    if body["registrationState"] != "Registered":
+        ctx.config.setdefault("_registering", {}).setdefault(
+            body["namespace"].lower(), time.time() + float(ctx.config.get("registration_seconds", 2)))
+        body = _provider(ctx, namespace)
+    return Resp(200, body)
 
 
 def get_provider(ctx: Ctx, namespace: str) -> Resp:
