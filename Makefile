@@ -4,10 +4,14 @@ export FLWR_DISABLE_UPDATE_CHECK=1
 
 .PHONY: install test test-floors lint demo bench
 
+# pip install -e only when needed (this clone not installed, or a dependency missing or outside pyproject's range):
+# `make test` and `make demo` depend on it and still work offline once installed
 install:
-	$(PY) -m pip install -q -e '.[test]'
+	@$(PY) .ci/installed.py || $(PY) -m pip install -q -e '.[test]'
 
-test:
+# as root, installs what the sandbox VMs need first (apt, once); without root their tests are skipped, the rest run
+test: install
+	$(PY) -m flwrazure local prepare --if-root
 	$(PY) -m pytest -q
 
 # The version floors in pyproject.toml, proven: the lowest allowed version of every runtime dependency in a second
@@ -33,11 +37,13 @@ test-floors:
 lint:
 	$(PY) -m ruff check flwrazure tests
 
-# The main job on the local cloud (needs root for the sandbox VMs): up -> flwr run -> teardown
+# The main job on the local cloud (needs root for the sandbox VMs): prepare (apt, once) -> up -> flwr run -> teardown
 demo: install
+	$(PY) -m flwrazure local prepare
 	PY=$(PY) bash examples/demo.sh
 
 bench: install
+	$(PY) -m flwrazure local prepare
 	$(PY) -m tests.bench.bench_startup
 	$(PY) -m tests.bench.bench_emulator
 	$(PY) -m tests.bench.bench_create

@@ -37,6 +37,7 @@ def local() -> None:
 
     \b
     Examples:
+      sudo flwrazure local prepare            # install what its sandbox VMs need (once)
       flwrazure local up                      # start it (prints the endpoint)
       flwrazure local status --json           # endpoint, CA bundle and credentials for scripts
       flwrazure local up --latency 2          # every long-running operation takes 2 s, like a slow cloud
@@ -130,6 +131,50 @@ def _build_image(hosts: str) -> None:
         images.ensure(folder, say=lambda line: click.echo(line, err=True))
     except RuntimeError as exc:
         raise FlwrazureError(str(exc)) from None
+
+
+@local.command()
+@click.option("--if-root", is_flag=True,
+              help="Install only when run as root; otherwise say what is missing and exit 0 (`make test` uses "
+                   "it: without sandbox VMs, their tests are skipped).")
+def prepare(if_root: bool) -> None:
+    """Install what the local cloud's sandbox VMs need, with apt, as root: openssh-server, openssh-client,
+    iptables, iproute2, systemd-container, mmdebstrap. Does nothing when they are all there; when not root,
+    prints the command to run.
+
+    \b
+    Examples:
+      sudo flwrazure local prepare
+      flwrazure local prepare --if-root      # in scripts that also run without root
+    """
+    import os
+    import subprocess
+
+    from flwrazure.localcloud import prepare as prep
+
+    decision = prep.decide(prep.present_tools(), os.geteuid() == 0)
+    if decision.action == "nothing":
+        click.echo(decision.line)
+        return
+    if decision.action in ("ask", "unsupported"):
+        if if_root:
+            click.echo(f"Note: {decision.line} Until then, tests that need sandbox VMs are skipped.", err=True)
+            return
+        raise UsageError(decision.line)
+    click.echo(decision.line, err=True)
+    for argv in decision.commands:
+        proc = subprocess.run(argv, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise FlwrazureError(f"`{' '.join(argv)}` failed (exit {proc.returncode}, apt's messages above): fix "
+                                 "what apt says (package sources, network, disk), then run `flwrazure local "
+                                 "prepare` again.")
+    still = prep.decide(prep.present_tools(), True).missing
+    if still:
+        raise FlwrazureError(f"apt installed {' '.join(decision.packages)}, yet {', '.join(still)} is still not "
+                             "found: check this machine's PATH and packages.")
+    click.echo(f"Installed {' '.join(decision.packages)}. A local cloud already running keeps its API-only VMs: "
+               "`flwrazure local down && flwrazure local up` gives it sandbox VMs.")
 
 
 @local.command()
