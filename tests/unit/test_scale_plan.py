@@ -50,3 +50,26 @@ def test_unregister_plan_and_parse():
            '{"success": false, "error-message": "permission denied"}\n')
     assert parse_unregistrations(out) == {"flower-client-2": "ok", "flower-client-3": "permission denied"}
 
+
+
+def test_cluster_power_from_vm_states():
+    from flwrazure.commands.status import cluster_power
+
+    assert cluster_power(["deallocated"] * 3) == "paused"
+    assert cluster_power(["running"] * 3) == "running"
+    assert cluster_power(["running", "deallocated"]) == "partly paused"
+    assert cluster_power(["running", "starting"]) == "changing"
+    assert cluster_power(["running", "missing"]) == "incomplete"
+
+
+def test_spec_of_the_recorded_cluster():
+    from flwrazure.commands.scale import spec_of
+
+    st = {"cluster": "exp", "clients": 2, "cloud": "local", "subscription": "s", "resource_group": "exp-rg",
+          "location": "westeurope", "server_size": "Standard_D4s_v3", "client_size": "Standard_B2s",
+          "admin_user": "me", "flwr_version": "1.34.0", "allow_existing_group": True, "ssh_sources": ["203.0.113.7"],
+          "started": True, "registered_supernodes": {}}
+    spec = spec_of(st, 5)
+    assert (spec.clients, spec.location, spec.server_size, spec.client_size, spec.ssh_sources) == \
+        (5, "westeurope", "Standard_D4s_v3", "Standard_B2s", ("203.0.113.7",))
+    assert spec.allow_existing_group and spec.flwr_version == "1.34.0" and spec.resource_group == "exp-rg"
