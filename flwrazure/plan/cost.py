@@ -51,7 +51,7 @@ def hourly(key: str, items: list[dict]) -> float | None:
     elif key == "disk":
         picks = [i for i in items if usd(i) and i.get("skuName") == f"{OS_DISK_TIER} LRS" and
                  "Premium SSD Managed Disks" in i.get("productName", "") and i.get("unitOfMeasure") == "1/Month"
-                 and "Disk" in i.get("meterName", "")]
+                 and i.get("meterName", "").endswith("Disk")]  # not e.g. a "... Disk Mount" meter
         picks = [{**i, "retailPrice": float(i["retailPrice"]) / HOURS_PER_MONTH} for i in picks]
     else:
         raise ValueError(f"unknown price key {key}")

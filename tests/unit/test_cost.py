@@ -27,6 +27,7 @@ def test_ip_hourly_and_disk_monthly_to_hourly():
     assert cost.hourly("ip", [ip]) == 0.005
     assert cost.hourly("disk", [disk]) == 0.01  # 7.30 a month / 730 hours
     assert cost.hourly("disk", [{**disk, "skuName": "P6 LRS"}]) is None
+    assert cost.hourly("disk", [{**disk, "meterName": "P4 LRS Disk Mount", "retailPrice": 0.73}, disk]) == 0.01
 
 
 def test_estimate_running_and_paused():
