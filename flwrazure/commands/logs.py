@@ -144,6 +144,9 @@ def run(cluster: str, wanted: list[str], follow: bool, since: str | None, lines:
     def first(src: _Source) -> list[plan.Line]:
         if src.ip is None:
             return []
+        if src.vm.vm in down:  # deallocated or stopped: nothing to read now (follow: read once it runs)
+            src.lost = follow
+            return []
         try:
             return src.recent(lines, since_s)
         except Exception as exc:
@@ -154,22 +157,28 @@ def run(cluster: str, wanted: list[str], follow: bool, since: str | None, lines:
             return [plan.Line(src.vm.vm, time.time(), f"(flwrazure: not reachable: {type(exc).__name__}; "
                                                       "waiting…)")]
 
+    def step(src: _Source) -> list[plan.Line]:
+        """One poll: new lines; a VM never read so far (not reachable at first) is read from now on once it
+        answers (tried every few seconds)."""
+        if src.cursor is not None:
+            return src.more()
+        if not src.ip or time.monotonic() < src.next_try:
+            return []
+        try:
+            src.recent(0, None)
+        except Exception:
+            src.close()
+            src.next_try = time.monotonic() + 3
+            return []
+        src.lost = False
+        return [plan.Line(src.vm.vm, time.time(), "(flwrazure: reachable)")]
+
     try:
         with ThreadPoolExecutor(max_workers=min(16, len(sources))) as pool:
             show(plan.merge({s.vm.vm: got for s, got in zip(sources, pool.map(first, sources), strict=True)}))
             while follow:
                 time.sleep(POLL)
-                for s in sources:  # never read (not reachable at first): from now on, once it answers
-                    if s.cursor is None and s.ip and time.monotonic() >= s.next_try:
-                        try:
-                            s.recent(0, None)
-                            if s.lost:
-                                show([plan.Line(s.vm.vm, time.time(), "(flwrazure: reachable)")])
-                            s.lost = False
-                        except Exception:
-                            s.close()
-                            s.next_try = time.monotonic() + 3
-                batches = list(pool.map(lambda s: s.more() if s.cursor is not None else [], sources))
+                batches = list(pool.map(step, sources))
                 show(plan.merge({s.vm.vm: b for s, b in zip(sources, batches, strict=True)}))
     except KeyboardInterrupt:  # the normal end of --follow
         pass

@@ -210,6 +210,9 @@ def test_logs_and_ssh_refuse_bad_input_before_connecting(product_cloud, home):
     bad = flwrazure(home, "logs", "client-7")
     assert bad.returncode == 2 and "no VM 'client-7'" in bad.stderr
     ok(flwrazure(home, "pause"))
+    quiet = ok(flwrazure(home, "logs", "--since", "1h"))  # deallocated VMs: said, and not connected to
+    assert quiet.stdout == "" and "not running, no logs from: flower-server, flower-client-1, flower-client-2" in \
+        quiet.stderr
     paused = flwrazure(home, "ssh", "client-1", "--", "hostname")
     assert paused.returncode == 1 and "flower-client-1 is deallocated" in paused.stderr and \
         "flwrazure resume" in paused.stderr
