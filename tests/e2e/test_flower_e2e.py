@@ -15,7 +15,7 @@ import pytest
 import tomlkit
 
 from tests.helpers.cloud import flwrazure as _flwrazure
-from tests.helpers.hosts import port_state, run
+from tests.helpers.hosts import port_state, run, wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
 pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
@@ -72,16 +72,28 @@ def wait_online(cli: Path, home: Path, want: int, *conn: str, timeout: float = 1
         time.sleep(3)
 
 
-def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, ...] = ()) -> tuple[Path, dict]:
+# the default image's first boot, shortened (make bench runs the realistic values)
+FIRST_BOOT = ("--first-boot-apt", "12", "--provision-lag", "3")
+BARE = ("python3 -c 'import ensurepip' 2>/dev/null; echo ensurepip=$?; "
+        "dpkg -s python3-venv >/dev/null 2>&1; echo python3_venv=$?")
+
+
+def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, ...] = (), prefill: bool = True,
+             before_start=None) -> tuple[Path, dict]:
+    """local up -> create-cluster -> open-ports -> (before_start) -> start. `prefill` puts the version's wheels in
+    the mirror's cache first; without it the mirror pulls them through from the package registry."""
     wheels, cli = flwr_tools(version)
     house = home / "local" / "wheelhouse"
     house.mkdir(parents=True, exist_ok=True)
-    for wheel in wheels.iterdir():
+    for wheel in wheels.iterdir() if prefill else ():
         os.link(wheel, house / wheel.name) if wheel.stat().st_dev == house.stat().st_dev else \
             (house / wheel.name).write_bytes(wheel.read_bytes())
-    ok(flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1", *local_args))
+    ok(flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1", *FIRST_BOOT,
+                 *local_args))
     ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2", "--flwr-version", version))
     ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
+    if before_start:
+        before_start()
     started = json.loads(ok(flwrazure(home, "start", "--extra-pip", "numpy", *start_args, "--json",
                                       timeout=900)).stdout)
     return cli, started
@@ -105,10 +117,24 @@ def tear_down(home: Path) -> None:
     assert leftovers(home / "local") == EMPTY
 
 
+@pytest.mark.timeout(1200)
 def test_flwr_142_secure_default(home):
+    """On the default image with its first boot (provisioning lag, apt lock) and an empty wheel cache."""
+    key = str(home / "clusters" / "flower" / "id_ed25519")
+    seen = {}
+
+    def bare() -> None:  # before start: the VMs lack what `python3 -m venv` needs, as on Azure
+        for name, ip in _public_ips(home).items():
+            wait_ssh(ip, timeout=120, key=key)
+            seen[name] = run(ip, BARE, key=key).split()
+
     try:
-        cli, started = bring_up(home, "1.42.0")
+        cli, started = bring_up(home, "1.42.0", prefill=False, before_start=bare)
+        assert seen and all(v == ["ensurepip=1", "python3_venv=1"] for v in seen.values()), seen
         assert started["secure"] and started["superlink"].endswith(":8000")
+        for ip in _public_ips(home).values():
+            assert run(ip, BARE, key=key).split() == ["ensurepip=0", "python3_venv=0"]
+        assert any((home / "local" / "wheelhouse").glob("flwr-1.42.0-*.whl"))  # pulled through, now cached
         wait_online(cli, home, 2)
         run_app(cli, home)
         again = json.loads(ok(flwrazure(home, "start", "--extra-pip", "numpy", "--json")).stdout)
@@ -117,7 +143,6 @@ def test_flwr_142_secure_default(home):
         server, client1 = status["vms"][0], status["vms"][1]
         assert [v["service"] for v in status["vms"]] == ["active"] * 3 and status["supernodes_online"] == 2
         assert [v.get("supernode") for v in status["vms"]] == [None, "online", "online"]  # which ones, by VM
-        key = str(home / "clusters" / "flower" / "id_ed25519")
         # a SuperNode whose key was never registered is refused: it never joins the federation
         rogue = run(client1["public_ip"], "cd /tmp && ssh-keygen -q -t ecdsa -b 384 -N '' -f rogue && "
                     f"timeout 25 ~/flwr-venv/bin/flower-supernode --superlink {server['public_ip']}:8000 --port 9095 "
@@ -140,6 +165,22 @@ def test_flwr_142_secure_default(home):
         wait_online(cli, home, 2, timeout=180)
     finally:
         tear_down(home)
+    # a second cluster after `local down`/`up`, the package registry unreachable: everything comes from the cache
+    try:
+        offline = {"FLWRAZURE_MIRROR_UPSTREAM": "http://127.0.0.1:9/simple"}
+        ok(_flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1", *FIRST_BOOT,
+                      env={**FLWR_ENV, **offline}))
+        up = json.loads(ok(flwrazure(home, "up", "--cloud", "local", "--clients", "1", "--flwr-version", "1.42.0",
+                                     "--extra-pip", "numpy", "--ssh-source", "198.18.0.1", "--json",
+                                     timeout=900)).stdout)
+        assert up["supernodes_online"] == 1, up
+    finally:
+        tear_down(home)
+
+
+def _public_ips(home: Path) -> dict[str, str]:
+    status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+    return {v["vm"]: v["public_ip"] for v in status["vms"]}
 
 
 def test_flwr_125_app_federation_on_hosts_without_systemd(home, tmp_path):

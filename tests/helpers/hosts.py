@@ -21,12 +21,12 @@ def run(ip: str, command: str, key: str = KEY, timeout: float = 60) -> str:
         return c.run(command, hide=True, timeout=timeout, in_stream=False).stdout
 
 
-def wait_ssh(ip: str, timeout: float = 90) -> float:
+def wait_ssh(ip: str, timeout: float = 90, key: str = KEY) -> float:
     """Seconds until SSH on `ip` logs in."""
     start = time.monotonic()
     while True:
         try:
-            run(ip, "true")
+            run(ip, "true", key=key)
             return time.monotonic() - start
         except Exception:
             if time.monotonic() - start > timeout:
