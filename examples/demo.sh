@@ -1,25 +1,76 @@
 #!/usr/bin/env bash
-# The main job on the local cloud, offline after the first download: VMs, ports, Flower (TLS + SuperNode
-# authentication), a real `flwr run` of examples/numpy-app, teardown. Needs root (sandbox VMs).
+# The main job on the local cloud: VMs booting a bare cloud image (with Azure's first-boot provisioning and apt
+# activity, realistic timings), ports, Flower (TLS + SuperNode authentication), a real `flwr run` of
+# examples/numpy-app, teardown. Needs root (sandbox VMs; `make demo` runs `flwrazure local prepare` first).
+# Packages come through the local cloud's pull-through mirror (cached in $FLWRAZURE_HOME/local/wheelhouse) and the
+# flwr CLI's wheels are kept in .demo/wheels: after the first run it works offline.
+# Exits non-zero, with one line saying why, when the federated run fails or does not finish.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(command -v "${PY:-python3}")  # absolute: the flwr venv goes first on PATH below
 FZ="$PY -m flwrazure"
 FLWR_VERSION=1.42.0
+CONNECTION=demo
 export FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
 export FLWR_HOME=${FLWR_HOME:-$PWD/.demo/flwr}          # keeps your own ~/.flwr untouched
-WHEELS=${FLWRAZURE_HOME:-$HOME/.flwrazure}/local/wheelhouse
+LOG=.demo/flwr-run.log
 
-cleanup() { $FZ teardown --cluster demo --yes --purge >/dev/null 2>&1 || true; $FZ local down || true; }
+fail() { echo "demo failed: $*" >&2; exit 1; }
+
+started_cloud=no
+cleanup() {
+  $FZ teardown --cluster demo --yes --purge >/dev/null 2>&1 || true
+  if [ "$started_cloud" = yes ]; then $FZ local down || true; fi  # a local cloud that was already up stays up
+}
 trap cleanup EXIT
 
-$FZ local up --prefetch "flwr==$FLWR_VERSION" --prefetch numpy --prefetch hatchling
-# the flwr CLI must share the cluster's major.minor: a venv of its own, from the same wheels, first on PATH
+# the operator's flwr CLI must share the cluster's major.minor: a venv of its own, first on PATH. Its wheels are
+# downloaded once (this machine's pip configuration) into .demo/wheels; the venv is made without ensurepip
+# (python3-venv need not be installed) and filled from there, offline.
+mkdir -p .demo
 if [ ! -x .demo/venv/bin/flwr ]; then
-  $PY -m venv .demo/venv
-  .demo/venv/bin/pip install -q --no-index --find-links "$WHEELS" "flwr==$FLWR_VERSION" numpy
+  if ! compgen -G ".demo/wheels/flwr-$FLWR_VERSION-*.whl" >/dev/null; then
+    $PY -m pip download -q -d .demo/wheels "flwr==$FLWR_VERSION" numpy \
+      || fail "could not download flwr $FLWR_VERSION for the flwr CLI (pip download above); check this machine's pip index"
+  fi
+  rm -rf .demo/venv
+  $PY -m venv --without-pip .demo/venv
+  $PY -m pip --python .demo/venv/bin/python install -q --no-index --find-links .demo/wheels \
+    "flwr==$FLWR_VERSION" numpy || fail "installing the flwr CLI from .demo/wheels failed (remove .demo/wheels to download again)"
 fi
 export PATH="$PWD/.demo/venv/bin:$PATH"
-$FZ up --cloud local --cluster demo --clients 2 --flwr-version "$FLWR_VERSION" --extra-pip numpy
-flwr run examples/numpy-app demo --stream 2>&1 | grep --line-buffered -E "flwrazure-example|Starting|Run finished|ERROR" || true
+
+up=$($FZ local up) || fail "flwrazure local up failed (its message is above)"
+echo "$up"
+case $up in *"Local cloud started"*) started_cloud=yes;; esac
+$FZ up --cloud local --cluster demo --clients 2 --flwr-version "$FLWR_VERSION" --extra-pip numpy \
+  || fail "flwrazure up failed (its message is above)"
+
+# the run's log streams live (filtered) and is kept whole in $LOG; flwr's exit status and the run's final status
+# both decide (flwr run --stream exits 0 when the logs end, even for a run that failed)
+set +e
+flwr run examples/numpy-app "$CONNECTION" --stream 2>&1 | tee "$LOG" \
+  | grep --line-buffered -E "Successfully started run|flwrazure-example|Run finished|ERROR"
+codes=("${PIPESTATUS[@]}")
+set -e
+[ "${codes[0]}" -eq 0 ] || fail "flwr run exited with ${codes[0]}: see $LOG"
+run_id=$(sed -n 's/.*Successfully started run \([0-9][0-9]*\).*/\1/p' "$LOG" | head -n 1)
+[ -n "$run_id" ] || fail "flwr run did not start a run: see $LOG"
+
+status=""
+for _ in $(seq 30); do  # the SuperLink marks the run finished right after its last log line
+  status=$(flwr ls "$CONNECTION" --run-id "$run_id" --format json 2>/dev/null | $PY -c '
+import json, sys
+text = sys.stdin.read()
+try:
+    runs = json.loads(text[text.index("{"):]).get("runs") or [{}]
+except ValueError:
+    runs = [{}]
+print(runs[0].get("status", ""))') || status=""
+  case $status in finished:*) break;; esac
+  sleep 2
+done
+[ "$status" = "finished:completed" ] || fail "run $run_id ended as '${status:-unknown}', not finished:completed: see $LOG"
+grep -q "flwrazure-example: final weights" "$LOG" || fail "run $run_id printed no final weights: see $LOG"
+echo "Federated run $run_id finished:completed."
 $FZ status --cluster demo

@@ -298,7 +298,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     \b
     Examples:
       flwrazure up --clients 2 --extra-pip numpy
-      flwrazure local up --prefetch flwr==1.42.0 --prefetch numpy && flwrazure up --cloud local --extra-pip numpy
+      flwrazure local up && flwrazure up --cloud local --extra-pip numpy
     """
     import time
 

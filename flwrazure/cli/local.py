@@ -61,7 +61,8 @@ def local() -> None:
 @click.option("--boot-delay", type=click.FloatRange(0, 600), default=2.0, show_default=True,
               help="Extra seconds before a VM's SSH answers, as on Azure.")
 @click.option("--prefetch", multiple=True, metavar="SPEC",
-              help="Download wheels (e.g. 'flwr==1.42.0') into the package index the VMs can reach.")
+              help="Download wheels (e.g. 'flwr==1.42.0') into the VMs' package mirror now, to work offline later "
+                   "(not needed otherwise: the mirror fetches what VMs ask for through this machine's pip).")
 @click.option("--no-systemd", is_flag=True,
               help="Sandbox hosts run only sshd, no systemd (as some container images): flwrazure start then "
                    "keeps Flower running with its own restart loop.")
