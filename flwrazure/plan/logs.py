@@ -40,11 +40,13 @@ class Line:
 # -- journald -------------------------------------------------------------------------------------------------
 def journal_command(unit: str, lines: int | None, since_s: int | None, cursor: str | None = None,
                     after_ts: float | None = None) -> str:
-    """`journalctl` for one unit as JSON: the last `lines`, or since `since_s` seconds ago, or after a cursor
-    (falling back to a time when the journal no longer knows the cursor, e.g. after a reboot)."""
+    """`journalctl` for one unit as JSON: the last `lines`, or since `since_s` seconds ago, or from a cursor on
+    (`--cursor` includes the cursor's own entry, which parse_journal drops: `--after-cursor` would skip one entry
+    even when the journal no longer has the cursor's, e.g. a volatile journal after a reboot; and when journalctl
+    fails on the cursor, from a time)."""
     base = f"journalctl -u {shlex.quote(unit)} -o json --no-pager -q"
     if cursor:
-        cmd = f"{base} --after-cursor={shlex.quote(cursor)}"
+        cmd = f"{base} --cursor={shlex.quote(cursor)}"
         if after_ts is not None:
             cmd += f" || {base} --since=@{after_ts:.6f}"
         return cmd
@@ -58,8 +60,9 @@ def journal_command(unit: str, lines: int | None, since_s: int | None, cursor: s
     return " ".join(parts)
 
 
-def parse_journal(vm: str, out: str) -> tuple[list[Line], str | None]:
-    """journalctl -o json output -> lines and the last cursor."""
+def parse_journal(vm: str, out: str, seen: str | None = None) -> tuple[list[Line], str | None]:
+    """journalctl -o json output -> lines and the last cursor; the entry at cursor `seen` (shown already) is
+    left out."""
     lines, cursor = [], None
     for raw in out.splitlines():
         raw = raw.strip()
@@ -74,6 +77,8 @@ def parse_journal(vm: str, out: str) -> tuple[list[Line], str | None]:
             msg = bytes(b for b in msg if isinstance(b, int)).decode("utf-8", "replace")
         ts = entry.get("__REALTIME_TIMESTAMP")
         cursor = entry.get("__CURSOR", cursor)
+        if seen is not None and entry.get("__CURSOR") == seen:
+            continue
         for part in str(msg).splitlines() or [""]:
             lines.append(Line(vm, int(ts) / 1e6 if str(ts).isdigit() else None, part))
     return lines, cursor

@@ -69,7 +69,7 @@ def more(conn, vm: str, unit: str, layout: Layout, cursor: Cursor, timeout: floa
         result = _bounded(conn, cmd, timeout)
         if result.failed and not result.stdout:
             raise ConnectionError(result.stderr.strip()[:200] or f"exit {result.exited}")
-        got, pos = plan.parse_journal(vm, result.stdout)
+        got, pos = plan.parse_journal(vm, result.stdout, str(cursor.position) if cursor.position else None)
         if pos:
             cursor.position = pos
         stamped = [ln.ts for ln in got if ln.ts is not None]

@@ -30,6 +30,8 @@ def test_journal_parsing_keeps_time_and_cursor():
                                                   (1_700_000_002.0, "two"), (1_700_000_002.0, "lines")]
     assert cursor == "c3"
     assert logs.parse_journal("vm", "") == ([], None)
+    again, cursor = logs.parse_journal("vm", out, seen="c1")  # --cursor includes the entry shown last time
+    assert [ln.text for ln in again][0] == "bytes \ufffd" and cursor == "c3"
 
 
 def test_journal_commands():
@@ -37,7 +39,7 @@ def test_journal_commands():
     since = logs.journal_command("flower-supernode", None, 600)
     assert "--since=@$(( $(date +%s) - 600 ))" in since and " -n " not in since
     after = logs.journal_command("flower-supernode", None, None, "s=abc;i=1", 1700000000.5)
-    assert "--after-cursor='s=abc;i=1'" in after and "|| journalctl" in after and "--since=@1700000000.500000" in after
+    assert "--cursor='s=abc;i=1'" in after and "|| journalctl" in after and "--since=@1700000000.500000" in after
 
 
 def test_loop_file_offsets_keep_partial_lines_for_later():
