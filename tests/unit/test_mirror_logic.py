@@ -57,8 +57,9 @@ def test_pip_settings_multiline_values_and_other_sections():
 def test_pip_settings_from_real_pip_config_list(tmp_path):
     """What this machine's pip really prints, with a config file and environment variables of this test."""
     conf = tmp_path / "pip.conf"
-    conf.write_text("[global]\nindex-url = http://file/simple\nextra-index-url =\n    file:///a\n    file:///b\n"
-                    "cert = /etc/ssl/file.pem\n[install]\nproxy = http://proxy:3128\n")
+    # [install] and the environment: this machine's own /etc/pip.conf ([global]) cannot override them
+    conf.write_text("[global]\nindex-url = http://file/simple\ncert = /etc/ssl/file.pem\n"
+                    "[install]\nextra-index-url =\n    file:///a\n    file:///b\nproxy = http://proxy:3128\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env.update(PIP_CONFIG_FILE=str(conf), HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "xdg"),
                PIP_INDEX_URL="http://env/simple", PIP_CERT="/etc/ssl/env.pem")
