@@ -30,6 +30,10 @@ def _hosts_line(info: dict) -> str:
     return f"API only, no hosts to log into ({info.get('hosts_note') or 'started with --hosts none'})"
 
 
+# the extensions the local cloud knows (flwrazure.localcloud.arm.extensions.KNOWN; not imported here: --help stays fast)
+POLICY_EXTENSIONS = ["AzurePolicyforLinux", "MDE.Linux", "AzureMonitorLinuxAgent"]
+
+
 @click.group()
 def local() -> None:
     """An offline Azure on this machine: an HTTPS Azure Resource Manager emulator that the real Azure SDK talks
@@ -78,9 +82,14 @@ def local() -> None:
 @click.option("--first-boot-apt", type=click.FloatRange(0, 3600), default=40.0, show_default=True,
               metavar="SECONDS", help="On an Ubuntu VM's first boot, how long apt-daily/unattended-upgrades hold "
                                       "the dpkg and apt locks (0: not at all).")
+@click.option("--conflicts", is_flag=True,
+              help="Refuse concurrent writes to one network resource as Azure's network provider does (429 "
+                   "RetryableError for NICs joining a busy subnet, 409 AnotherOperationInProgress for a busy NSG).")
+@click.option("--policy-extension", "policy_extensions", multiple=True, type=click.Choice(POLICY_EXTENSIONS),
+              help="Put this untagged VM extension on every new VM, as Azure Policy / Defender do (repeatable).")
 def up(port: int | None, latency: float, faults: Path | None, catalog: Path | None, hosts: str,
        boot_delay: float, prefetch: tuple[str, ...], no_systemd: bool, vm_cpu: float | None, image_source: str,
-       provision_lag: float, first_boot_apt: float) -> None:
+       provision_lag: float, first_boot_apt: float, conflicts: bool, policy_extensions: tuple[str, ...]) -> None:
     """Start the local cloud in the background (does nothing if it already runs). The first time, the VM image
     is built (about a minute, once; cached under $FLWRAZURE_HOME/local/images or $FLWRAZURE_IMAGES).
 
@@ -99,6 +108,10 @@ def up(port: int | None, latency: float, faults: Path | None, catalog: Path | No
                "--first-boot-apt", str(first_boot_apt)]
     for spec in prefetch:
         options += ["--prefetch", spec]
+    if conflicts:
+        options.append("--conflicts")
+    for name in policy_extensions:
+        options += ["--policy-extension", name]
     if no_systemd:
         options.append("--no-systemd")
     if vm_cpu:
@@ -112,7 +125,7 @@ def up(port: int | None, latency: float, faults: Path | None, catalog: Path | No
     verb = "started" if started else "already running"
     click.echo(f"Local cloud {verb} at {info['endpoint']} (subscription {info['subscription_id']}).")
     click.echo(f"VMs: {_hosts_line(info)}")
-    if not started and (latency or faults or catalog):
+    if not started and (latency or faults or catalog or conflicts or policy_extensions):
         click.echo("Note: options apply when it starts; run `flwrazure local down` first to change them.", err=True)
 
 

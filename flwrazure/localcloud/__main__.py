@@ -29,9 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--image-source", choices=["image", "host"], default="image")
     serve.add_argument("--provision-lag", type=float, default=0.0)
     serve.add_argument("--first-boot-apt", type=float, default=0.0)
+    serve.add_argument("--conflicts", action="store_true")
+    serve.add_argument("--policy-extension", action="append", default=[])
     args = parser.parse_args(argv)
 
     config: dict = {"latency": args.latency}
+    if args.conflicts:
+        config["conflicts"] = True
+    if args.policy_extension:
+        config["policy_extensions"] = args.policy_extension
     if args.catalog:
         config["catalog"] = json.loads(args.catalog.read_text())
     faults = json.loads(args.faults.read_text()) if args.faults else None

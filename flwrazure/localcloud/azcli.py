@@ -32,8 +32,10 @@ def setup_commands(info: dict) -> list[list[str]]:
     return [["az", "cloud", "register", "--name", CLOUD, "--endpoint-resource-manager", info["endpoint"],
              "--only-show-errors"],
             ["az", "cloud", "set", "--name", CLOUD, "--only-show-errors"],
-            ["az", "login", "--service-principal", "--username", info["client_id"], "--password",
-             info["client_secret"], "--tenant", info["tenant_id"], "--output", "none", "--only-show-errors"]]
+            # --password=…: a secret may start with '-', which az would take for an option
+            ["az", "login", "--service-principal", "--username", info["client_id"],
+             f"--password={info['client_secret']}", "--tenant", info["tenant_id"], "--output", "none",
+             "--only-show-errors"]]
 
 
 def update_command(info: dict) -> list[str]:

@@ -23,7 +23,7 @@ def az_bin():
 @pytest.fixture
 def daemon_cloud(home):
     """`flwrazure local up` as a user starts it (API only: no sandbox hosts), stopped with `local down`."""
-    up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "none")
+    up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "none", "--conflicts")
     assert up.returncode == 0, up.stderr
     try:
         info = json.loads(flwrazure(home, "local", "status", "--json").stdout)
@@ -74,6 +74,18 @@ def test_azure_cli_manages_the_local_cloud_and_sends_nothing_elsewhere(daemon_cl
         assert power("flower-client-1") == "PowerState/deallocated"
         az("vm", "start", "-g", "flower-rg", "-n", "flower-client-1")
         assert power("flower-client-1") == "PowerState/running"
+
+        # Azure Policy adds an extension to the next new VM: az sees it, and `az vm list` then fails exactly as it
+        # does on Azure (azure-cli issue 31910: the extension's properties.type collides with its resource type)
+        cloud.admin("PATCH", "config", {"policy_extensions": ["AzurePolicyforLinux"]})
+        grown = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2")
+        assert grown.returncode == 0, grown.stderr
+        extensions = az("vm", "extension", "list", "-g", "flower-rg", "--vm-name", "flower-client-2")
+        assert [(e["name"], e["publisher"], e.get("tags")) for e in extensions] == \
+            [("AzurePolicyforLinux", "Microsoft.GuestConfiguration", None)]
+        listed = subprocess.run(["az", "vm", "list", "--only-show-errors"], env=env, capture_output=True, text=True,
+                                timeout=120, stdin=subprocess.DEVNULL)
+        assert listed.returncode == 1 and "Conflict key when apply client flatten: type" in listed.stderr
         az("group", "delete", "-n", "flower-rg", "--yes")
         assert cloud.resources.resource_groups.check_existence("flower-rg") is False
     finally:

@@ -1,4 +1,4 @@
-"""A child resource (an extension Azure Policy put on a VM) belongs to whoever owns its parent."""
+"""Who owns what: a child resource (an extension Azure Policy put on a VM) belongs to whoever owns its parent."""
 
 import pytest
 
@@ -19,3 +19,10 @@ RG = "/subscriptions/s/resourceGroups/rg"
 ])
 def test_parent_id(rid, parent):
     assert parent_id(rid) == parent
+
+
+def test_local_up_offers_exactly_the_extensions_the_local_cloud_knows():
+    from flwrazure.cli.local import POLICY_EXTENSIONS
+    from flwrazure.localcloud.arm.extensions import KNOWN
+
+    assert POLICY_EXTENSIONS == list(KNOWN)
