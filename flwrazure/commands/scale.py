@@ -257,9 +257,13 @@ def _delete(target, st: dict, leaving: tuple[str, ...]) -> None:
             for v in vms:
                 name = {"vm": v.vm, "nic": v.nic, "pip": v.public_ip, "disk": v.os_disk}[kind]
                 body = snap[kind].get(name.lower())
-                if body is None or (kind != "disk" and not names.is_ours(body.get("tags"), cluster,
-                                                                                     st.get("cluster_id"))):
-                    continue  # gone already (deleteOption cascades), or not ours: never deleted
+                if body is None:
+                    continue  # gone already (deleteOption cascades)
+                if kind == "disk":  # OS disks carry no tags: ours by name once detached, never another identity's
+                    if body.get("managedBy") or names.other_identity(body.get("tags"), st.get("cluster_id")):
+                        continue
+                elif not names.is_ours(body.get("tags"), cluster, st.get("cluster_id")):
+                    continue  # not ours: never deleted
                 jobs.append((kind, name))
         if jobs:
             with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as pool:
