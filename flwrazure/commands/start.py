@@ -18,11 +18,19 @@ SUPERLINK, SUPERNODE = "flower-superlink", "flower-supernode"
 def _addresses(target, st: dict) -> list[dict]:
     from flwrazure.azure import inventory
 
-    snap = inventory.snapshot(target, st["resource_group"], ("nic", "pip"))
-    rows = inventory.vm_rows({**snap, "vm": {}}, names.all_vms(st["cluster"], st["clients"]))
+    snap = inventory.snapshot(target, st["resource_group"], ("nic", "pip", "vm"))
+    rows = inventory.vm_rows(snap, names.all_vms(st["cluster"], st["clients"]))
     if not all(r["public_ip"] and r["private_ip"] for r in rows):
         raise FlwrazureError(f"cluster {st['cluster']} is incomplete: run `flwrazure create-cluster --cluster "
                              f"{st['cluster']}` first.")
+    if target.cloud == "local":  # this machine boots x86_64 images only: an Arm64 VM has nothing to log into
+        for row in rows:
+            image = (snap["vm"].get(row["vm"].lower()) or {}).get("properties", {}).get(
+                "storageProfile", {}).get("imageReference", {})
+            if "arm64" in str(image.get("sku", "")).lower():
+                raise UsageError(f"VM {row['vm']} ({row['size']}) boots an Arm64 image, which the local cloud cannot "
+                                 "run on this x86_64 machine (the VM exists in the API only): use an x64 size "
+                                 "there, e.g. --vm-size Standard_D2s_v3.")
     return rows
 
 

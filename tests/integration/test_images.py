@@ -189,3 +189,18 @@ def test_ssh_wait_reports_a_refused_key_after_the_grace(ic, tmp_path):
         ssh.wait(ic.vms["small"]["public"], "small", "azureuser", str(other), tmp_path / "kh", timeout=120,
                  auth_grace=3)
     assert time.monotonic() - start < 15
+
+
+def test_start_says_in_one_line_that_arm64_vms_are_api_only(ic, tmp_path):
+    from tests.helpers.cloud import flwrazure, publish
+
+    home = tmp_path / "home"
+    publish(ic, home)
+    made = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1", "--vm-size", "Standard_D2ps_v5",
+                     "--ssh-source", "198.18.0.1", "--cluster", "armc")
+    assert made.returncode == 0, made.stderr
+    started = time.monotonic()
+    result = flwrazure(home, "start", "--cluster", "armc")
+    assert result.returncode == 2 and time.monotonic() - started < 10, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Arm64" in result.stderr, result.stderr
+    assert flwrazure(home, "teardown", "--cluster", "armc", "--yes").returncode == 0
