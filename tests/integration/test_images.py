@@ -19,7 +19,7 @@ APT_SECONDS, LAG = 20.0, 4.0
 DEBIAN = {"publisher": "Debian", "offer": "debian-12", "sku": "12-gen2", "version": "latest"}
 ARM64 = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server-arm64", "version": "latest"}
 VMS = {"fresh": ("Standard_D2s_v3", None), "revert": ("Standard_D2s_v3", None), "small": ("Standard_B1s", None),
-       "debian": ("Standard_D2s_v3", DEBIAN), "arm": ("Standard_D2s_v3", ARM64)}
+       "debian": ("Standard_D2s_v3", DEBIAN), "arm": ("Standard_D2ps_v5", ARM64)}
 
 
 def _login(ip: str, timeout: float = 120) -> dict:
