@@ -131,11 +131,29 @@ def _nsg(run: Run) -> dict:
     return nsg
 
 
+def _converge_idle_timeout(run: Run, name: str, pip: dict) -> dict:
+    """A public IP made before flwrazure set the idle timeout (Azure's default 4 minutes) gets the longest one."""
+    if (pip.get("properties") or {}).get("idleTimeoutInMinutes") == resources.IDLE_TIMEOUT_MINUTES:
+        return pip
+    label = f"{inventory.LABELS['pip']} {name}"
+    body = resources.public_ip(run.spec.location, pip.get("tags") or {})
+    try:
+        run.target.network.public_ip_addresses.begin_create_or_update(run.spec.resource_group, name, body,
+                                                                      polling=False)
+        run.writes.append(f"pip/{name}")
+        return run.waiter.ready("pip", name)
+    except WaitFailed as exc:
+        raise _failure(run, "pip", name, label, exc) from None
+    except Exception as exc:
+        raise translate(exc, label) from exc
+
+
 def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
     s, net = run.spec, run.target.network
     tags = names.tags(s.cluster, v.role, s.cluster_id)
     pip = _ensure(run, "pip", v.public_ip, lambda: net.public_ip_addresses.begin_create_or_update(
         s.resource_group, v.public_ip, resources.public_ip(s.location, tags), polling=False))
+    pip = _converge_idle_timeout(run, v.public_ip, pip)
     vnet, nsg = vnet_f.result(), nsg_f.result()
     subnet_id = next(sn["id"] for sn in vnet["properties"]["subnets"] if sn["name"] == names.subnet())
     nic_body = resources.nic(s.location, tags, subnet_id, pip["id"], nsg["id"])

@@ -88,6 +88,19 @@ def test_rerun_create_and_open_ports_write_nothing(product_cloud, home):
     assert cloud.writes(since) == []
 
 
+def test_rerun_gives_public_ips_of_an_older_cluster_the_30_minute_idle_timeout(product_cloud, home):
+    create(home, "--clients", "1")
+    ips = product_cloud.network.public_ip_addresses
+    old = ips.get("flower-rg", "flower-client-1-ip").as_dict()
+    old["properties"]["idleTimeoutInMinutes"] = 4  # as a cluster made before flwrazure set it
+    ips.begin_create_or_update("flower-rg", "flower-client-1-ip", old).result()
+    again = json.loads(create(home, "--clients", "1", "--json").stdout)
+    assert again["writes"] == 1 and all(r["state"] == "running" for r in again["vms"])
+    assert {ips.get("flower-rg", n).as_dict()["properties"]["idleTimeoutInMinutes"]
+            for n in ("flower-server-ip", "flower-client-1-ip")} == {30}
+    assert ips.get("flower-rg", "flower-client-1-ip").as_dict()["tags"] == old["tags"]
+
+
 @pytest.mark.parametrize("version, fleet, control", [("1.42.0", "8000", "8000"), ("1.34.0", "9092", "9093")])
 def test_open_ports_exact_rules(product_cloud, home, version, fleet, control):
     cloud = product_cloud
