@@ -27,7 +27,7 @@ class Target:
     base_url: str | None = None
     verify: str | bool = True
     poll: float = 2.0  # seconds between batched status reads while waiting
-    operator_ip: str | None = None
+    echo_url: str | None = None  # an address-echo service of this cloud (the local cloud has one)
     pip_index: str | None = None
 
     def _client_kwargs(self) -> dict:
@@ -155,7 +155,7 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
             disable_instance_discovery=True, connection_verify=info["ca_bundle"]))
         _prefetch_token(cred)
         return Target("local", info["subscription_id"], cred, info["endpoint"], info["ca_bundle"],
-                      poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), operator_ip=info.get("operator_ip"),
+                      poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), echo_url=info.get("echo_url"),
                       pip_index=info.get("pip_index"))
     sub = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID") or azure_cli_subscription()
     if not sub:

@@ -62,7 +62,8 @@ CREATE_OPTIONS = [
     click.option("--client-vm-size", metavar="SIZE", help="Size of the SuperNode VMs [default: --vm-size]."),
     click.option("--admin-user", default="azureuser", show_default=True, help="Login user on the VMs."),
     click.option("--ssh-key", type=click.Path(path_type=Path), metavar="PATH",
-              help="Your own private key (PATH.pub is used if present) [default: a new key per cluster]."),
+              help="Your own private key, Ed25519 or RSA >= 2048 bits (PATH.pub is used if present; a passphrase-"
+                   "protected key through your ssh-agent) [default: a new key per cluster]."),
     click.option("--ssh-source", metavar="IP|CIDR|any",
               help="Who may SSH in [default: your public address, detected]."),
     click.option("--flwr-version", metavar="X.Y.Z",

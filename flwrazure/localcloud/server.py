@@ -10,13 +10,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from flwrazure.localcloud.arm.app import ArmApp
+from flwrazure.localcloud.arm.app import OPERATOR_IP, ArmApp
 from flwrazure.localcloud.arm.faults import Faults
 from flwrazure.localcloud.arm.store import Store
 from flwrazure.localcloud.identity import Identity
 from flwrazure.localcloud.tls import ensure_certificates
-
-OPERATOR_IP = "198.18.0.1"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,7 +99,9 @@ class LocalCloudServer:
                 "pip_index": self.mirror.url if self.mirror else None,
                 "pip_trusted_host": self.mirror.url.split("/")[2].split(":")[0] if self.mirror else None,
                 # the address VMs see the operator's traffic come from (the host side of the public range)
-                "operator_ip": OPERATOR_IP}
+                "operator_ip": OPERATOR_IP,
+                # an address-echo service (what api.ipify.org is on Azure): answers the operator address above
+                "echo_url": f"{self.endpoint}/_localcloud/echo"}
 
     def vm_python(self) -> str | None:
         """The Python version of the VMs' image (None: this machine's own, or no hosts)."""

@@ -162,3 +162,11 @@ def test_fewer_clients_than_the_live_cluster_is_refused(product_cloud, home):
     assert product_cloud.writes(since) == []
     assert len(list(product_cloud.compute.virtual_machines.list("flower-rg"))) == 4
     assert json.loads((home / "clusters" / "flower" / "state.json").read_text())["clients"] == 3
+
+
+def test_undetectable_operator_address_asks_for_ssh_source(product_cloud, home):
+    product_cloud.admin("PATCH", "config", {"echo_address": "<html>rate limited</html>"})  # the echo service
+    since = time.time()
+    assert_one_line_exit_2(flwrazure(home, *CREATE), "could not detect your public IPv4 address")
+    assert_one_line_exit_2(flwrazure(home, *CREATE), "pass --ssh-source <your-ip>")
+    assert product_cloud.writes(since) == [] and list(product_cloud.resources.resource_groups.list()) == []

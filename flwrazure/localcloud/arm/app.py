@@ -130,7 +130,8 @@ groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nic
 
 CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset", "vm_updating",
                "conflicts", "conflict_window", "policy_extensions",
-               "unregistered_providers", "registration_seconds"}
+               "unregistered_providers", "registration_seconds", "echo_address"}
+OPERATOR_IP = "198.18.0.1"  # the host side of the public range: where VMs see the operator's traffic come from
 
 
 class ArmApp:
@@ -173,7 +174,10 @@ class ArmApp:
         headers = {"x-ms-request-id": str(uuid.uuid4()), "x-ms-correlation-request-id": str(uuid.uuid4()),
                    "Cache-Control": "no-cache", **resp.headers}
         data = b""
-        if resp.body is not None:
+        if isinstance(resp.body, str):  # plain text (the echo service)
+            data = resp.body.encode()
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+        elif resp.body is not None:
             data = json.dumps(resp.body).encode()
             headers["Content-Type"] = "application/json; charset=utf-8"
         return resp.status, headers, data
@@ -194,6 +198,8 @@ class ArmApp:
                               "api-version": "1.1", "metadata": []})
         if low == "/api/retail/prices" and method == "GET":  # Azure's public price list: no authentication
             return prices.retail_prices(self.config["catalog"], self.base_url, query)
+        if low == "/_localcloud/echo" and method == "GET":  # an address-echo service, as operators use on Azure
+            return Resp(200, str(self.config.get("echo_address") or OPERATOR_IP))
         if low == "/metadata/endpoints" and method == "GET":  # public on ARM: clients read it before signing in
             return Resp(200, cloudmeta.metadata(self.base_url))
         self._authenticate(headers)
