@@ -3,6 +3,8 @@ SuperNode keys and list the nodes online): its connection file and command argum
 
 from __future__ import annotations
 
+import shlex
+
 from flwrazure.plan import versions
 
 NAME = "admin"
@@ -31,3 +33,16 @@ def files(version: str, control_port: int, ca_path: str | None) -> dict[str, str
 def target(version: str, admin_dir: str) -> str:
     """What follows `flwr supernode <command> ...`: the connection name, preceded by the app dir before 1.26."""
     return NAME if versions.config_toml(version) else f"{admin_dir} {NAME}"
+
+
+PARALLEL = 8  # flwr CLI processes at once on the server VM (~100 MB each: fits the smallest sizes' memory)
+
+
+def bounded(items: list[str], command: str, parallel: int = PARALLEL) -> str:
+    """A shell command running `command` once per item (each `@` replaced by the item), at most `parallel` at a
+    time, returning when all are done. Items are names (VM names, node ids): no spaces or quotes."""
+    for item in items:
+        if not item or any(c in item for c in " \t\n'\"\\$`;&|<>@"):
+            raise ValueError(f"not a plain name: {item!r}")
+    listed = " ".join(shlex.quote(i) for i in items)
+    return f"printf '%s\\n' {listed} | xargs -P {max(1, int(parallel))} -I @ sh -c {shlex.quote(command)}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import admin, versions
+from flwrazure.plan.admin import PARALLEL, bounded
 from flwrazure.plan.services import Layout
 from flwrazure.remote.ssh import output, put_text, run
 
@@ -77,17 +78,18 @@ def wait_online(conn, adm: Admin, want: int, timeout: float = 180) -> int | None
                          "`journalctl -u flower-supernode` on the client VMs (`flwrazure status` lists their IPs).")
 
 
-def register(conn, adm: Admin, keys: dict[str, str]) -> dict[str, str]:
-    """Register public keys (VM name -> OpenSSH public key line) with the SuperLink, all at once in one SSH
-    command; returns VM name -> node id ("registered" when the SuperLink already knew the key)."""
+def register(conn, adm: Admin, keys: dict[str, str], parallel: int = PARALLEL) -> dict[str, str]:
+    """Register public keys (VM name -> OpenSSH public key line) with the SuperLink in one SSH command, at most
+    `parallel` flwr processes at a time (each is a Python process of ~100 MB: a hundred at once exhaust a
+    D2s_v3's 8 GiB); returns VM name -> node id ("registered" when the SuperLink already knew the key)."""
     if not keys:
         return {}
     kdir = f"{adm.directory}/keys"
     writes = " && ".join(f"printf '%s\\n' {shlex.quote(line)} > {kdir}/{vm}.pub" for vm, line in keys.items())
-    jobs = " ".join(f"{adm.flwr} supernode register {kdir}/{vm}.pub {adm.target} --format json "
-                    f"> {kdir}/{vm}.out 2>&1 &" for vm in keys)
+    jobs = bounded(list(keys), f"{adm.flwr} supernode register {kdir}/@.pub {adm.target} --format json "
+                               f"> {kdir}/@.out 2>&1", parallel)
     show = "; ".join(f"echo '@@{vm}'; cat {kdir}/{vm}.out" for vm in keys)
-    return parse_registrations(run(conn, f"{writes} && {jobs} wait; {show}"))
+    return parse_registrations(run(conn, f"{writes} && {jobs}; {show}"))
 
 
 def parse_registrations(out: str) -> dict[str, str]:
@@ -125,10 +127,11 @@ def unregister(conn, adm: Admin, node_ids: dict[str, int]) -> dict[str, str]:
     if not node_ids:
         return {}
     kdir = f"{adm.directory}/keys"
-    jobs = " ".join(f"{adm.flwr} supernode unregister {node} {adm.target} --format json > {kdir}/{vm}.unreg 2>&1 &"
-                    for vm, node in node_ids.items())
+    pairs = [f"{vm}:{node}" for vm, node in node_ids.items()]
+    jobs = bounded(pairs, f"vm=@; {adm.flwr} supernode unregister ${{vm#*:}} {adm.target} --format json "
+                          f"> {kdir}/${{vm%%:*}}.unreg 2>&1", PARALLEL)
     show = "; ".join(f"echo '@@{vm}'; cat {kdir}/{vm}.unreg" for vm in node_ids)
-    return parse_unregistrations(run(conn, f"mkdir -p {kdir} && cd {adm.directory} && {jobs} wait; {show}"))
+    return parse_unregistrations(run(conn, f"mkdir -p {kdir} && cd {adm.directory} && {jobs}; {show}"))
 
 
 def parse_unregistrations(out: str) -> dict[str, str]:

@@ -124,10 +124,7 @@ def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeou
             conn.close()
             refused_since = refused_since or time.monotonic()
             if time.monotonic() - refused_since >= auth_grace:
-                raise FlwrazureError(
-                    f"VM {name} ({ip}) answers SSH but keeps refusing user {user} with key {key_file} ({exc}) "
-                    f"for {auth_grace:.0f} s, longer than provisioning takes: the VM was probably created with "
-                    "another key or user. Check `flwrazure status`; re-create the VM if its key is wrong.") from None
+                raise FlwrazureError(refused_message(name, ip, user, key_file, str(exc), auth_grace)) from None
         except Exception as exc:  # not up yet: refused, timed out, sshd still starting
             last = exc
             conn.close()
@@ -135,6 +132,19 @@ def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeou
         delay = min(delay * 1.5, 5.0)
     raise FlwrazureError(f"VM {name} ({ip}) did not answer SSH within {timeout:.0f} s ({last}). Check that it "
                          "runs (`flwrazure status`) and that SSH is allowed from your address.")
+
+
+def refused_message(name: str, ip: str, user: str, key_file: str, error: str, grace: float) -> str:
+    """Why a VM that answers SSH still refuses us after the grace, by what sshd did (pure)."""
+    if "EOF" in error or "shut down" in error:  # sshd hung up during authentication: PAM refused the account
+        why = ("sshd hangs up during authentication: the VM has not finished booting (while /run/nologin exists "
+               "only root may log in) or its account checks fail. Look at its boot diagnostics (serial log), "
+               "or restart it")
+    else:
+        why = ("the VM was probably created with another key or user. Check `flwrazure status`; re-create the VM "
+               "if its key is wrong")
+    return f"VM {name} ({ip}) answers SSH but keeps refusing user {user} with key {key_file} for {grace:.0f} s " \
+           f"({error}): {why}."
 
 
 def output(conn, command: str) -> str:
