@@ -29,7 +29,7 @@ FLOOR_TESTS = tests/unit tests/integration/test_identity.py \
 test-floors:
 	rm -rf $(FLOORS_VENV) && $(PY) -m venv --system-site-packages $(FLOORS_VENV)
 	$(PY) .ci/floors.py > $(FLOORS_VENV)/floors.txt
-	$(FLOORS_VENV)/bin/pip install -q -r $(FLOORS_VENV)/floors.txt 2>/dev/null
+	$(FLOORS_VENV)/bin/pip install -q --no-warn-conflicts -r $(FLOORS_VENV)/floors.txt
 	$(FLOORS_VENV)/bin/python -c "import importlib.metadata as m; print('floors:', *[f'{n}=={m.version(n)}' for n in \
 		open('$(FLOORS_VENV)/floors.txt').read().replace('==', ' ').split()[::2]])"
 	cd $(CURDIR) && $(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FLOOR_TESTS)
