@@ -29,7 +29,9 @@ def echo_urls(target) -> list[str]:
     if env.strip():
         return [u.strip() for u in env.split(",") if u.strip()]
     local = getattr(target, "echo_url", None)
-    return [local] if local else list(ECHO_SERVICES)
+    if local:
+        return [local]
+    return [] if getattr(target, "cloud", "azure") == "local" else list(ECHO_SERVICES)  # the local cloud is offline
 
 
 def _connector(family: int):
@@ -135,6 +137,11 @@ def decide(v4: dict[str, str | Exception], v6: str | Exception | None, proxy: st
 def detect(target) -> str:
     """The public IPv4 address the operator's SSH connections will come from (see the module's docstring)."""
     urls = echo_urls(target)
+    if not urls:  # a local cloud from before it served an echo: the address it advertises
+        if getattr(target, "operator_ip", None):
+            return target.operator_ip
+        raise UsageError("the local cloud advertises no operator address: restart it (`flwrazure local down` and "
+                         "`flwrazure local up`) or pass --ssh-source.")
     verify = getattr(target, "verify", True)
     cafile = verify if isinstance(verify, str) else None
     with ThreadPoolExecutor(max_workers=len(urls)) as pool:

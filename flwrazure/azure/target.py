@@ -28,6 +28,7 @@ class Target:
     verify: str | bool = True
     poll: float = 2.0  # seconds between batched status reads while waiting
     echo_url: str | None = None  # an address-echo service of this cloud (the local cloud has one)
+    operator_ip: str | None = None  # the operator address a local cloud advertises (one without an echo service)
     pip_index: str | None = None
 
     def _client_kwargs(self) -> dict:
@@ -156,6 +157,7 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
         _prefetch_token(cred)
         return Target("local", info["subscription_id"], cred, info["endpoint"], info["ca_bundle"],
                       poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), echo_url=info.get("echo_url"),
+                      operator_ip=info.get("operator_ip"),
                       pip_index=info.get("pip_index"))
     sub = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID") or azure_cli_subscription()
     if not sub:

@@ -143,3 +143,9 @@ def test_create_cluster_with_an_injected_ipv6_only_echo_creates_nothing(product_
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "IPv6 only" in lines[0], result.stderr
     assert product_cloud.writes(since) == [] and list(product_cloud.resources.resource_groups.list()) == []
+
+
+def test_a_local_cloud_without_an_echo_service_never_asks_the_internet(proxy, monkeypatch):
+    monkeypatch.delenv(ECHO_ENV, raising=False)
+    older = SimpleNamespace(cloud="local", verify=True, echo_url=None, operator_ip="198.18.0.1")
+    assert operator.detect(older) == "198.18.0.1" and proxy.seen == []
