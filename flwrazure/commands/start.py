@@ -111,8 +111,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     st = state.load(cluster)
     version, secure = st["flwr_version"], not insecure
     check(version, secure, app)
-    check_hosts(st["cloud"])
     ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
+    check_hosts(st["cloud"])
     target = connect(st["cloud"], st["subscription"])
     plan = versions.port_plan(version)
     given_index, given_runtime_deps = index_url, runtime_deps  # as asked, recorded for scale and resume
