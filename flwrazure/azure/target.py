@@ -88,6 +88,25 @@ def local_info() -> dict:
     return info
 
 
+def no_hosts(cloud: str) -> str | None:
+    """Why a cluster's VMs cannot be reached over SSH from here (None: they can, as far as flwrazure knows): the
+    local cloud without sandbox hosts has API-only VMs whose public range is not on this machine (a packet sent
+    there would leave it by the default route)."""
+    if cloud != "local":
+        return None
+    info = local_info()
+    if info.get("hosts") == "nspawn":
+        return None
+    return info.get("hosts_note") or "it was started with --hosts none"
+
+
+def require_hosts(cloud: str) -> None:
+    why = no_hosts(cloud)
+    if why:
+        raise UsageError(f"The local cloud runs without sandbox VMs ({why}), so there is nothing to log into: "
+                         "as root run `flwrazure local prepare`, then `flwrazure local down && flwrazure local up`.")
+
+
 def azure_cli_subscription() -> str | None:
     """The Azure CLI's default subscription, if the user ran `az login` (read from its profile, no subprocess)."""
     profile = Path(os.environ.get("AZURE_CONFIG_DIR", Path.home() / ".azure")) / "azureProfile.json"

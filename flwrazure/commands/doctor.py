@@ -130,10 +130,12 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
 
 def _remote(st: dict, rows: list[dict], plan, address: str, my_ip: str | None) -> list[checks.Check]:
     """The checks that connect to the VMs: all VMs at once."""
+    from flwrazure.azure.target import require_hosts
     from flwrazure.commands.start import SUPERLINK, SUPERNODE
     from flwrazure.plan.services import Layout
     from flwrazure.remote import daemons, flwradmin, ssh
 
+    require_hosts(st["cloud"])
     cluster = st["cluster"]
     layout = Layout(f"/home/{st['admin_user']}")
     known = state.cluster_dir(cluster) / "known_hosts"

@@ -37,8 +37,9 @@ def addresses(st: dict) -> dict[str, dict]:
     """VM name -> row (public IP, power state) from ARM."""
     from flwrazure.azure import inventory
     from flwrazure.azure.errors import translate
-    from flwrazure.azure.target import connect
+    from flwrazure.azure.target import connect, require_hosts
 
+    require_hosts(st["cloud"])  # logs and ssh: nothing to connect to on a local cloud without sandbox VMs
     target = connect(st["cloud"], st["subscription"])
     try:
         snap = inventory.snapshot(target, st["resource_group"], ("vmview", "pip", "nic"))

@@ -109,10 +109,12 @@ def _grow(st: dict, clients: int, show: bool) -> dict:
 def _server(st: dict, target):
     """An SSH connection to the server VM and its admin flwr setup, or (None, None) when it is not reachable."""
     from flwrazure.azure import inventory
+    from flwrazure.azure.target import require_hosts
     from flwrazure.plan import versions
     from flwrazure.plan.services import Layout
     from flwrazure.remote import flwradmin, ssh
 
+    require_hosts(st["cloud"])
     snap = inventory.snapshot(target, st["resource_group"], ("pip",))
     ip = snap["pip"].get(names.server(st["cluster"]).public_ip.lower(), {}).get("properties", {}).get("ipAddress")
     if not ip:

@@ -80,17 +80,10 @@ def operator_flwr() -> str | None:
 
 
 def check_hosts(cloud: str) -> None:
-    """A local cloud without sandbox hosts has nothing to SSH into, and its public range is not on this machine
-    (packets to it would leave by the default route): refuse at once, before anything is created or sent."""
-    if cloud != "local":
-        return
-    from flwrazure.azure.target import local_info
+    """Refuse at once, before anything is created or sent, when the VMs cannot be logged into from here."""
+    from flwrazure.azure.target import require_hosts
 
-    info = local_info()
-    if info.get("hosts") != "nspawn":
-        why = info.get("hosts_note") or "it was started with --hosts none"
-        raise UsageError(f"The local cloud runs without sandbox VMs ({why}), so there is nothing to start Flower "
-                         "on: as root run `flwrazure local prepare`, then `flwrazure local down && flwrazure local up`.")
+    require_hosts(cloud)
 
 
 def check(version: str, secure: bool, app: Path | None) -> None:

@@ -57,10 +57,15 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
     SuperLink sees online (None when it could not be asked)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from flwrazure.azure.target import no_hosts
     from flwrazure.commands.start import SUPERLINK, SUPERNODE
     from flwrazure.plan.services import Layout
     from flwrazure.remote import daemons, flwradmin, ssh
 
+    if no_hosts(st["cloud"]):  # API-only VMs: their addresses are not on this machine, send nothing there
+        for row in rows:
+            row["service"] = "no sandbox host (API-only VM)"
+        return None
     layout = Layout(f"/home/{st['admin_user']}")
     known = state.cluster_dir(st["cluster"]) / "known_hosts"
     listed: list = []
