@@ -65,6 +65,30 @@ def test_create_cluster_converges_while_the_subnet_refuses_concurrent_nics(produ
     assert not [r for r in log if r["status"] >= 500]
 
 
+def test_open_ports_rides_out_an_nsg_another_write_is_updating(product_cloud, home):
+    cloud = product_cloud
+    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1", "--ssh-source", "203.0.113.9"))
+    cloud.admin("PATCH", "config", {"conflicts": True, "conflict_window": 4})
+    since = time.time()
+    cloud.network.security_rules.begin_create_or_update(  # someone else is updating the NSG right now
+        "flower-rg", "flower-nsg", "someone-else", arm.rule(4000, port="443"), polling=False)
+    ok(flwrazure(home, "open-ports", "--source", "198.51.100.7"))
+    log = cloud.admin("GET", f"requests?since={since}").json()["value"]
+    refused = [r for r in log if r["status"] == 409 and "securityrules/flwrazure" in r["path"].lower()]
+    assert refused, "the NSG never refused a write: the test proves nothing"
+    names = {r.name for r in cloud.network.security_rules.list("flower-rg", "flower-nsg")}
+    assert {"flwrazure-fleet", "flwrazure-control", "someone-else"} <= names
+
+
+def test_a_client_that_waits_for_each_write_meets_no_conflict(cloud, net_stack):
+    cloud.admin("PATCH", "config", {"conflicts": True, "conflict_window": 0.5})
+    since = time.time()
+    for i in range(3):  # each write's operation lasts as long as it holds the NSG
+        cloud.network.security_rules.begin_create_or_update("rg", "nsg", f"r{i}", arm.rule(100 + i)).result()
+    log = cloud.admin("GET", f"requests?since={since}").json()["value"]
+    assert [r for r in log if r["method"] == "PUT"] and not [r for r in log if r["status"] == 409]
+
+
 # -- a resource-group deletion that fails, and one that takes too long -----------------------------------------
 RG_DELETE_FAULT = {"kind": "lro", "resource_type": "Microsoft.Resources/resourceGroups", "method": "DELETE",
                    "code": "InUseSubnetCannotBeDeleted", "message": "Subnet default is in use."}

@@ -36,11 +36,18 @@ class Ctx:
     faults: object
     busy: object = None  # conflicts.Busy: which network resources a write is updating right now
 
-    def claim(self, resource_ids: list[str], operation: str, answer: str, location: str, hold: float = 0.0) -> None:
-        """Refuse this write as Azure's network provider would if another write holds one of these resources."""
+    held: float = 0.0  # this write's claim: its operation lasts at least that long (busy == in progress)
+
+    def claim(self, resource_ids: list[str], operation: str, answer: str, location: str, hold: float = 0.0,
+              extend: bool = True) -> None:
+        """Refuse this write as Azure's network provider would if another write holds one of these resources.
+        With `extend`, this write's own operation lasts as long as its claim, so a client that waits for the
+        operation to end finds the resource free again."""
         if self.busy is not None:
-            self.busy.claim(self.config, self.base_url, self.sub, location, resource_ids, operation, answer, hold,
-                            self.api_version)
+            held = self.busy.claim(self.config, self.base_url, self.sub, location, resource_ids, operation, answer,
+                                   hold, self.api_version)
+            if extend:
+                self.held = max(self.held, held)
 
     @property
     def api_version(self) -> str:
@@ -51,7 +58,8 @@ class Ctx:
         return self.config["catalog"]
 
     def latency(self, arm_type: str) -> float:
-        return float(self.config.get("latency_by_type", {}).get(arm_type, self.config.get("latency", 0.0)))
+        base = float(self.config.get("latency_by_type", {}).get(arm_type, self.config.get("latency", 0.0)))
+        return max(base, self.held)
 
 
 def rid(sub: str, rg: str, ns_type: str, name: str) -> str:

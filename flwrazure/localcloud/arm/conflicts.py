@@ -11,8 +11,9 @@ another operation is still updating is refused, not queued. Public reports and r
   while another write to it runs. No Retry-After: clients back off on their own.
 
 Here every network write claims the resources it updates (the resource, and the subnet a NIC joins or the NSG a rule
-belongs to) for `conflict_window` seconds (default 1) or the operation's latency, whichever is longer; a write that
-needs a claimed resource gets one of the answers above.
+belongs to) for `conflict_window` seconds (default 1) or the operation's latency, whichever is longer, and its own
+operation lasts as long (a NIC's stays as it is: Azure answers a NIC PUT already Succeeded); a write that needs a
+claimed resource gets one of the answers above, so a client that waits for each write to finish meets none.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ class Busy:
         self.refused = 0
 
     def claim(self, config: dict, base_url: str, sub: str, location: str, resource_ids: list[str],
-              operation: str, answer: str, hold: float = 0.0, api_version: str = "2024-05-01") -> None:
-        """Claim every id for this write, or refuse it (nothing claimed) if one is claimed by another write."""
+              operation: str, answer: str, hold: float = 0.0, api_version: str = "2024-05-01") -> float:
+        """Claim every id for this write, or refuse it (nothing claimed) if one is claimed by another write.
+        Returns how long the claim lasts (0 when the knob is off)."""
         if not config.get("conflicts"):
-            return
+            return 0.0
         hold = max(float(config.get("conflict_window", 1.0)), hold)
         now = time.monotonic()
         with self.lock:
@@ -61,6 +63,7 @@ class Busy:
                 self.claims[rid_.lower()] = {"until": now + hold, "op": op_id, "operation": operation}
             for key in [k for k, v in self.claims.items() if v["until"] <= now]:
                 del self.claims[key]
+        return hold
 
 
 def refusal(answer: str, held: dict, rid_: str, remaining: float, base_url: str, sub: str,

@@ -120,7 +120,8 @@ def put(ctx: Ctx, arm_type: str, rg: str, name: str, build: Callable[[str, dict 
                            f"the operation use uri: {rid_}.")
         body = build(rid_, clone(existing["body"]) if existing else None, loc)
         updated = [rid_] + [s["id"] for s in body["properties"].get("subnets", [])]
-        ctx.claim(updated, operation_name("Put", arm_type), IN_PROGRESS, loc, ctx.latency(arm_type))
+        ctx.claim(updated, operation_name("Put", arm_type), IN_PROGRESS, loc, ctx.latency(arm_type),
+                  extend=arm_type != "Microsoft.Network/networkInterfaces")
         body.update({"name": name, "id": rid_, "type": arm_type, "location": loc})
         tag = tags(body_in)
         if tag:

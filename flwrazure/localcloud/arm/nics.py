@@ -129,7 +129,7 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
             nsg_id = net.reference(ctx, props_in["networkSecurityGroup"], rid_, "networkSecurityGroups")
             _provisioned(net.locate(ctx, nsg_id), nsg_id, rid_)
         joined = [c["properties"]["subnet"]["id"] for c in configs]
-        ctx.claim(joined, "PutNetworkInterfaceOperation", RETRYABLE, loc)
+        ctx.claim(joined, "PutNetworkInterfaceOperation", RETRYABLE, loc, extend=False)
         # from here on nothing fails: move the back-references
         _unlink_all(ctx, existing)
         for cfg in configs:
