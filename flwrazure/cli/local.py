@@ -46,6 +46,7 @@ def local() -> None:
       flwrazure local status --json           # endpoint, CA bundle and credentials for scripts
       flwrazure local up --latency 2          # every long-running operation takes 2 s, like a slow cloud
       eval "$(flwrazure local az)"            # then the Azure CLI manages it too: az vm list -d
+      flwrazure local up --profile azure --time-scale 0.05   # Azure's durations, 20x faster
       flwrazure local down                    # stop it; its resources are kept for the next `up`
       flwrazure local reset --yes             # forget every resource
     """
@@ -56,6 +57,15 @@ def local() -> None:
               help="Port on 127.0.0.1 (default 47443; 0 picks a free one).")
 @click.option("--latency", type=click.FloatRange(0, 3600), default=0.0, show_default=True,
               help="Seconds each long-running operation (VM create, NIC create, delete…) takes.")
+@click.option("--profile", type=click.Choice(["none", "azure"]), default="none", show_default=True,
+              help="'azure': each operation takes as long as on Azure (a VM ~75 s, a VNet ~5 s, a group delete "
+                   "~78 s) and answers with Azure's Retry-After; 'none': --latency for every operation.")
+@click.option("--time-scale", type=click.FloatRange(0.001, 100), default=1.0, show_default=True,
+              help="Multiply every duration and Retry-After by this, and refill the throttling buckets 1/F times "
+                   "faster (0.05 = Azure's behaviour 20x faster).")
+@click.option("--throttling/--no-throttling", default=True, show_default=True,
+              help="Meter requests as Azure does (ARM's token buckets per subscription, Compute's per-operation "
+                   "limits): 429 with Retry-After past the limits.")
 @click.option("--faults", type=click.Path(path_type=Path), default=None,
               help="JSON file of fault rules (throttling, 5xx, failed operations) to inject.")
 @click.option("--catalog", type=click.Path(path_type=Path), default=None,
@@ -87,9 +97,10 @@ def local() -> None:
                    "RetryableError for NICs joining a busy subnet, 409 AnotherOperationInProgress for a busy NSG).")
 @click.option("--policy-extension", "policy_extensions", multiple=True, type=click.Choice(POLICY_EXTENSIONS),
               help="Put this untagged VM extension on every new VM, as Azure Policy / Defender do (repeatable).")
-def up(port: int | None, latency: float, faults: Path | None, catalog: Path | None, hosts: str,
-       boot_delay: float, prefetch: tuple[str, ...], no_systemd: bool, vm_cpu: float | None, image_source: str,
-       provision_lag: float, first_boot_apt: float, conflicts: bool, policy_extensions: tuple[str, ...]) -> None:
+def up(port: int | None, latency: float, profile: str, time_scale: float, throttling: bool, faults: Path | None,
+       catalog: Path | None, hosts: str, boot_delay: float, prefetch: tuple[str, ...], no_systemd: bool,
+       vm_cpu: float | None, image_source: str, provision_lag: float, first_boot_apt: float, conflicts: bool,
+       policy_extensions: tuple[str, ...]) -> None:
     """Start the local cloud in the background (does nothing if it already runs). The first time, the VM image
     is built (about a minute, once; cached under $FLWRAZURE_HOME/local/images or $FLWRAZURE_IMAGES).
 
@@ -105,7 +116,9 @@ def up(port: int | None, latency: float, faults: Path | None, catalog: Path | No
         _build_image(hosts)
     options = ["--latency", str(latency), "--hosts", hosts, "--boot-delay", str(boot_delay),
                "--image-source", image_source, "--provision-lag", str(provision_lag),
-               "--first-boot-apt", str(first_boot_apt)]
+               "--first-boot-apt", str(first_boot_apt), "--profile", profile, "--time-scale", str(time_scale)]
+    if not throttling:
+        options.append("--no-throttling")
     for spec in prefetch:
         options += ["--prefetch", spec]
     if conflicts:
@@ -125,7 +138,8 @@ def up(port: int | None, latency: float, faults: Path | None, catalog: Path | No
     verb = "started" if started else "already running"
     click.echo(f"Local cloud {verb} at {info['endpoint']} (subscription {info['subscription_id']}).")
     click.echo(f"VMs: {_hosts_line(info)}")
-    if not started and (latency or faults or catalog or conflicts or policy_extensions):
+    if not started and (latency or faults or catalog or conflicts or policy_extensions or profile != "none"
+                        or time_scale != 1.0 or not throttling):
         click.echo("Note: options apply when it starts; run `flwrazure local down` first to change them.", err=True)
 
 

@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--state", type=Path, required=True)
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--latency", type=float, default=0.0)
+    serve.add_argument("--profile", choices=["none", "azure"], default="none")
+    serve.add_argument("--time-scale", type=float, default=1.0)
+    serve.add_argument("--no-throttling", action="store_true")
     serve.add_argument("--faults", type=Path)
     serve.add_argument("--catalog", type=Path)
     serve.add_argument("--hosts", choices=["auto", "nspawn", "none"], default="auto")
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--policy-extension", action="append", default=[])
     args = parser.parse_args(argv)
 
-    config: dict = {"latency": args.latency}
+    config: dict = {"latency": args.latency, "profile": args.profile, "time_scale": args.time_scale,
+                    "throttling": not args.no_throttling}
     if args.conflicts:
         config["conflicts"] = True
     if args.policy_extension:
@@ -52,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         prefetch(args.prefetch, args.state / "wheelhouse", python=server.vm_python())
     server.resume_hosts()
     info_path = args.state / "server.json"
-    info = {**server.info(), "pid": os.getpid(), "latency": args.latency}
+    info = {**server.info(), "pid": os.getpid(), "latency": args.latency, "profile": args.profile,
+            "time_scale": args.time_scale, "throttling": not args.no_throttling}
     tmp = info_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info, indent=2))
     tmp.chmod(0o600)

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from flwrazure.localcloud.arm import catalog as cat
 from flwrazure.localcloud.arm import (
@@ -22,16 +22,18 @@ from flwrazure.localcloud.arm import (
     pips,
     prices,
     quota,
+    timing,
     vms,
     vnets,
 )
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm.common import Ctx, Resp
 from flwrazure.localcloud.arm.conflicts import Busy
-from flwrazure.localcloud.arm.errors import ArmError
+from flwrazure.localcloud.arm.errors import ArmError, render
 from flwrazure.localcloud.arm.faults import Faults
 from flwrazure.localcloud.arm.operations import Operations
 from flwrazure.localcloud.arm.store import Store
+from flwrazure.localcloud.arm.throttle import Throttle
 from flwrazure.localcloud.hosts import NullDriver
 from flwrazure.localcloud.identity import Identity
 
@@ -49,15 +51,39 @@ T = "(?P<type>virtualnetworks|networksecuritygroups|publicipaddresses|networkint
 
 
 def _op_status(ctx: Ctx, ns: str, loc: str, op_id: str) -> Resp:
+    """An Azure-AsyncOperation status monitor, in its provider's shape (recordings): the network provider answers
+    {"status"} (plus error), Compute {startTime, status, name} (plus endTime, error); Retry-After only while
+    InProgress: 10 s on network polls, on Compute's first poll only (50 s for a VM create, else 30 s)."""
     op = ctx.ops.get(op_id)
     if op is None:
         raise ArmError(404, "NotFound", f"The operation '{op_id}' could not be found.")
-    body = {"name": op["name"], "status": op["status"], "startTime": op["startTime"]}
-    if "endTime" in op:
-        body["endTime"] = op["endTime"]
+    compute = ns.lower() == "microsoft.compute"
+    if compute and ctx.query.get("monitor") == "true":  # Compute's Location: 202 while running, then 200, empty
+        if op["status"] == "InProgress":
+            return Resp(202, None, {"Location": f"{ctx.base_url}{ctx.path}?p={op.get('p', '')}&monitor=true"
+                                                f"&api-version={quote(ctx.api_version)}",
+                                    **timing.retry_after(ctx.config, "compute_write")})
+        return Resp(200)
+    with ctx.store.lock:
+        op["polls"] = op.get("polls", 0) + 1
+        first = op["polls"] == 1
+    headers: dict[str, str] = {}
+    if compute:
+        body = {"startTime": op["startTime"], "status": op["status"], "name": op["name"]}
+        if "endTime" in op:
+            body["endTime"] = op["endTime"]
+        if op["status"] == "InProgress" and first:
+            headers = timing.retry_after(ctx.config, "compute_first_poll_create" if op.get("create")
+                                         else "compute_first_poll")
+    else:
+        body = {"status": op["status"]}
+        if op["status"] == "InProgress":
+            headers = timing.retry_after(ctx.config, "network_poll")
     if "error" in op:
-        body["error"] = op["error"]
-    return Resp(200, body)
+        err = op["error"]
+        body["error"] = render(err["code"], err["message"], err.get("target"), err.get("details") or [],
+                               "compute" if compute else "network")
+    return Resp(200, body, headers)
 
 
 def _op_result(ctx: Ctx, ns: str, loc: str, op_id: str) -> Resp:
@@ -130,8 +156,20 @@ groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nic
 
 CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset", "vm_updating",
                "conflicts", "conflict_window", "policy_extensions",
-               "unregistered_providers", "registration_seconds", "echo_address"}
+               "unregistered_providers", "registration_seconds", "echo_address", "profile", "time_scale",
+               "throttling"}
 OPERATOR_IP = "198.18.0.1"  # the host side of the public range: where VMs see the operator's traffic come from
+PROFILES = (None, "none", "azure")
+
+
+def _style_of(path: str) -> str:
+    """Whose error envelope an error without a fixed style gets: the provider named in the path, else ARM's."""
+    low = path.lower()
+    if "/providers/microsoft.network/" in low:
+        return "network"
+    if "/providers/microsoft.compute/" in low:
+        return "compute"
+    return "arm"
 
 
 class ArmApp:
@@ -148,6 +186,7 @@ class ArmApp:
         self.faults = faults or Faults()
         self.busy = Busy()
         self.ops = Operations(store)
+        self.throttle = Throttle()
         self.requests: deque = deque(maxlen=200_000)
         self.base_url = ""
         self.lock = threading.Lock()
@@ -158,12 +197,20 @@ class ArmApp:
         url = urlsplit(target)
         path = url.path.rstrip("/") or "/"
         query = {k.lower(): v for k, v in parse_qsl(url.query, keep_blank_values=True)}
+        metered: dict[str, str] = {}
         try:
-            resp = self._dispatch(method.upper(), path, query, headers, raw)
+            resp = self._dispatch(method.upper(), path, query, headers, raw, metered)
         except ArmError as exc:
-            resp = Resp(exc.status, exc.body(), dict(exc.headers))
+            style = exc.style or _style_of(path)
+            resp = Resp(exc.status, exc.body(style), dict(exc.headers))
+            if style == "gateway":
+                resp.headers["x-ms-failure-cause"] = "gateway"
+                if method.upper() == "HEAD":
+                    resp.body = None
         except Exception as exc:  # never a traceback to the client: a 500 with ARM's body
             resp = Resp(500, {"error": {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}})
+        for key, value in metered.items():  # rate-limit headers on every metered answer, errors included
+            resp.headers.setdefault(key, value)
         elapsed = time.perf_counter() - start
         if not path.startswith("/_localcloud"):
             self.requests.append({"t": time.time(), "method": method.upper(), "path": path,
@@ -182,7 +229,7 @@ class ArmApp:
             headers["Content-Type"] = "application/json; charset=utf-8"
         return resp.status, headers, data
 
-    def _dispatch(self, method: str, path: str, query: dict, headers: dict, raw: bytes) -> Resp:
+    def _dispatch(self, method: str, path: str, query: dict, headers: dict, raw: bytes, metered: dict) -> Resp:
         low = path.lower()
         if low == "/_localcloud/health":
             return Resp(200, {"status": "ok", "subscription_id": self.identity.subscription_id})
@@ -213,6 +260,9 @@ class ArmApp:
         if not _API.match(api):
             raise ArmError(400, "InvalidApiVersionParameter",
                            f"The api-version '{api}' is invalid. The supported versions are 'yyyy-mm-dd'.")
+        if low.startswith("/subscriptions/"):
+            sub = path.split("/")[2]
+            metered.update(self.throttle.charge(self.config, sub, self.identity.client_id, method, path))
         fault = self.faults.http_failure(method, path)
         if fault is not None:
             raise fault
@@ -231,15 +281,17 @@ class ArmApp:
             groups_ = m.groupdict()
             sub = groups_.pop("sub", None)
             if sub != self.identity.subscription_id:
-                raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+                raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.",
+                               style="gateway")
             ctx = Ctx(method, path, query, body, self.base_url, sub, self.store, self.ops, self.config,
                       self.driver, self.faults, self.busy)
             groups.require_registered(ctx)
             return handler(ctx, **groups_)
         if any(p.match(path) for _, p, _ in ROUTES):
-            raise ArmError(405, "MethodNotAllowed", f"The requested method '{method}' is not allowed for '{path}'.")
+            raise ArmError(405, "MethodNotAllowed", f"The requested method '{method}' is not allowed for '{path}'.",
+                           style="gateway")
         raise ArmError(400, "InvalidResourceType", f"The resource type for path '{path}' could not be found for "
-                       f"api version '{api}'.")
+                       f"api version '{api}'.", style="gateway")
 
     @staticmethod
     def _json(raw: bytes) -> dict:
@@ -297,6 +349,13 @@ class ArmApp:
                     raise ArmError(400, "InvalidConfig", f"Unknown settings: {', '.join(sorted(unknown))}.")
                 vms.updating_seconds(change)
                 extensions.check_config(change.get("policy_extensions"))
+                if change.get("profile", None) not in PROFILES:
+                    raise ArmError(400, "InvalidConfig", "profile must be 'azure' or 'none'.")
+                if "time_scale" in change and not (isinstance(change["time_scale"], (int, float))
+                                                   and 0 < change["time_scale"] <= 100):
+                    raise ArmError(400, "InvalidConfig", "time_scale must be a number in (0, 100].")
+                if "throttling" in change:
+                    self.throttle.reset()
                 with self.lock:
                     for key, value in change.items():
                         if key != "catalog":

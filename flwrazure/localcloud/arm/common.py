@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from flwrazure.localcloud.arm import catalog as cat
+from flwrazure.localcloud.arm import timing
 from flwrazure.localcloud.arm.errors import ArmError, rg_not_found
 from flwrazure.localcloud.arm.operations import Operations
 from flwrazure.localcloud.arm.store import Store
@@ -57,9 +58,10 @@ class Ctx:
     def catalog(self) -> dict:
         return self.config["catalog"]
 
-    def latency(self, arm_type: str) -> float:
-        base = float(self.config.get("latency_by_type", {}).get(arm_type, self.config.get("latency", 0.0)))
-        return max(base, self.held)
+    def latency(self, arm_type: str, operation: str = "PUT") -> float:
+        """Seconds the operation takes (the latency profile, `latency`, `latency_by_type`, the time scale), and at
+        least as long as this write's claim on the resource."""
+        return max(timing.duration(self.config, arm_type, operation), self.held)
 
 
 def rid(sub: str, rg: str, ns_type: str, name: str) -> str:
@@ -109,16 +111,28 @@ def tags(body: dict) -> dict:
     return dict(value)
 
 
-def async_headers(ctx: Ctx, namespace: str, loc: str, op: dict, with_location: bool = False) -> dict[str, str]:
-    """ARM's LRO headers: Azure-AsyncOperation (status monitor) and, for deletes and actions, Location."""
+def async_headers(ctx: Ctx, namespace: str, loc: str, op: dict, with_location: bool = False,
+                  retry: str | None = None) -> dict[str, str]:
+    """The LRO headers each provider sends (recordings): Microsoft.Network: Azure-AsyncOperation on PUT, plus a
+    Location to operationResults on DELETE; Microsoft.Compute: an Azure-AsyncOperation URL carrying `p=`, plus the
+    same URL with `monitor=true` as Location on POST actions and DELETE. Both add Azure-AsyncNotification and the
+    profile's Retry-After (`retry` names it, see timing.AZURE_RETRY_AFTER)."""
     base = f"{ctx.base_url}/subscriptions/{ctx.sub}/providers/{namespace}/locations/{loc}"
     api = quote(ctx.api_version)
-    headers = {"Azure-AsyncOperation": f"{base}/operations/{op['name']}?api-version={api}"}
-    if with_location:
-        headers["Location"] = f"{base}/operationResults/{op['name']}?api-version={api}"
-    retry = ctx.config.get("lro_retry_after")
-    if retry is not None:
-        headers["Retry-After"] = str(retry)
+    headers = {"Azure-AsyncNotification": "Enabled"}
+    if namespace == "Microsoft.Compute":
+        url = f"{base}/operations/{op['name']}?p={op['p']}&api-version={api}"
+        headers["Azure-AsyncOperation"] = url
+        if with_location:
+            headers["Location"] = url.replace("&api-version=", "&monitor=true&api-version=")
+    else:
+        headers["Azure-AsyncOperation"] = f"{base}/operations/{op['name']}?api-version={api}"
+        if with_location:
+            headers["Location"] = f"{base}/operationResults/{op['name']}?api-version={api}"
+    if retry is None:
+        retry = ("compute_write" if namespace == "Microsoft.Compute" else
+                 "network_delete" if with_location else "network_put")
+    headers.update(timing.retry_after(ctx.config, retry))
     return headers
 
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from urllib.parse import quote
 
-from flwrazure.localcloud.arm import validate
+from flwrazure.localcloud.arm import timing, validate
 from flwrazure.localcloud.arm.common import Ctx, Resp, location, page, require_group, tags
 from flwrazure.localcloud.arm.errors import ArmError, rg_not_found
 
@@ -81,7 +81,9 @@ def get_group(ctx: Ctx, rg: str) -> Resp:
 
 
 def head_group(ctx: Ctx, rg: str) -> Resp:
-    return Resp(204 if rg.lower() in ctx.store.groups else 404)
+    if rg.lower() in ctx.store.groups:
+        return Resp(204)
+    return Resp(404, None, {"x-ms-failure-cause": "gateway"})  # as recorded: empty body, ARM's gateway answers
 
 
 def list_groups(ctx: Ctx) -> Resp:
@@ -100,16 +102,13 @@ def delete_group(ctx: Ctx, rg: str) -> Resp:
             rec["body"]["properties"]["provisioningState"] = "Deleting"
             blocked = ctx.faults.lro_failure("DELETE", RG_TYPE, rec["body"]["id"])
             op = ctx.ops.start(provider="Microsoft.Resources", location=rec["body"]["location"],
-                               resource_id=rec["body"]["id"], latency=ctx.latency(RG_TYPE),
+                               resource_id=rec["body"]["id"], latency=ctx.latency(RG_TYPE, "DELETE"),
                                work=lambda: purge_group(ctx, rg, blocked))
             rec["meta"]["op"] = op["name"]
             ctx.store.mark_dirty()
     url = (f"{ctx.base_url}/subscriptions/{ctx.sub}/operationresults/{op['name']}"
            f"?api-version={quote(ctx.api_version)}")
-    headers = {"Location": url}
-    if ctx.config.get("lro_retry_after") is not None:
-        headers["Retry-After"] = str(ctx.config["lro_retry_after"])
-    return Resp(202, None, headers)
+    return Resp(202, None, {"Location": url, **timing.retry_after(ctx.config, "group_delete")})
 
 
 def purge_group(ctx: Ctx, rg: str, blocked: ArmError | None = None) -> None:
@@ -161,13 +160,15 @@ def operation_result(ctx: Ctx, op_id: str) -> Resp:
     op = ctx.ops.get(op_id)
     if op is None:
         raise ArmError(404, "NotFound", f"The operation '{op_id}' could not be found.")
+    group = op.get("provider") == "Microsoft.Resources"
     if op["status"] == "InProgress":
-        headers = {"Location": f"{ctx.base_url}{ctx.path}?api-version={quote(ctx.api_version)}"}
-        if ctx.config.get("lro_retry_after") is not None:
-            headers["Retry-After"] = str(ctx.config["lro_retry_after"])
+        headers = {"Location": f"{ctx.base_url}{ctx.path}?api-version={quote(ctx.api_version)}",
+                   **timing.retry_after(ctx.config, "group_delete" if group else "network_poll")}
         return Resp(202, None, headers)
     if op["status"] == "Failed":
-        return Resp(409, {"error": op["error"]})
+        err = op["error"]
+        raise ArmError(409 if group else 400, err["code"], err["message"], err.get("target"),
+                       err.get("details") or [], style="arm" if group else "network")
     return Resp(200)
 
 

@@ -103,8 +103,10 @@ def new_guid() -> str:
 
 
 def put(ctx: Ctx, arm_type: str, rg: str, name: str, build: Callable[[str, dict | None, str], dict],
-        validate_name: Callable[[str, str], None]) -> Resp:
-    """PUT of a top-level network resource: validate, store as Updating, finish as an LRO."""
+        validate_name: Callable[[str, str], None], initial_state: str = "Updating",
+        work: Callable[[str], None] | None = None, retry: str = "network_put") -> Resp:
+    """PUT of a top-level network resource: validate, store in its initial state (Azure: Updating, a NIC already
+    Succeeded), finish as an LRO that runs `work(resource id)` first."""
     require_group(ctx, rg, for_write=True)
     validate_name(name, arm_type)
     canon_rg = ctx.store.groups[rg.lower()]["body"]["name"]
@@ -129,14 +131,16 @@ def put(ctx: Ctx, arm_type: str, rg: str, name: str, build: Callable[[str, dict 
         else:
             body.pop("tags", None)
         body["etag"] = f'W/"{new_guid()}"'
-        body["properties"]["provisioningState"] = "Updating"
+        body["properties"]["provisioningState"] = initial_state
         ctx.store.put(rid_, body)
         response = clone(body)
-    op = start_op(ctx, arm_type, rid_, loc)
-    return Resp(200 if existing else 201, response, async_headers(ctx, NS, loc, op))
+    op = start_op(ctx, arm_type, rid_, loc, (lambda: work(rid_)) if work else None,
+                  "UPDATE" if existing else "PUT")
+    return Resp(200 if existing else 201, response, async_headers(ctx, NS, loc, op, retry=retry))
 
 
-def start_op(ctx: Ctx, arm_type: str, rid_: str, loc: str, work: Callable[[], None] | None = None) -> dict:
+def start_op(ctx: Ctx, arm_type: str, rid_: str, loc: str, work: Callable[[], None] | None = None,
+             operation: str = "PUT") -> dict:
     def finish() -> None:
         if work:
             work()
@@ -149,7 +153,8 @@ def start_op(ctx: Ctx, arm_type: str, rid_: str, loc: str, work: Callable[[], No
                 for child in (rec["body"]["properties"].get(key, []) if rec else []):
                     child["properties"]["provisioningState"] = "Succeeded"
 
-    return ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(arm_type), work=finish,
+    return ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(arm_type, operation),
+                         work=finish,
                          on_fail=lambda exc: set_state(ctx, rid_, "Failed"),
                          fail_with=ctx.faults.lro_failure(ctx.method, arm_type, rid_))
 
@@ -190,8 +195,8 @@ def delete(ctx: Ctx, arm_type: str, rg: str, name: str, check: Callable[[dict], 
                 ctx.store.delete(rid_)
         notify(ctx)
 
-    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(arm_type), work=finish,
-                       on_fail=lambda exc: set_state(ctx, rid_, "Failed"),
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(arm_type, "DELETE"),
+                       work=finish, on_fail=lambda exc: set_state(ctx, rid_, "Failed"),
                        fail_with=ctx.faults.lro_failure("DELETE", arm_type, rid_))
     return Resp(202, None, async_headers(ctx, NS, loc, op, with_location=True))
 
@@ -248,7 +253,8 @@ def child_put(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str, pa
                 ctx.store.mark_dirty()
         notify(ctx)
 
-    op = ctx.ops.start(provider=NS, location=loc, resource_id=child_id, latency=ctx.latency(child_type),
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=child_id,
+                       latency=ctx.latency(child_type, "UPDATE" if existing else "PUT"),
                        work=finish, fail_with=ctx.faults.lro_failure(ctx.method, child_type, child_id))
     return Resp(200 if existing else 201, response, async_headers(ctx, NS, loc, op))
 
@@ -279,7 +285,7 @@ def child_delete(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str,
             ctx.store.mark_dirty()
         notify(ctx)
 
-    op = ctx.ops.start(provider=NS, location=loc, resource_id=child_id, latency=ctx.latency(child_type),
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=child_id, latency=ctx.latency(child_type, "DELETE"),
                        work=finish, fail_with=ctx.faults.lro_failure("DELETE", child_type, child_id))
     return Resp(202, None, async_headers(ctx, NS, loc, op, with_location=True))
 

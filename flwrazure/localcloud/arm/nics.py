@@ -152,7 +152,9 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
                 props[keep] = old[keep]
         return {"properties": props}
 
-    return net.put(ctx, NIC, rg, name, build, validate.network_name)
+    # Azure: a NIC's PUT answers Succeeded at once, its private address already assigned (network-nic-put.json)
+    return net.put(ctx, NIC, rg, name, build, validate.network_name, initial_state="Succeeded",
+                   retry="network_put_nic")
 
 
 def _provisioned(body: dict, ref: str, referrer: str) -> None:

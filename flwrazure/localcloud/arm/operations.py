@@ -29,7 +29,7 @@ class Operations:
         """Register an operation and run `work` after `latency` s. `fail_with` (fault injection) fails it instead."""
         op_id = str(uuid.uuid4())
         op = {"name": op_id, "status": "InProgress", "startTime": now_iso(), "provider": provider,
-              "location": location, "resourceId": resource_id}
+              "location": location, "resourceId": resource_id, "polls": 0, "p": str(uuid.uuid4())}
         with self.store.lock:
             self.store.operations[op_id] = op
             self.store.mark_dirty()
@@ -44,12 +44,14 @@ class Operations:
                 raise fail_with
             work()
             status, error = "Succeeded", None
-        except ArmError as exc:
-            status, error = "Failed", exc.error_detail()
+        except ArmError as exc:  # kept raw: the status monitor renders it in its provider's envelope
+            status, error = "Failed", {"code": exc.code, "message": exc.message, "target": exc.target,
+                                       "details": exc.details}
             if on_fail:
                 on_fail(exc)
         except Exception as exc:  # an emulator bug must still end the operation, as a 500-class failure
-            status, error = "Failed", {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}
+            status, error = "Failed", {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}",
+                                       "target": None, "details": []}
             if on_fail:
                 on_fail(ArmError(500, "InternalServerError", str(exc)))
         with self.store.lock:

@@ -39,6 +39,12 @@ def put_pip(ctx: Ctx, rg: str, name: str) -> Resp:
                             "sku.name")
         method = validate.enum(props_in.get("publicIPAllocationMethod", "Static"), METHODS,
                                "IPAllocationMethod", "properties.publicIPAllocationMethod")
+        tier = validate.enum((body_in.get("sku") or {}).get("tier", "Regional"), {"regional": "Regional",
+                             "global": "Global"}, "PublicIPAddressSkuTier", "sku.tier")
+        if sku == "Basic" and tier == "Global":
+            raise ArmError(400, "GlobalPublicIPAddressNotSupportedForBasicPublicIpAddress",
+                           "Global publicIP addresses are only supported for standard SKU public IP addresses. "
+                           f"Public IP address {rid_} is not standard SKU.")
         if sku != "Basic" and method != "Static":
             raise ArmError(400, "StandardSkuPublicIPAddressesMustBeStatic",
                            f"Standard sku publicIp {rid_} must have AllocationMethod set to Static.")
@@ -60,16 +66,26 @@ def put_pip(ctx: Ctx, rg: str, name: str) -> Resp:
                       "publicIPAddressVersion": props_in.get("publicIPAddressVersion", "IPv4"),
                       "idleTimeoutInMinutes": idle,
                       "ipTags": props_in.get("ipTags", []),
-                      "resourceGuid": old.get("resourceGuid") or net.new_guid(),
-                      "ipAddress": old.get("ipAddress") or _allocate(ctx)})
+                      "resourceGuid": old.get("resourceGuid") or net.new_guid()})
+        if old.get("ipAddress") and method == "Static":
+            props["ipAddress"] = old["ipAddress"]
         if old.get("ipConfiguration"):
             props["ipConfiguration"] = old["ipConfiguration"]
-        out = {"sku": {"name": sku, "tier": (body_in.get("sku") or {}).get("tier", "Regional")}, "properties": props}
+        out = {"sku": {"name": sku, "tier": tier}, "properties": props}
         if body_in.get("zones"):
             out["zones"] = body_in["zones"]
         return out
 
-    return net.put(ctx, PIP, rg, name, build, validate.network_name)
+    def assign(rid_: str) -> None:
+        """Azure: a static address appears once the operation has succeeded, not in the PUT's answer."""
+        with ctx.store.lock:
+            rec = ctx.store.get(rid_)
+            props = rec["body"]["properties"] if rec else {}
+            if rec and props.get("publicIPAllocationMethod") == "Static" and not props.get("ipAddress"):
+                props["ipAddress"] = _allocate(ctx)
+                ctx.store.mark_dirty()
+
+    return net.put(ctx, PIP, rg, name, build, validate.network_name, work=assign)
 
 
 def _attached(body: dict) -> None:

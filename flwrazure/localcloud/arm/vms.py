@@ -286,8 +286,10 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         if not existing:
             _set_power(ctx, rid_, "stopped")
 
-    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM), work=work,
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_,
+                       latency=ctx.latency(VM, "UPDATE" if existing and not retry else "PUT"), work=work,
                        on_fail=failed, fail_with=ctx.faults.lro_failure("PUT", VM, rid_))
+    op["create"] = not existing or retry
     return Resp(200 if existing else 201, response, async_headers(ctx, NS, loc, op))
 
 
@@ -477,7 +479,7 @@ def action(ctx: Ctx, rg: str, name: str, verb: str) -> Resp:
             getattr(ctx.driver, method)(ctx, ctx.store.get(rid_)["body"])
         _set_power(ctx, rid_, final)
 
-    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM), work=work,
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM, verb), work=work,
                        on_fail=lambda exc: _set_power(ctx, rid_, power),
                        fail_with=ctx.faults.lro_failure("POST", VM, rid_))
     return Resp(202, None, async_headers(ctx, NS, loc, op, with_location=True))
@@ -494,7 +496,7 @@ def delete_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         rec["meta"]["power"] = "deallocating" if rec["meta"].get("power") != "deallocated" else "deallocated"
         ctx.store.mark_dirty()
         loc = rec["body"]["location"]
-    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM),
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM, "DELETE"),
                        work=lambda: purge_vm(ctx, ctx.store.get(rid_)),
                        on_fail=lambda exc: set_state(ctx, rid_, "Failed"),
                        fail_with=ctx.faults.lro_failure("DELETE", VM, rid_))
@@ -562,6 +564,6 @@ def delete_disk(ctx: Ctx, rg: str, name: str) -> Resp:
             raise ArmError(409, "OperationNotAllowed",
                            f"Disk {name} is attached to VM {rec['body']['managedBy']}.")
         loc = rec["body"]["location"]
-    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(DISK),
+    op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(DISK, "DELETE"),
                        work=lambda: ctx.store.delete(rid_))
     return Resp(202, None, async_headers(ctx, NS, loc, op, with_location=True))
