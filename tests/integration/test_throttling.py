@@ -34,7 +34,9 @@ def test_300_reads_in_a_burst_are_throttled_past_the_bucket(cloud):
     remaining = [int(r.headers[READS]) for r in ok]
     assert remaining[0] == 249
     # counting down one per read, give or take the tokens refilled meanwhile
-    assert all(b <= a for a, b in zip(remaining, remaining[1:], strict=False) if b != a + 1) and remaining[249 - 40] < 60
+    pairs = list(zip(remaining, remaining[1:], strict=False))
+    assert all(b >= a - 1 for a, b in pairs) and sum(b == a - 1 for a, b in pairs) >= 200
+    assert remaining[-1] <= 1
     first = throttled[0]
     assert first.headers[READS] == "0"
     assert first.json()["error"]["code"] == "SubscriptionRequestsThrottled"
