@@ -19,6 +19,7 @@ class Store:
         self.resources: dict[str, dict] = {}  # lower-case id -> {"body": ..., "meta": ...}
         self.operations: dict[str, dict] = {}
         self.counters: dict[str, int] = {}
+        self.tombstones: dict[str, float] = {}  # lower-case id -> monotonic time of deletion (not kept on disk)
         self._dirty = threading.Event()
         if path and path.exists():
             self._load()

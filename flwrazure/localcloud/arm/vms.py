@@ -11,7 +11,7 @@ import time
 import uuid
 
 from flwrazure.localcloud.arm import catalog as cat
-from flwrazure.localcloud.arm import extensions, nics, quota, validate
+from flwrazure.localcloud.arm import extensions, nics, quota, timing, validate
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm.common import (
     Ctx,
@@ -366,10 +366,20 @@ def _generation(ctx: Ctx, vm: dict) -> str:
     return cat.image_facts(ctx.catalog, f"{image.get('publisher')}:{image.get('offer')}:{image.get('sku')}")[0]
 
 
+# Right after a VM is deleted, ARM still routes its GETs to Compute, which answers its own 404 (recording
+# error-resource-not-found.json: code NotFound, no x-ms-failure-cause); later ARM's gateway answers ResourceNotFound.
+# How long that lasts is not recorded: 60 s (scaled) is assumed.
+RECENTLY_DELETED_S = 60.0
+
+
 def _vm_or_404(ctx: Ctx, rg: str, name: str) -> dict:
     require_group(ctx, rg)
-    rec = ctx.store.get(rid(ctx.sub, rg, VM, name))
+    vm_id = rid(ctx.sub, rg, VM, name)
+    rec = ctx.store.get(vm_id)
     if rec is None:
+        gone = ctx.store.tombstones.get(vm_id.lower())
+        if gone is not None and time.monotonic() - gone < RECENTLY_DELETED_S * timing.scale(ctx.config):
+            raise ArmError(404, "NotFound", "The entity was not found in this Azure location.", style="compute")
         raise not_found(VM, name, rg)
     return rec
 
@@ -536,6 +546,7 @@ def purge_vm(ctx: Ctx, rec: dict | None) -> None:
                 disk_rec["body"]["properties"]["diskState"] = "Unattached"
         extensions.purge(ctx, body["id"])
         ctx.store.delete(body["id"])
+        ctx.store.tombstones[body["id"].lower()] = time.monotonic()
 
 
 # -- disks -----------------------------------------------------------------------------------------------
