@@ -43,11 +43,21 @@ class Target:
         # ride out throttling and 5xx bursts longer than the SDK's default 3 retries (429 honours Retry-After),
         # and "another operation is updating this resource" (409/429) with a budget of its own
         retry = ConflictRetryPolicy(retry_total=6, retry_status=6, retry_backoff_factor=0.5, retry_backoff_max=30)
+        # every attempt (retries included) is paced from ARM's remaining-count headers, so 429s stay rare
+        from flwrazure.azure.pacing import PacingPolicy
+
         kw: dict = {"session": session, "connection_verify": self.verify, "polling_interval": self.poll,
-                    "retry_policy": retry}
+                    "retry_policy": retry, "per_retry_policies": [PacingPolicy(self.pacer)]}
         if self.base_url:
             kw["base_url"] = self.base_url
         return kw
+
+    @cached_property
+    def pacer(self):
+        """One view of ARM's rate-limit buckets for every client of this target (they share the buckets)."""
+        from flwrazure.azure.pacing import Pacer
+
+        return Pacer()
 
     @cached_property
     def resources(self):

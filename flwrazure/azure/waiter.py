@@ -36,11 +36,12 @@ class WaitFailed(Exception):
 
 
 class Waiter:
-    """`interval` is the shortest pause between ticks; a tick that lists k kinds waits at least k/read_budget,
-    so the read rate stays under `read_budget` per second however many kinds are pending."""
+    """`interval` is the shortest pause between ticks. The reads themselves are paced by the SDK pipeline from
+    ARM's remaining-count headers (azure/pacing.py: fast while the read bucket is full, at its refill rate when it
+    runs low); `read_budget`, when given, also caps the rate: a tick that lists k kinds then waits k/read_budget."""
 
     def __init__(self, listers: dict[str, Callable[[], list[dict]]], interval: float, timeout: float = 3600,
-                 read_budget: float = 15.0):
+                 read_budget: float | None = None):
         self.listers, self.interval, self.timeout = listers, interval, timeout
         self.read_budget = read_budget
         self._lock = threading.Condition()
@@ -93,7 +94,8 @@ class Waiter:
                     self._resolve_all(kind, exc)
                     continue
                 self._resolve(kind, listing)
-            pause = max(self.interval, len(kinds) / self.read_budget) - (time.monotonic() - started)
+            floor = len(kinds) / self.read_budget if self.read_budget else 0.0
+            pause = max(self.interval, floor) - (time.monotonic() - started)
             time.sleep(max(pause, 0.0))
 
     def _resolve(self, kind: str, listing: dict) -> None:

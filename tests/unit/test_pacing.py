@@ -1,0 +1,61 @@
+"""The product's pacing from ARM's rate-limit headers (flwrazure/azure/pacing.py), without a network."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from flwrazure.azure.pacing import Pacer, parse_remaining, request_shape
+
+VM = "https://h/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/vm1?api-version=1"
+
+
+def test_headers_are_read_per_bucket():
+    got = parse_remaining({"x-ms-ratelimit-remaining-subscription-writes": "1199",
+                           "X-Ms-Ratelimit-Remaining-Resource": "Microsoft.Compute/PutVM3Min;239,Microsoft.Compute/PutVM30Min;1197",
+                           "x-ms-ratelimit-remaining-subscription-global-writes": "17000", "Retry-After": "3"})
+    assert got == {"writes": 1199, "Microsoft.Compute/PutVM3Min": 239, "Microsoft.Compute/PutVM30Min": 1197}
+
+
+def test_request_shapes_leave_names_out():
+    assert request_shape("PUT", VM) == request_shape("PUT", VM.replace("vm1", "vm2"))
+    assert request_shape("PUT", VM) == "PUT /subscriptions/*/resourcegroups/*/providers/microsoft.compute/virtualmachines/*"
+    assert request_shape("POST", VM.split("?")[0] + "/start").endswith("/virtualmachines/*/start")
+
+
+def test_compute_groups_are_learned_from_answers():
+    p = Pacer()
+    p.acquire(p.keys("PUT", VM))
+    p.release(("writes",), "PUT", VM, {"x-ms-ratelimit-remaining-resource": "Microsoft.Compute/PutVM3Min;239"}, 201)
+    assert p.keys("PUT", VM.replace("vm1", "vm9")) == ("writes", "Microsoft.Compute/PutVM3Min")
+
+
+def test_a_full_bucket_does_not_wait_and_a_low_one_lets_one_probe_go():
+    p = Pacer(reserve=2, min_probe=0.05)
+    start = time.monotonic()
+    for _ in range(5):
+        p.acquire(("writes",))
+        p.release(("writes",), "PUT", VM, {"x-ms-ratelimit-remaining-subscription-writes": "100"}, 201)
+    assert time.monotonic() - start < 0.05
+    p.acquire(("writes",))
+    p.release(("writes",), "PUT", VM, {"x-ms-ratelimit-remaining-subscription-writes": "2"}, 201)
+    start = time.monotonic()
+    p.acquire(("writes",))  # the probe: after min_probe
+    assert 0.04 <= time.monotonic() - start < 0.5
+
+
+def test_while_low_requests_wait_for_the_answers_in_flight():
+    p = Pacer(reserve=1, min_probe=5.0)
+    p.acquire(("writes",))
+    p.release(("writes",), "PUT", VM, {"x-ms-ratelimit-remaining-subscription-writes": "2"}, 201)
+    p.acquire(("writes",))  # 2 left, none in flight, reserve 1: this one goes
+    went = threading.Event()
+
+    def second():
+        p.acquire(("writes",))
+        went.set()
+
+    threading.Thread(target=second, daemon=True).start()
+    assert not went.wait(0.3)  # 2 left - 1 in flight = the reserve: wait for that answer
+    p.release(("writes",), "PUT", VM, {"x-ms-ratelimit-remaining-subscription-writes": "40"}, 201)
+    assert went.wait(1.0)
