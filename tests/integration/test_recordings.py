@@ -117,13 +117,14 @@ class Replay:
 
 
 def adapt_vm(body: dict, key: str, size: str | None = None) -> dict:
-    """A recorded VM PUT made Linux (the local cloud serves Linux images only) with sizes the catalog has."""
+    """A recorded VM PUT made Linux (the local cloud serves Linux images only; a Gen1 image like the recorded ones,
+    so that Gen1-only sizes such as Standard_D2_v2 boot it) with sizes the catalog has."""
     body = copy.deepcopy(body)
     props = body["properties"]
     size = size or props["hardwareProfile"]["vmSize"]
     props["hardwareProfile"] = {"vmSize": LINUX.get(size, size)}
     sp = props.setdefault("storageProfile", {})
-    sp["imageReference"] = dict(arm.IMAGE)
+    sp["imageReference"] = {**arm.IMAGE, "sku": "server-gen1"}  # the recorded images (Windows 2016, CentOS 7.5) are Gen1
     disk = sp.get("osDisk") or {}
     sp["osDisk"] = {k: v for k, v in disk.items() if k in ("name", "caching", "createOption", "deleteOption")}
     sp["osDisk"].setdefault("createOption", "FromImage")
