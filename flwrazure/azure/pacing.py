@@ -5,7 +5,8 @@ deletes`, and Compute `x-ms-ratelimit-remaining-resource: Microsoft.Compute/PutV
 `Pacer` keeps, per bucket, the last count reported and the requests still in flight, and lets a request go only
 while the bucket would keep a small reserve. When a bucket is low and nothing is in flight, one request goes out
 after a short, growing pause to learn the refilled count (the refill rate is not in the headers); its answer then
-releases as many requests as the new count allows. A 429 that still happens is retried by azure-core's RetryPolicy,
+releases as many requests as the new count allows. A 429 that reports a bucket at 0 holds that bucket for its
+Retry-After and spaces the next probes at least that far apart (one token's refill time). A 429 that still happens is retried by azure-core's RetryPolicy,
 which honours Retry-After (and retry-after-ms); the pacing policy sits after it, so every retry is paced too.
 
 Which Compute groups a request draws from is learned from the answers to earlier requests of the same shape
@@ -60,6 +61,18 @@ class Budget:
     in_flight: int = 0
     probe_delay: float = 0.0
     last_sent: float = 0.0
+    hold_until: float = 0.0  # a 429 emptied it: nothing goes before its Retry-After
+
+
+def retry_after(headers) -> float | None:
+    """Seconds from Retry-After (whole seconds) or retry-after-ms / x-ms-retry-after-ms, as azure-core reads them."""
+    low = {k.lower(): v for k, v in (headers or {}).items()}
+    for key, unit in (("retry-after", 1.0), ("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001)):
+        try:
+            return max(0.0, float(low[key]) * unit)
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 @dataclass
@@ -89,8 +102,6 @@ class Pacer:
             now = time.monotonic()
             for k in keys:
                 b = self.budgets.setdefault(k, Budget())
-                if self._low(b):  # this one is a probe: the next waits longer unless the answer is good
-                    b.probe_delay = min(self.max_probe, (b.probe_delay or self.min_probe) * 2)
                 b.in_flight += 1
                 b.last_sent = now
             self.waited += now - start
@@ -101,6 +112,9 @@ class Pacer:
         longest = 0.0
         for k in keys:
             b = self.budgets.get(k)
+            if b is not None and b.hold_until > now:
+                longest = max(longest, b.hold_until - now)
+                continue
             if b is None or not self._low(b):
                 continue
             if b.in_flight == 0:  # low and nothing will report: probe after a growing pause
@@ -124,11 +138,18 @@ class Pacer:
             groups = tuple(sorted(k for k in remaining if "/" in k))
             if groups:
                 self.groups[request_shape(method, url)] = groups
+            now = time.monotonic()
             for k, count in remaining.items():
                 b = self.budgets.setdefault(k, Budget())
                 b.remaining = count
                 if count - b.in_flight > self.reserve:
                     b.probe_delay = 0.0
+                elif status == 429 and count == 0:  # this bucket is empty: wait as told, then probe that slowly
+                    wait = retry_after(headers) or self.min_probe
+                    b.hold_until = now + wait
+                    b.probe_delay = min(self.max_probe, max(wait, b.probe_delay * 2 or self.min_probe))
+                elif b.in_flight == 0:  # still low after a probe: the next probe waits longer
+                    b.probe_delay = min(self.max_probe, (b.probe_delay or self.min_probe) * 1.5)
             if status == 429:
                 self.throttled += 1
             self._cond.notify_all()

@@ -59,3 +59,29 @@ def test_while_low_requests_wait_for_the_answers_in_flight():
     assert not went.wait(0.3)  # 2 left - 1 in flight = the reserve: wait for that answer
     p.release(("writes",), "PUT", VM, {"x-ms-ratelimit-remaining-subscription-writes": "40"}, 201)
     assert went.wait(1.0)
+
+
+def test_a_429_holds_the_empty_bucket_for_its_retry_after_and_spaces_the_probes():
+    p = Pacer(reserve=2, min_probe=0.01)
+    p.acquire(("reads",))
+    p.release(("reads",), "GET", VM, {"x-ms-ratelimit-remaining-subscription-reads": "0", "retry-after-ms": "300"},
+              429)
+    assert p.throttled == 1
+    start = time.monotonic()
+    p.acquire(("reads",))
+    assert 0.25 <= time.monotonic() - start < 1.0  # held for the Retry-After
+    p.release(("reads",), "GET", VM, {"x-ms-ratelimit-remaining-subscription-reads": "0"}, 200)
+    start = time.monotonic()
+    p.acquire(("reads",))
+    assert 0.25 <= time.monotonic() - start < 1.5  # the next probe no sooner than one token's refill
+
+
+def test_a_conflict_429_does_not_hold_the_bucket():
+    """429 RetryableError (another operation on the resource) is not throttling: writes keep going."""
+    p = Pacer(reserve=2)
+    p.acquire(("writes",))
+    p.release(("writes",), "PUT", VM, {"x-ms-ratelimit-remaining-subscription-writes": "150", "Retry-After": "5"},
+              429)
+    start = time.monotonic()
+    p.acquire(("writes",))
+    assert time.monotonic() - start < 0.05
