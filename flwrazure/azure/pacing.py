@@ -5,8 +5,9 @@ deletes`, and Compute `x-ms-ratelimit-remaining-resource: Microsoft.Compute/PutV
 `Pacer` keeps, per bucket, the last count reported and the requests still in flight, and lets a request go only
 while the bucket would keep a small reserve. When a bucket is low and nothing is in flight, one request goes out
 after a short, growing pause to learn the refilled count (the refill rate is not in the headers); its answer then
-releases as many requests as the new count allows. A 429 that reports a bucket at 0 holds that bucket for its
-Retry-After and spaces the next probes at least that far apart (one token's refill time). A 429 that still happens is retried by azure-core's RetryPolicy,
+releases as many requests as the new count allows. Consecutive low reports teach the refill rate; from then on a
+low bucket lets requests go at that rate (no probing). A 429 that reports a bucket at 0 holds that bucket for its
+Retry-After and caps the learned rate at one token per Retry-After. A 429 that still happens is retried by azure-core's RetryPolicy,
 which honours Retry-After (and retry-after-ms); the pacing policy sits after it, so every retry is paced too.
 
 Which Compute groups a request draws from is learned from the answers to earlier requests of the same shape
@@ -62,6 +63,13 @@ class Budget:
     probe_delay: float = 0.0
     last_sent: float = 0.0
     hold_until: float = 0.0  # a 429 emptied it: nothing goes before its Retry-After
+    at: float = 0.0  # when `remaining` was reported
+    rate: float | None = None  # refill per second, learned from consecutive low reports (None: not yet)
+
+    def tokens(self, now: float) -> float:
+        """What the bucket holds now by our reckoning: the last count, plus the refill since, less what is in
+        flight (those requests will take theirs)."""
+        return (self.remaining or 0) + (self.rate or 0.0) * (now - self.at) - self.in_flight
 
 
 def retry_after(headers) -> float | None:
@@ -115,9 +123,11 @@ class Pacer:
             if b is not None and b.hold_until > now:
                 longest = max(longest, b.hold_until - now)
                 continue
-            if b is None or not self._low(b):
+            if b is None or b.remaining is None or b.tokens(now) > self.reserve:
                 continue
-            if b.in_flight == 0:  # low and nothing will report: probe after a growing pause
+            if b.rate:  # low, refill known: wait for the token above the reserve
+                longest = max(longest, (self.reserve + 1 - b.tokens(now)) / b.rate)
+            elif b.in_flight == 0:  # low and nothing will report: probe after a growing pause
                 due = b.last_sent + (b.probe_delay or self.min_probe) - now
                 if due <= 0:
                     continue
@@ -125,9 +135,6 @@ class Pacer:
             else:
                 longest = max(longest, self.max_probe)  # woken by the answers in flight
         return longest
-
-    def _low(self, b: Budget) -> bool:
-        return b.remaining is not None and b.remaining - b.in_flight <= self.reserve
 
     def release(self, keys: tuple[str, ...], method: str, url: str, headers, status: int | None) -> None:
         remaining = parse_remaining(headers or {})
@@ -141,18 +148,31 @@ class Pacer:
             now = time.monotonic()
             for k, count in remaining.items():
                 b = self.budgets.setdefault(k, Budget())
-                b.remaining = count
+                self._learn(b, count, now, status == 429)
+                b.remaining, b.at = count, now
                 if count - b.in_flight > self.reserve:
                     b.probe_delay = 0.0
                 elif status == 429 and count == 0:  # this bucket is empty: wait as told, then probe that slowly
                     wait = retry_after(headers) or self.min_probe
                     b.hold_until = now + wait
                     b.probe_delay = min(self.max_probe, max(wait, b.probe_delay * 2 or self.min_probe))
+                    if wait > 0:  # one token comes back within `wait`: the refill is no faster than that
+                        b.rate = min(b.rate or 1 / wait, 1 / wait)
                 elif b.in_flight == 0:  # still low after a probe: the next probe waits longer
                     b.probe_delay = min(self.max_probe, (b.probe_delay or self.min_probe) * 1.5)
             if status == 429:
                 self.throttled += 1
             self._cond.notify_all()
+
+
+    LOW = 20  # reports at or under this many tokens are far from the bucket's size: refill is not capped there
+
+    def _learn(self, b: Budget, count: int, now: float, throttled: bool) -> None:
+        """Refill rate from two consecutive low reports: the count moved by (refill - the one request answered)."""
+        if b.remaining is None or throttled or b.remaining > self.LOW or count > self.LOW or now - b.at < 0.02:
+            return
+        sample = max(0.0, count - b.remaining + 1) / (now - b.at)
+        b.rate = sample if b.rate is None else 0.7 * b.rate + 0.3 * sample
 
 
 class PacingPolicy(HTTPPolicy):

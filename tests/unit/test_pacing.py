@@ -85,3 +85,19 @@ def test_a_conflict_429_does_not_hold_the_bucket():
     start = time.monotonic()
     p.acquire(("writes",))
     assert time.monotonic() - start < 0.05
+
+
+def test_low_reports_teach_the_refill_rate_and_requests_then_go_at_it():
+    p = Pacer(reserve=1, min_probe=0.01)
+    writes = "x-ms-ratelimit-remaining-subscription-writes"
+    p.acquire(("writes",))
+    p.release(("writes",), "PUT", VM, {writes: "2"}, 201)
+    time.sleep(0.1)
+    p.acquire(("writes",))
+    p.release(("writes",), "PUT", VM, {writes: "3"}, 201)  # +1 net with one request: 2 tokens in 0.1 s
+    assert 15 <= p.budgets["writes"].rate <= 25
+    start = time.monotonic()
+    for _ in range(3):  # 3 tokens above the reserve of 1 at 20/s: about 0.1 s, no probing
+        p.acquire(("writes",))
+        p.release(("writes",), "PUT", VM, {}, 201)
+    assert time.monotonic() - start < 0.5
