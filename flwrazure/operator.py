@@ -153,3 +153,16 @@ def detect(target) -> str:
             if isinstance(v6, str):
                 break
     return decide(v4, v6, proxy_setting())
+
+
+def probe_tcp(ip: str, port: int, timeout: float = 3.0) -> str:
+    """Can this machine open a TCP connection to ip:port? "open", "refused" or "timeout" (a rule dropping it)."""
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "timeout"
+    except OSError as exc:
+        return f"unreachable ({exc.strerror or exc})"

@@ -91,7 +91,12 @@ class _Source:
         if self.lost and now < self.next_try:
             return []
         try:
-            got = remote.more(self._connect(), self.vm.vm, self.unit, self.layout, self.cursor)
+            conn = self._connect()
+            before = conn.transport
+            got = remote.more(conn, self.vm.vm, self.unit, self.layout, self.cursor)
+            if before is not None and conn.transport is not before:  # Fabric re-opened a dropped connection itself
+                return [plan.Line(self.vm.vm, time.time(), "(flwrazure: connection lost: the VM restarted?)"),
+                        plan.Line(self.vm.vm, time.time(), "(flwrazure: reconnected)"), *got]
         except Exception as exc:  # a restarting VM: keep trying, show it once
             self.close()
             self.next_try = now + 3

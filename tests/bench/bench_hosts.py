@@ -16,6 +16,7 @@ from flwrazure.localcloud.hosts import nspawn
 from flwrazure.localcloud.server import LocalCloudServer
 from tests.helpers import arm
 from tests.helpers.cloud import clients_for
+from tests.helpers.hosts import login_trace
 
 N = int(os.environ.get("BENCH_VMS", "10"))
 
@@ -35,31 +36,6 @@ def rss_mib(netns: str) -> float:
             continue
         total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")), 0)
     return total / 1024
-
-
-def login(ip: str, timeout: float = 300) -> dict:
-    """Wait until the admin user logs in; what went wrong on the way, by kind (the first of each kind kept)."""
-    import paramiko
-
-    from tests.helpers.hosts import KEY
-
-    seen: dict = {"errors": {}}
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        try:
-            client.connect(ip, username="azureuser", key_filename=KEY, look_for_keys=False, allow_agent=False,
-                           timeout=3, banner_timeout=10, auth_timeout=10)
-            seen["ready"] = time.monotonic() - start
-            return seen
-        except Exception as exc:  # noqa: BLE001 - counted by kind
-            kind = f"{type(exc).__name__}: {str(exc)[:60]}"
-            seen["errors"][kind] = seen["errors"].get(kind, 0) + 1
-        finally:
-            client.close()
-        time.sleep(0.3)
-    raise RuntimeError(f"{ip}: no login in {timeout:.0f} s: {seen['errors']}")
 
 
 def series(source: str, lag: float, apt: float) -> dict:
@@ -82,7 +58,7 @@ def series(source: str, lag: float, apt: float) -> dict:
             start = time.monotonic()
             c.compute.virtual_machines.begin_create_or_update("rg", f"vm{i}", arm.vm(nics[i][0].id)).result()
             succeeded = time.monotonic() - start
-            seen = login(nics[i][1])
+            seen = login_trace(nics[i][1], timeout=300)
             return succeeded, time.monotonic() - start, seen["errors"]
 
         t0 = time.monotonic()

@@ -34,6 +34,34 @@ def wait_ssh(ip: str, timeout: float = 90, key: str = KEY) -> float:
             time.sleep(0.3)
 
 
+def login_trace(ip: str, timeout: float = 120, key: str = KEY) -> dict:
+    """Wait until the admin user logs in; what happened on the way: errors by kind (and how many), when a key was
+    first refused (sshd answered, the user or key was not there yet), when the login worked (monotonic times)."""
+    import paramiko
+
+    seen: dict = {"errors": {}, "refused": 0}
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect(ip, username="azureuser", key_filename=key, look_for_keys=False, allow_agent=False,
+                           timeout=3, banner_timeout=10, auth_timeout=10)
+            seen["login"] = time.monotonic()
+            seen["ready"] = seen["login"] - start
+            return seen
+        except Exception as exc:  # counted by kind
+            if isinstance(exc, paramiko.AuthenticationException):
+                seen["refused"] += 1
+                seen.setdefault("first_refused", time.monotonic())
+            kind = f"{type(exc).__name__}: {str(exc)[:60]}"
+            seen["errors"][kind] = seen["errors"].get(kind, 0) + 1
+        finally:
+            client.close()
+        time.sleep(0.2)
+    raise AssertionError(f"no login on {ip} within {timeout:.0f} s: {seen['errors']}")
+
+
 def port_state(host: str, port: int, timeout: float = 1.5) -> str:
     """'open', 'refused' or 'timeout' (what an Azure Deny looks like), probed from this machine."""
     try:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import subprocess
 import time
 
-import paramiko
 import pytest
 
 from tests.helpers import arm
-from tests.helpers.hosts import KEY, run
+from tests.helpers.hosts import KEY, login_trace, run
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
 pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
@@ -20,29 +19,6 @@ DEBIAN = {"publisher": "Debian", "offer": "debian-12", "sku": "12-gen2", "versio
 ARM64 = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server-arm64", "version": "latest"}
 VMS = {"fresh": ("Standard_D2s_v3", None), "revert": ("Standard_D2s_v3", None), "small": ("Standard_B1s", None),
        "debian": ("Standard_D2s_v3", DEBIAN), "arm": ("Standard_D2ps_v5", ARM64)}
-
-
-def _login(ip: str, timeout: float = 120) -> dict:
-    """Wait for SSH as the admin user; what was seen on the way (TCP open, key refused, logged in)."""
-    seen = {"refused": 0}
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        try:
-            client.connect(ip, username="azureuser", key_filename=KEY, look_for_keys=False, allow_agent=False,
-                           timeout=3, banner_timeout=5, auth_timeout=5)
-            seen["login"] = time.monotonic()
-            return seen
-        except paramiko.AuthenticationException:
-            seen["refused"] += 1
-            seen.setdefault("first_refused", time.monotonic())
-        except Exception:
-            pass
-        finally:
-            client.close()
-        time.sleep(0.2)
-    raise AssertionError(f"no login on {ip}: {seen}")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +47,7 @@ def ic(tmp_path_factory):
             poller.result()
             cloud.vms[name]["booted"] = time.monotonic()
         for name in ("fresh", "revert", "small", "debian"):
-            cloud.vms[name].update(_login(cloud.vms[name]["public"]))
+            cloud.vms[name].update(login_trace(cloud.vms[name]["public"]))
         cloud.driver = server.app.driver
     except BaseException:
         server.stop()
@@ -173,7 +149,7 @@ def test_debian_has_no_first_boot_apt_and_first_boot_runs_once(ic):
     assert "rc=0" in run(ip, "sudo -n apt-get update -q >/dev/null 2>&1; echo rc=$?")  # no lock held, mirror reached
     ic.compute.virtual_machines.begin_deallocate("rg", "debian").result()
     ic.compute.virtual_machines.begin_start("rg", "debian").result()
-    again = _login(ip)
+    again = login_trace(ip)
     assert again["refused"] == 0, again  # the agent does not run again: the user is there from the start
     assert run(ip, "cloud-init status").strip() == "status: done"
 
