@@ -5,8 +5,8 @@ deletes`, and Compute `x-ms-ratelimit-remaining-resource: Microsoft.Compute/PutV
 `Pacer` keeps, per bucket, the last count reported and the requests still in flight, and lets a request go only
 while the bucket would keep a small reserve. When a bucket is low and nothing is in flight, one request goes out
 after a short, growing pause to learn the refilled count (the refill rate is not in the headers); its answer then
-releases as many requests as the new count allows. Consecutive low reports teach the refill rate; from then on a
-low bucket lets requests go at that rate (no probing). A 429 that reports a bucket at 0 holds that bucket for its
+releases as many requests as the new count allows. The reports while a bucket is low teach its refill rate; from
+then on a low bucket lets requests go at that rate (no probing). A 429 that reports a bucket at 0 holds that bucket for its
 Retry-After and caps the learned rate at one token per Retry-After. A 429 that still happens is retried by azure-core's RetryPolicy,
 which honours Retry-After (and retry-after-ms); the pacing policy sits after it, so every retry is paced too.
 
@@ -64,7 +64,8 @@ class Budget:
     last_sent: float = 0.0
     hold_until: float = 0.0  # a 429 emptied it: nothing goes before its Retry-After
     at: float = 0.0  # when `remaining` was reported
-    rate: float | None = None  # refill per second, learned from consecutive low reports (None: not yet)
+    rate: float | None = None  # refill per second, learned while the bucket is low (None: not yet)
+    anchor: tuple[int, float, int] | None = None  # first low report (count, time) and the answers since
 
     def tokens(self, now: float) -> float:
         """What the bucket holds now by our reckoning: the last count, plus the refill since, less what is in
@@ -123,7 +124,7 @@ class Pacer:
             if b is not None and b.hold_until > now:
                 longest = max(longest, b.hold_until - now)
                 continue
-            if b is None or b.remaining is None or b.tokens(now) > self.reserve:
+            if b is None or b.remaining is None or b.tokens(now) >= self.reserve + 1:
                 continue
             if b.rate:  # low, refill known: wait for the token above the reserve
                 longest = max(longest, (self.reserve + 1 - b.tokens(now)) / b.rate)
@@ -168,11 +169,19 @@ class Pacer:
     LOW = 20  # reports at or under this many tokens are far from the bucket's size: refill is not capped there
 
     def _learn(self, b: Budget, count: int, now: float, throttled: bool) -> None:
-        """Refill rate from two consecutive low reports: the count moved by (refill - the one request answered)."""
-        if b.remaining is None or throttled or b.remaining > self.LOW or count > self.LOW or now - b.at < 0.02:
+        """Refill rate over the whole time the bucket has been low: from its first low report (r0, t0), with n
+        requests answered since (a 429 takes no token), refill = (count - r0 + n) / (now - t0)."""
+        if count > self.LOW:
+            b.anchor = None
             return
-        sample = max(0.0, count - b.remaining + 1) / (now - b.at)
-        b.rate = sample if b.rate is None else 0.7 * b.rate + 0.3 * sample
+        if b.anchor is None:
+            b.anchor = (count, now, 0)
+            return
+        r0, t0, n = b.anchor
+        n += 0 if throttled else 1
+        b.anchor = (r0, t0, n)
+        if now - t0 >= 0.25:
+            b.rate = max(count - r0 + n, 0) / (now - t0) or None
 
 
 class PacingPolicy(HTTPPolicy):

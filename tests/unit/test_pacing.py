@@ -66,14 +66,14 @@ def test_a_429_holds_the_empty_bucket_for_its_retry_after_and_spaces_the_probes(
     p.acquire(("reads",))
     p.release(("reads",), "GET", VM, {"x-ms-ratelimit-remaining-subscription-reads": "0", "retry-after-ms": "300"},
               429)
-    assert p.throttled == 1
+    assert p.throttled == 1 and abs(p.budgets["reads"].rate - 1 / 0.3) < 0.01  # one token per Retry-After
     start = time.monotonic()
-    p.acquire(("reads",))
-    assert 0.25 <= time.monotonic() - start < 1.0  # held for the Retry-After
-    p.release(("reads",), "GET", VM, {"x-ms-ratelimit-remaining-subscription-reads": "0"}, 200)
+    p.acquire(("reads",))  # held for the Retry-After, then until the reserve (2) is back plus one
+    assert 0.8 <= time.monotonic() - start < 1.5
+    p.release(("reads",), "GET", VM, {"x-ms-ratelimit-remaining-subscription-reads": "2"}, 200)
     start = time.monotonic()
-    p.acquire(("reads",))
-    assert 0.25 <= time.monotonic() - start < 1.5  # the next probe no sooner than one token's refill
+    p.acquire(("reads",))  # the reserve is there: one token's refill (0.3 s) for the next
+    assert 0.2 <= time.monotonic() - start < 0.8
 
 
 def test_a_conflict_429_does_not_hold_the_bucket():
@@ -92,9 +92,9 @@ def test_low_reports_teach_the_refill_rate_and_requests_then_go_at_it():
     writes = "x-ms-ratelimit-remaining-subscription-writes"
     p.acquire(("writes",))
     p.release(("writes",), "PUT", VM, {writes: "2"}, 201)
-    time.sleep(0.1)
+    time.sleep(0.3)
     p.acquire(("writes",))
-    p.release(("writes",), "PUT", VM, {writes: "3"}, 201)  # +1 net with one request: 2 tokens in 0.1 s
+    p.release(("writes",), "PUT", VM, {writes: "7"}, 201)  # +5 net with one request: 6 tokens in 0.3 s
     assert 15 <= p.budgets["writes"].rate <= 25
     start = time.monotonic()
     for _ in range(3):  # 3 tokens above the reserve of 1 at 20/s: about 0.1 s, no probing
