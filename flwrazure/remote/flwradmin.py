@@ -92,15 +92,23 @@ def register(conn, adm: Admin, keys: dict[str, str], parallel: int = PARALLEL) -
     return parse_registrations(run(conn, f"{writes} && {jobs}; {show}"))
 
 
-def parse_registrations(out: str) -> dict[str, str]:
-    """The `@@<vm>` sections of the register command's output -> VM name -> node id."""
-    nodes = {}
+def _sections(out: str) -> list[tuple[str, str, dict]]:
+    """The `@@<vm>` sections of a bounded flwr command's output: (VM name, its text, its JSON or {})."""
+    found = []
     for chunk in out.split("@@")[1:]:
         vm, _, text = chunk.partition("\n")
         try:
             data = _json(text)
         except ValueError:
             data = {}
+        found.append((vm, text, data))
+    return found
+
+
+def parse_registrations(out: str) -> dict[str, str]:
+    """The `@@<vm>` sections of the register command's output -> VM name -> node id."""
+    nodes = {}
+    for vm, text, data in _sections(out):
         node = data.get("node-id") or data.get("node_id") or data.get("nodeId")
         if node is None and "already" in text.lower():
             node = "registered"
@@ -137,12 +145,7 @@ def unregister(conn, adm: Admin, node_ids: dict[str, int]) -> dict[str, str]:
 def parse_unregistrations(out: str) -> dict[str, str]:
     """The `@@<vm>` sections of the unregister command's output -> VM name -> "ok" or the error text."""
     done = {}
-    for chunk in out.split("@@")[1:]:
-        vm, _, text = chunk.partition("\n")
-        try:
-            data = _json(text)
-        except ValueError:
-            data = {}
+    for vm, text, data in _sections(out):
         low = text.lower()
         if data.get("success") or "unregistered successfully" in low or "not found" in low or \
                 "already unregistered" in low or "does not exist" in low:

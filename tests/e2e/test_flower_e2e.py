@@ -94,9 +94,12 @@ def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, 
     ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
     if before_start:
         before_start()
-    started = json.loads(ok(flwrazure(home, "start", "--extra-pip", "numpy", *start_args, "--json",
-                                      timeout=900)).stdout)
-    return cli, started
+    result = flwrazure(home, "start", "--extra-pip", "numpy", *start_args, "--json", timeout=900)
+    if result.returncode != 0:  # the local cloud's log carries boot diagnostics of VMs that did not finish booting
+        log = home / "local" / "server.log"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
+        raise AssertionError(f"{result.stderr[-2000:]}\nlocal cloud log:\n{tail}")
+    return cli, json.loads(result.stdout)
 
 
 def run_app(cli: Path, home: Path, app: Path = APP) -> str:

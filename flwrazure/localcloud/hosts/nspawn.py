@@ -281,6 +281,30 @@ class NspawnDriver(NullDriver):
             tail = (self._disk(key) / "console.log").read_text(errors="replace").strip().splitlines()[-3:]
             self._teardown_host(key)
             raise pl.PlumbingError(f"VM {f['name']} did not boot: {' | '.join(tail)}")
+        if self.systemd:
+            threading.Thread(target=self._watch_boot, args=(key, entry, f["name"]), daemon=True,
+                             name=f"boot-watch-{f['name']}").start()
+
+    BOOT_WATCH = 90.0  # seconds after which a VM that has not finished booting is reported (boot diagnostics)
+
+    def _watch_boot(self, key: str, entry: dict, name: str) -> None:
+        """Like Azure's boot diagnostics: a VM whose boot has not finished BOOT_WATCH s after it started (sshd then
+        refuses every user but root: /run/nologin) gets what systemd is waiting for written to its console log
+        and to the local cloud's log."""
+        deadline = time.monotonic() + self.BOOT_WATCH
+        while time.monotonic() < deadline:
+            time.sleep(5)
+            if self.running.get(key) is not entry or entry["proc"].poll() is not None:
+                return
+        report = _inside(entry["proc"].pid, "test -e /run/nologin || exit 0; echo \"boot not finished: $(systemctl "
+                                             "is-system-running)\"; systemctl list-jobs --no-pager | head -n 15; "
+                                             "systemctl --failed --no-pager --no-legend | head -n 10; "
+                                             "cat /run/cloud-init/status.json 2>/dev/null")
+        if report.strip():
+            text = f"flwrazure local cloud: VM {name} {report.strip()}"
+            with open(self._disk(key) / "console.log", "a") as log:
+                log.write(text + "\n")
+            print(text.replace("\n", " | "), flush=True)
 
     def _init(self) -> list[str]:
         if self.systemd:
@@ -382,6 +406,18 @@ def _raise_inotify_limit(wanted: int = 8192) -> None:
             path.write_text(str(wanted))
     except (OSError, ValueError):
         pass
+
+
+def _inside(nspawn_pid: int, script: str) -> str:
+    """Run a shell script inside a booted VM (its PID 1 is nspawn's child), as its root; "" when that fails."""
+    child = subprocess.run(["pgrep", "-P", str(nspawn_pid)], capture_output=True, text=True).stdout.split()
+    if not child:
+        return ""
+    try:
+        return subprocess.run(["nsenter", "-t", child[0], "-m", "-u", "-i", "-p", "sh", "-c", script],
+                              capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 def _memory_gib(catalog: dict, size: str) -> float | None:
