@@ -10,8 +10,8 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from flwrazure import settings
 from flwrazure.plan import cost
+from flwrazure.workstation import settings
 
 AZURE_PRICES = "https://prices.azure.com/api/retail/prices"
 API_VERSION = "2023-01-01-preview"

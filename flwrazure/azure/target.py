@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from flwrazure import settings
 from flwrazure.azure.credential import CachedCredential
 from flwrazure.errors import UsageError
+from flwrazure.workstation import settings
 
 LOCAL_NOT_RUNNING = "The local cloud is not running: start it with `flwrazure local up` (or use --cloud azure)."
 

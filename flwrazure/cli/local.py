@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from flwrazure import settings
 from flwrazure.errors import FlwrazureError, UsageError
+from flwrazure.workstation import settings
 
 
 def _existing_file(value: Path | None, flag: str) -> Path | None:

@@ -7,10 +7,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from flwrazure import operator, sshkeys, state, ui
+from flwrazure import ui
 from flwrazure.errors import UsageError
 from flwrazure.plan import names, versions
 from flwrazure.spec import ClusterSpec
+from flwrazure.workstation import operator, sshkeys, state
 
 GROUP_CREATED_TAG = "flwrazure-created-group"
 

@@ -10,10 +10,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from flwrazure import flwrconfig, operator, state
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import doctor as checks
 from flwrazure.plan import names, rules, versions
+from flwrazure.workstation import flwrconfig, operator, state
 
 
 def ssh_fix(st: dict, ip: str) -> str:
@@ -41,7 +41,7 @@ def _rule_sources(nsg: dict | None, name: str) -> list[str] | None:
 def _cert_facts(path: Path) -> tuple[set[str] | None, dt.datetime | None]:
     from cryptography import x509
 
-    from flwrazure import certs
+    from flwrazure.workstation import certs
 
     if not path.is_file():
         return None, None
@@ -193,11 +193,12 @@ def _remote(st: dict, rows: list[dict], plan, address: str, my_ip: str | None) -
 def renew_cert(cluster: str, show: bool = True) -> dict:
     """A new SuperLink certificate from the same cluster CA (SuperNodes and the flwr CLI trust the CA, so they keep
     working), installed on the server VM, the SuperLink restarted; waits until every SuperNode is back online."""
-    from flwrazure import certs, ui
+    from flwrazure import ui
     from flwrazure.azure.target import connect
     from flwrazure.commands.start import SUPERLINK, _addresses, _wait_superlink
     from flwrazure.plan.services import Layout
     from flwrazure.remote import daemons, flwradmin, ssh
+    from flwrazure.workstation import certs
 
     st = state.load(cluster)
     if not (st.get("started") and st.get("secure")):

@@ -9,10 +9,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from flwrazure import state, ui
+from flwrazure import ui
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import logs as plan
 from flwrazure.plan import names
+from flwrazure.workstation import state
 
 POLL = 1.0
 
@@ -39,13 +40,15 @@ def addresses(st: dict) -> dict[str, dict]:
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect, require_hosts
 
-    require_hosts(st["cloud"])  # logs and ssh: nothing to connect to on a local cloud without sandbox VMs
     target = connect(st["cloud"], st["subscription"])
     try:
         snap = inventory.snapshot(target, st["resource_group"], ("vmview", "pip", "nic"))
     except Exception as exc:
         raise translate(exc, f"resource group {st['resource_group']}") from exc
-    return {r["vm"]: r for r in inventory.vm_rows(snap, names.all_vms(st["cluster"], st["clients"]))}
+    rows = {r["vm"]: r for r in inventory.vm_rows(snap, names.all_vms(st["cluster"], st["clients"]))}
+    if any(r["state"] == "running" and r["public_ip"] for r in rows.values()):
+        require_hosts(st["cloud"])  # logs and ssh would connect: not to a local cloud without sandbox VMs
+    return rows
 
 
 class _Source:

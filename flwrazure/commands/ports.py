@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flwrazure import state, ui
+from flwrazure import ui
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names, rules, versions
+from flwrazure.workstation import state
 
 
 def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int | None = None) -> dict:

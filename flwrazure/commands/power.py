@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from flwrazure import state, ui
+from flwrazure import ui
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import names
+from flwrazure.workstation import state
 
 
 def _vms(target, st: dict) -> dict[str, str]:

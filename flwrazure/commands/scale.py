@@ -15,11 +15,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flwrazure import state, ui
+from flwrazure import ui
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names
 from flwrazure.plan import scale as plan
 from flwrazure.spec import MAX_CLIENTS, ClusterSpec
+from flwrazure.workstation import state
 
 SPEC_FIELDS = ("cluster", "clients", "cloud", "subscription", "resource_group", "location", "server_size",
                "client_size", "admin_user", "flwr_version", "allow_existing_group", "address_space", "subnet_prefix")

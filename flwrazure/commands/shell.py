@@ -7,9 +7,9 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from flwrazure import state
 from flwrazure.commands.logs import addresses, pick
 from flwrazure.errors import FlwrazureError, UsageError
+from flwrazure.workstation import state
 
 
 def run(cluster: str, vm: str | None, command: list[str], all_vms: bool, out=None) -> int:

@@ -8,9 +8,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from flwrazure import certs, flwrconfig, state, ui
+from flwrazure import ui
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names, services, versions
+from flwrazure.workstation import certs, flwrconfig, state
 
 SUPERLINK, SUPERNODE = "flower-superlink", "flower-supernode"
 

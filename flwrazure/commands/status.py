@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flwrazure import state
 from flwrazure.plan import names, versions
+from flwrazure.workstation import state
 
 
 def run(cluster: str) -> dict:

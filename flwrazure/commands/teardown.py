@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from flwrazure import flwrconfig, state
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import names
+from flwrazure.workstation import flwrconfig, state
 
 KIND_OF = {"microsoft.compute/virtualmachines": "vm", "microsoft.network/networkinterfaces": "nic",
            "microsoft.network/publicipaddresses": "pip", "microsoft.network/networksecuritygroups": "nsg",

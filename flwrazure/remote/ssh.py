@@ -42,7 +42,7 @@ def agent_key(public_line: str):
     does not hold the key. Only this key is ever offered to a VM, never the agent's others."""
     import paramiko
 
-    from flwrazure.sshkeys import public_blob
+    from flwrazure.workstation.sshkeys import public_blob
 
     try:
         agent = paramiko.Agent()  # no SSH_AUTH_SOCK: an agent with no keys
@@ -56,8 +56,8 @@ def agent_key(public_line: str):
 def check_key(key_file: str | Path, label: str = "SSH key"):
     """Refuse, before any connection or cloud write, a key that cannot log in: see sshkeys.inspect; and a
     passphrase-protected key is usable only when the operator's ssh-agent holds it. Returns sshkeys.UserKey."""
-    from flwrazure import sshkeys
     from flwrazure.errors import UsageError
+    from flwrazure.workstation import sshkeys
 
     key = sshkeys.inspect(Path(key_file), label)
     if key.encrypted and agent_key(key.public_line) is None:
@@ -69,8 +69,8 @@ def check_key(key_file: str | Path, label: str = "SSH key"):
 
 def _auth(key_file: str) -> dict:
     """The key file itself, or for a passphrase-protected one the agent's copy of exactly that key."""
-    from flwrazure import sshkeys
     from flwrazure.errors import UsageError
+    from flwrazure.workstation import sshkeys
 
     try:
         key = sshkeys.inspect(Path(key_file))

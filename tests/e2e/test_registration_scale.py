@@ -25,9 +25,9 @@ def _memory_groups(home: Path) -> list[Path]:
 
 @pytest.mark.timeout(900)
 def test_registering_many_supernodes_on_a_1_gib_server(home, tmp_path):
-    from flwrazure import certs
     from flwrazure.plan.services import Layout
     from flwrazure.remote import flwradmin, ssh
+    from flwrazure.workstation import certs
 
     wheels, _ = flwr_tools("1.42.0")
     house = home / "local" / "wheelhouse"

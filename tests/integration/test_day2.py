@@ -221,7 +221,7 @@ def test_logs_and_ssh_refuse_bad_input_before_connecting(product_cloud, home):
 def _pretend_started(home, cloud):
     """The record and local files `start` leaves on a secure 1.42 cluster (API-only VMs cannot run Flower): the
     SuperLink certificate for the server's addresses and the [superlink.flower] connection."""
-    from flwrazure import certs, flwrconfig
+    from flwrazure.workstation import certs, flwrconfig
 
     path = home / "clusters" / "flower" / "state.json"
     st = json.loads(path.read_text())

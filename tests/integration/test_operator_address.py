@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from flwrazure import operator
 from flwrazure.errors import UsageError
+from flwrazure.workstation import operator
 from tests.helpers.cloud import flwrazure
 
 ECHO_ENV = "FLWRAZURE_ECHO_URLS"

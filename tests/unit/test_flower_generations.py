@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from flwrazure import flwrconfig
 from flwrazure.commands.start import check
 from flwrazure.errors import UsageError
 from flwrazure.plan import admin, services, versions
+from flwrazure.workstation import flwrconfig
 
 
 @pytest.mark.parametrize("version, cli, toml", [("1.21.0", False, False), ("1.22.3", False, False),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from flwrazure import operator
+from flwrazure.workstation import operator
 
 
 def test_probe_tcp_open_and_refused():

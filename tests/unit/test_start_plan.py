@@ -4,8 +4,8 @@ import tomlkit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from flwrazure import certs, flwrconfig
 from flwrazure.plan import services, versions
+from flwrazure.workstation import certs, flwrconfig
 
 L = services.Layout("/home/azureuser")
 

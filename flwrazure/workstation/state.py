@@ -8,8 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
-from flwrazure import settings
 from flwrazure.errors import UsageError
+from flwrazure.workstation import settings
 
 
 def cluster_dir(cluster: str) -> Path:
