@@ -92,7 +92,10 @@ def test_echo_goes_direct_not_through_https_proxy(proxy, servers, monkeypatch):
     url, seen = servers("203.0.113.50")
     monkeypatch.setenv(ECHO_ENV, url)
     assert operator.detect(AZURE) == "203.0.113.50"
-    assert seen == ["/ip"] and proxy.seen == []
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    # only the echo request matters here: a daemon thread of an earlier in-process test may still talk to its
+    # own local cloud through the proxy variables this test sets
+    assert seen == ["/ip"] and [r for r in proxy.seen if f":{port}".encode() in r] == []
 
 
 def test_services_that_disagree_make_it_unsure(proxy, servers, monkeypatch):
