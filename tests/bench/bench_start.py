@@ -26,8 +26,13 @@ def busy_seconds() -> float:
 def fz(home: Path, *args: str, out: dict | None = None) -> float:
     env = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWR_HOME": str(home / "flwr")}
     start, cpu = time.perf_counter(), busy_seconds()
-    proc = subprocess.run([sys.executable, "-m", "flwrazure", *args], env=env, check=True, capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run([sys.executable, "-m", "flwrazure", *args], env=env, capture_output=True, text=True,
+                          timeout=1800)
+    if proc.returncode != 0:  # say why: the bench's failure is a finding
+        log = home / "local" / "server.log"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
+        raise SystemExit(f"flwrazure {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}\n"
+                         f"local cloud log (last lines):\n{tail}")
     if out is not None:
         out.update(json.loads(proc.stdout), cpu=busy_seconds() - cpu)
     return time.perf_counter() - start

@@ -265,9 +265,9 @@ class NspawnDriver(NullDriver):
                     f"--network-namespace-path=/run/netns/{ns}", "-M", f["computer"], "--console=passive",
                     "--resolv-conf=off", "--timezone=off", "--link-journal=no", *self._init()]
             memory = int(f["memory_gib"] * 2**30) if self.memory and f["memory_gib"] else None
-            if self.vm_cpu or memory:
-                entry["cgroup"] = cgroups.create(f"{self.names.tag}{pl.short(key)}", self.vm_cpu, memory)
-                argv = cgroups.wrap(entry["cgroup"], argv)
+            # always a group of its own (its systemd's tree; see cgroups), with the size's memory and CPU limits
+            entry["cgroup"] = cgroups.create(f"{self.names.tag}{pl.short(key)}", self.vm_cpu, memory)
+            argv = cgroups.wrap(entry["cgroup"], argv)
             entry["proc"] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                              start_new_session=True)
             log.close()
@@ -299,6 +299,8 @@ class NspawnDriver(NullDriver):
         report = _inside(entry["proc"].pid, "test -e /run/nologin || exit 0; echo \"boot not finished: $(systemctl "
                                              "is-system-running)\"; systemctl list-jobs --no-pager | head -n 15; "
                                              "systemctl --failed --no-pager --no-legend | head -n 10; "
+                                             "for u in $(systemctl --failed --no-legend --plain | awk '{print $1}' | "
+                                             "head -n 3); do journalctl -b -u \"$u\" --no-pager -n 4 -o cat; done; "
                                              "cat /run/cloud-init/status.json 2>/dev/null")
         if report.strip():
             text = f"flwrazure local cloud: VM {name} {report.strip()}"
