@@ -187,9 +187,37 @@ def _rmtree(path: Path) -> bool:
     return ok
 
 
-def remove(group: Group) -> None:
-    for path in group.paths:
-        _rmtree(path)  # a group still holding processes (being killed) stays: cleanup() finds it later
+def _kill_members(path: Path) -> None:
+    """SIGKILL what is still in a stopped VM's groups (its own processes, exiting late), so they can go."""
+    import os
+    import signal
+
+    for procs in path.rglob("cgroup.procs"):
+        try:
+            pids = [int(p) for p in procs.read_text().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def remove(group: Group, wait: float = 10.0) -> None:
+    """Remove a stopped VM's groups with their subtrees. The VM's processes may take a moment to leave them (its
+    systemd's units are groups of their own now): wait for that, killing stragglers, up to `wait` seconds."""
+    import time
+
+    deadline = time.monotonic() + wait
+    pending = list(group.paths)
+    while True:
+        pending = [p for p in pending if not _rmtree(p)]
+        if not pending or time.monotonic() >= deadline:
+            return  # what is still there is found by cleanup() (local up after a crash) and the leak checks
+        for path in pending:
+            _kill_members(path)
+        time.sleep(0.1)
 
 
 def leftovers(tag: str) -> list[Path]:

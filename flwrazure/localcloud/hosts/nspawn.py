@@ -398,6 +398,7 @@ class NspawnDriver(NullDriver):
         for t in threads:
             t.join()
         pl.cleanup(self.names, self.hosts_dir)
+        cgroups.cleanup(self.names.tag)  # groups whose last processes left late
 
 
 def _raise_inotify_limit(wanted: int = 8192) -> None:
