@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from flwrazure.localcloud.hosts import nspawn
+from tests.helpers.cloud import local_log_tail
 
 VERSION = "1.42.0"
 CACHE = Path(os.environ.get("FLWRAZURE_TEST_CACHE", Path.home() / ".cache" / "flwrazure-tests")) / f"flwr-{VERSION}"
@@ -29,10 +30,8 @@ def fz(home: Path, *args: str, out: dict | None = None) -> float:
     proc = subprocess.run([sys.executable, "-m", "flwrazure", *args], env=env, capture_output=True, text=True,
                           timeout=1800)
     if proc.returncode != 0:  # say why: the bench's failure is a finding
-        log = home / "local" / "server.log"
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
         raise SystemExit(f"flwrazure {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}\n"
-                         f"local cloud log (last lines):\n{tail}")
+                         f"local cloud log (last lines):\n{local_log_tail(home, 20)}")
     if out is not None:
         out.update(json.loads(proc.stdout), cpu=busy_seconds() - cpu)
     return time.perf_counter() - start

@@ -15,6 +15,7 @@ import pytest
 import tomlkit
 
 from tests.helpers.cloud import flwrazure as _flwrazure
+from tests.helpers.cloud import local_log_tail
 from tests.helpers.hosts import port_state, run, wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
@@ -96,9 +97,7 @@ def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, 
         before_start()
     result = flwrazure(home, "start", "--extra-pip", "numpy", *start_args, "--json", timeout=900)
     if result.returncode != 0:  # the local cloud's log carries boot diagnostics of VMs that did not finish booting
-        log = home / "local" / "server.log"
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
-        raise AssertionError(f"{result.stderr[-2000:]}\nlocal cloud log:\n{tail}")
+        raise AssertionError(f"{result.stderr[-2000:]}\nlocal cloud log:\n{local_log_tail(home, 15)}")
     return cli, json.loads(result.stdout)
 
 

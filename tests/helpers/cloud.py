@@ -91,3 +91,9 @@ def clients_for(server: LocalCloudServer | None, polling: float = 0.02, info: di
     return Cloud(server, info, cred, ResourceManagementClient(cred, info["subscription_id"], **kw),
                  NetworkManagementClient(cred, info["subscription_id"], **kw),
                  ComputeManagementClient(cred, info["subscription_id"], **kw))
+
+
+def local_log_tail(home: Path, lines: int) -> str:
+    """The last lines of the local cloud's log under $FLWRAZURE_HOME (boot diagnostics of stalled VMs land there)."""
+    log = home / "local" / "server.log"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
