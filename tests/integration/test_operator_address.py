@@ -8,6 +8,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_echo_goes_direct_not_through_https_proxy(proxy, servers, monkeypatch):
     url, seen = servers("203.0.113.50")
     monkeypatch.setenv(ECHO_ENV, url)
     assert operator.detect(AZURE) == "203.0.113.50"
-    port = url.rsplit(":", 1)[1].split("/")[0]
+    port = urlsplit(url).port
     # only the echo request matters here: a daemon thread of an earlier in-process test may still talk to its
     # own local cloud through the proxy variables this test sets
     assert seen == ["/ip"] and [r for r in proxy.seen if f":{port}".encode() in r] == []
