@@ -192,6 +192,31 @@ def test_systemd_unit_survives_deallocate_and_start(hc):
     assert run(ip, "cat ~/disk-marker").strip() == "kept"
 
 
+def test_each_vms_systemd_has_a_cgroup_tree_of_its_own(hc):
+    """A unit running on one VM is nowhere in another VM's cgroup tree, and stopping a unit on one VM leaves the
+    same unit on another running. Before, every VM's systemd ran its units in one shared
+    /payload/system.slice/<unit> cgroup, and VMs booting together raced for those groups: on a resumed VM
+    systemd-user-sessions failed with status=219/CGROUP, /run/nologin stayed, and sshd hung up on the admin user
+    ("transport shut down or saw EOF")."""
+    only_a = f"fzonly{uuid.uuid4().hex[:8]}"
+    unit = "[Unit]\\nDescription=flwrazure test\\n[Service]\\nExecStart=/bin/sleep 600\\n"
+    a, target = hc.vms["a"]["public"], hc.vms["target"]["public"]
+    for ip, name in ((a, only_a), (a, "fzshared"), (target, "fzshared")):
+        run(ip, f"printf '{unit}' | sudo tee /etc/systemd/system/{name}.service >/dev/null && "
+                f"sudo systemctl daemon-reload && sudo systemctl start {name}")
+    try:
+        trees = {ip: run(ip, "ls /sys/fs/cgroup/systemd/system.slice/ 2>/dev/null || "
+                             "ls /sys/fs/cgroup/system.slice/") for ip in (a, target)}
+        assert f"{only_a}.service" in trees[a] and f"{only_a}.service" not in trees[target], trees
+        run(a, "sudo systemctl stop fzshared")
+        time.sleep(1)
+        assert run(target, "systemctl is-active fzshared || true").strip() == "active"
+    finally:
+        for ip, name in ((a, only_a), (a, "fzshared"), (target, "fzshared")):
+            run(ip, f"sudo systemctl stop {name}; sudo rm -f /etc/systemd/system/{name}.service; "
+                    "sudo systemctl daemon-reload")
+
+
 @pytest.mark.parametrize("kind", ["systemd", "loop"])
 def test_product_service_layer_on_a_real_host(hc, kind):
     """flwrazure's services (remote/daemons.py) on a real host, under either supervisor: install starts the process,

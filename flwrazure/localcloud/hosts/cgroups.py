@@ -3,7 +3,15 @@ VM, and optionally a fixed CPU share (`local up --vm-cpu F`: an Azure VM's vCPUs
 takes does not depend on how many other VMs run; here all VMs share this machine's cores).
 
 One cgroup per VM and controller, made under the local cloud's own cgroup (not the root: a container's limits stay
-inside its parent's). cgroup v1 (per-controller hierarchies) and v2 (one unified tree) are both handled."""
+inside its parent's). cgroup v1 (per-controller hierarchies) and v2 (one unified tree) are both handled.
+
+Every VM also gets a group of its own in the trees where systemd-nspawn makes its `supervisor` and `payload`
+groups (v1: the name=systemd tree and, in hybrid mode, the unified one; v2: the unified tree). nspawn makes them
+inside the cgroup it was started in: before, every VM was started in the local cloud's own, so every VM's systemd
+ran its units in one shared /payload/system.slice/<unit> — one VM stopping a unit killed the same unit's processes
+in the others, and one VM removing a unit's group as another attached to it failed that unit with status=219/CGROUP
+(found as systemd-user-sessions.service failing on a resumed VM: /run/nologin stayed, and sshd hung up on every
+user but root — the "transport shut down or saw EOF" login failure)."""
 
 from __future__ import annotations
 
@@ -62,6 +70,38 @@ class Group:
     paths: list[Path] = field(default_factory=list)
 
 
+def systemd_trees() -> list[Path]:
+    """Where a VM's systemd (through nspawn) makes its groups: this process's group in the name=systemd tree and
+    the unified tree (v1; mounted here as nspawn itself would when missing), or in the one v2 tree."""
+    v = version()
+    if v == "v2":
+        return [MOUNT / _own("")]
+    if v != "v1":
+        return []
+    trees = []
+    named = MOUNT / "systemd"
+    if not (named / "cgroup.procs").exists():
+        _mount(named, ["-t", "cgroup", "-o", "none,name=systemd", "cgroup"])
+    if (named / "cgroup.procs").exists():
+        trees.append(named / _own("name=systemd"))
+    unified = MOUNT / "unified"
+    if not (unified / "cgroup.procs").exists():
+        _mount(unified, ["-t", "cgroup2", "-o", "nsdelegate", "cgroup2"])
+    if (unified / "cgroup.procs").exists():
+        trees.append(unified / _own(""))
+    return trees
+
+
+def _mount(where: Path, args: list[str]) -> None:
+    import subprocess
+
+    try:
+        where.mkdir(exist_ok=True)
+        subprocess.run(["mount", *args, str(where)], capture_output=True, check=False)
+    except OSError:
+        pass
+
+
 def _enable_v2(root: Path, controller: str) -> None:
     sub = root / "cgroup.subtree_control"
     if controller not in sub.read_text().split():
@@ -69,8 +109,14 @@ def _enable_v2(root: Path, controller: str) -> None:
 
 
 def create(name: str, cpu: float | None = None, memory_bytes: int | None = None) -> Group:
-    """A VM's group(s): CPU capped at `cpu` cores, memory at `memory_bytes` with no swap."""
+    """A VM's group(s): CPU capped at `cpu` cores, memory at `memory_bytes` with no swap; and its own group in
+    the trees its systemd uses (always: see the module's docstring)."""
     group = Group(name)
+    for tree in systemd_trees():
+        path = tree / f"{PREFIX}{name}"
+        if path not in group.paths:
+            path.mkdir(exist_ok=True)
+            group.paths.append(path)
     if cpu:
         root = parent("cpu")
         path = root / f"{PREFIX}{name}"  # type: ignore[operator]
@@ -120,30 +166,86 @@ def wrap(group: Group, argv: list[str]) -> list[str]:
     return ["/bin/sh", "-c", f'{moves} && exec "$@"', "vm", *argv]
 
 
-def remove(group: Group) -> None:
-    for path in group.paths:
+def _rmtree(path: Path) -> bool:
+    """Remove a cgroup and the groups inside it (nspawn's supervisor/payload, the VM's units), deepest first;
+    False when one still holds processes."""
+    import os
+
+    ok = True
+    if not path.is_dir():
+        return True
+    for root, dirs, _ in os.walk(path, topdown=False):
+        for d in dirs:
+            try:
+                os.rmdir(os.path.join(root, d))
+            except OSError:
+                ok = False
+    try:
+        path.rmdir()
+    except OSError:
+        ok = False
+    return ok
+
+
+def _kill_members(path: Path) -> None:
+    """SIGKILL what is still in a stopped VM's groups (its own processes, exiting late), so they can go."""
+    import os
+    import signal
+
+    for procs in path.rglob("cgroup.procs"):
         try:
-            path.rmdir()
-        except OSError:
-            pass  # still has processes (they are being killed) or already gone
+            pids = [int(p) for p in procs.read_text().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def remove(group: Group, wait: float = 10.0) -> None:
+    """Remove a stopped VM's groups with their subtrees. The VM's processes may take a moment to leave them (its
+    systemd's units are groups of their own now): wait for that, killing stragglers, up to `wait` seconds."""
+    import time
+
+    deadline = time.monotonic() + wait
+    pending = list(group.paths)
+    while True:
+        pending = [p for p in pending if not _rmtree(p)]
+        if not pending or time.monotonic() >= deadline:
+            return  # what is still there is found by cleanup() (local up after a crash) and the leak checks
+        for path in pending:
+            _kill_members(path)
+        time.sleep(0.1)
 
 
 def leftovers(tag: str) -> list[Path]:
     found = []
-    for controller in ("cpu", "memory"):
-        root = parent(controller)
+    roots = [parent(c) for c in ("cpu", "memory")] + ([t for t in _mounted_trees()])
+    for root in roots:
         if root is not None:
             found += [g for g in root.glob(f"{PREFIX}{tag}*") if g not in found]
     return found
+
+
+def _mounted_trees() -> list[Path]:
+    """systemd_trees() without mounting anything (looking for leftovers must not change the machine)."""
+    v = version()
+    if v == "v2":
+        return [MOUNT / _own("")]
+    trees = []
+    if v == "v1":
+        for where, ctl in ((MOUNT / "systemd", "name=systemd"), (MOUNT / "unified", "")):
+            if (where / "cgroup.procs").exists():
+                trees.append(where / _own(ctl))
+    return trees
 
 
 def cleanup(tag: str) -> list[str]:
     """Empty leftovers of a crashed local cloud whose names carry `tag`."""
     removed = []
     for path in leftovers(tag):
-        try:
-            path.rmdir()
+        if _rmtree(path):
             removed.append(f"cgroup {path.name}")
-        except OSError:
-            pass
     return removed

@@ -265,9 +265,9 @@ class NspawnDriver(NullDriver):
                     f"--network-namespace-path=/run/netns/{ns}", "-M", f["computer"], "--console=passive",
                     "--resolv-conf=off", "--timezone=off", "--link-journal=no", *self._init()]
             memory = int(f["memory_gib"] * 2**30) if self.memory and f["memory_gib"] else None
-            if self.vm_cpu or memory:
-                entry["cgroup"] = cgroups.create(f"{self.names.tag}{pl.short(key)}", self.vm_cpu, memory)
-                argv = cgroups.wrap(entry["cgroup"], argv)
+            # always a group of its own (its systemd's tree; see cgroups), with the size's memory and CPU limits
+            entry["cgroup"] = cgroups.create(f"{self.names.tag}{pl.short(key)}", self.vm_cpu, memory)
+            argv = cgroups.wrap(entry["cgroup"], argv)
             entry["proc"] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                              start_new_session=True)
             log.close()
@@ -398,6 +398,7 @@ class NspawnDriver(NullDriver):
         for t in threads:
             t.join()
         pl.cleanup(self.names, self.hosts_dir)
+        cgroups.cleanup(self.names.tag)  # groups whose last processes left late
 
 
 def _raise_inotify_limit(wanted: int = 8192) -> None:
