@@ -115,12 +115,12 @@ def create(name: str, cpu: float | None = None, memory_bytes: int | None = None)
     for tree in systemd_trees():
         path = tree / f"{PREFIX}{name}"
         if path not in group.paths:
-            path.mkdir(exist_ok=True)
+            _fresh(path)
             group.paths.append(path)
     if cpu:
         root = parent("cpu")
         path = root / f"{PREFIX}{name}"  # type: ignore[operator]
-        path.mkdir(exist_ok=True)
+        _fresh(path)
         quota = max(1000, int(cpu * PERIOD_US))
         if version() == "v1":
             (path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
@@ -133,7 +133,7 @@ def create(name: str, cpu: float | None = None, memory_bytes: int | None = None)
         root = parent("memory")
         path = root / f"{PREFIX}{name}"  # type: ignore[operator]
         if path not in group.paths:
-            path.mkdir(exist_ok=True)
+            _fresh(path)
             group.paths.append(path)
         if version() == "v1":
             (path / "memory.limit_in_bytes").write_text(str(memory_bytes))
@@ -204,6 +204,28 @@ def _kill_members(path: Path) -> None:
                 pass
 
 
+def _empty(path: Path, wait: float) -> bool:
+    """Remove one group with its subtree, killing what is still in it, retried up to `wait` seconds."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while not _rmtree(path):
+        if time.monotonic() >= deadline:
+            return False
+        _kill_members(path)
+        time.sleep(0.1)
+    return True
+
+
+def _fresh(path: Path) -> None:
+    """An empty group at `path`. A group left by a VM of the same name (the same VM re-booted after a local
+    cloud crashed) still holds its dead systemd's subtree — a new systemd would start its units in those groups
+    and never finish booting — so it is emptied and made anew."""
+    if path.is_dir():
+        _empty(path, 10.0)
+    path.mkdir(exist_ok=True)
+
+
 def remove(group: Group, wait: float = 10.0) -> None:
     """Remove a stopped VM's groups with their subtrees. The VM's processes may take a moment to leave them (its
     systemd's units are groups of their own now): wait for that, killing stragglers, up to `wait` seconds."""
@@ -246,6 +268,6 @@ def cleanup(tag: str) -> list[str]:
     """Empty leftovers of a crashed local cloud whose names carry `tag`."""
     removed = []
     for path in leftovers(tag):
-        if _rmtree(path):
+        if _empty(path, 5.0):
             removed.append(f"cgroup {path.name}")
     return removed
