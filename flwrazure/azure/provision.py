@@ -8,11 +8,13 @@ kind per tick to learn when things finish."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flwrazure.azure import inventory
 from flwrazure.azure.errors import AzureError, translate
+from flwrazure.azure.pacing import retry_after
 from flwrazure.azure.target import Target
 from flwrazure.azure.waiter import Waiter, WaitFailed, provisioning_state
 from flwrazure.errors import FlwrazureError, UsageError
@@ -47,8 +49,19 @@ def size_of(spec: ClusterSpec, v: VmNames) -> str:
     return spec.server_size if v.role == "server" else spec.client_size
 
 
-def _ensure(run: Run, kind: str, name: str, put) -> dict:
-    """Converge one resource: keep ours if Succeeded, wait if in flight, (re)create if missing or failed."""
+def _succeeded_at_once(poller) -> dict | None:
+    """The PUT's own answer when it already says Succeeded (Azure's network provider answers a NIC PUT so, with
+    its private IP): nothing to wait for. None when it does not, or cannot be read REST-shaped."""
+    try:
+        body = poller.result().as_dict()
+        return body if provisioning_state("", "", body) == "succeeded" else None
+    except Exception:
+        return None
+
+
+def _ensure(run: Run, kind: str, name: str, put, answer_is_final: bool = False) -> dict:
+    """Converge one resource: keep ours if Succeeded, wait if in flight, (re)create if missing or failed.
+    answer_is_final: the PUT's answer may already be Succeeded (NICs), then no status read is spent on it."""
     if run.abort.is_set():
         raise FlwrazureError("interrupted")
     existing = run.snap[kind].get(name.lower())
@@ -69,17 +82,25 @@ def _ensure(run: Run, kind: str, name: str, put) -> dict:
             return _wait(run, kind, name, label)
         if state == "deleting":
             run.waiter.gone(kind, name)
+    hint: dict = {}
+
+    def keep_retry_after(pipeline_response) -> None:
+        hint["after"] = retry_after(pipeline_response.http_response.headers)
+
     try:
-        put()
+        poller = put(raw_response_hook=keep_retry_after)
         run.writes.append(f"{kind}/{name}")
     except Exception as exc:
         raise translate(exc, label) from exc
-    return _wait(run, kind, name, label)
+    if answer_is_final and (body := _succeeded_at_once(poller)) is not None:
+        run.progress.advance(kind)
+        return body
+    return _wait(run, kind, name, label, time.monotonic() + hint["after"] if hint.get("after") else None)
 
 
-def _wait(run: Run, kind: str, name: str, label: str) -> dict:
+def _wait(run: Run, kind: str, name: str, label: str, not_before: float | None = None) -> dict:
     try:
-        body = run.waiter.ready(kind, name)
+        body = run.waiter.ready(kind, name, not_before)
     except WaitFailed as exc:
         raise _failure(run, kind, name, label, exc) from None
     except Exception as exc:
@@ -108,8 +129,8 @@ def _vnet(run: Run) -> dict:
     s = run.spec
     tags = names.tags(s.cluster, cluster_id=s.cluster_id)
     body = resources.vnet(s.location, tags, s.address_space, names.subnet(), s.subnet_prefix)
-    return _ensure(run, "vnet", names.vnet(s.cluster), lambda: run.target.network.virtual_networks.
-                   begin_create_or_update(s.resource_group, names.vnet(s.cluster), body, polling=False))
+    return _ensure(run, "vnet", names.vnet(s.cluster), lambda **kw: run.target.network.virtual_networks.
+                   begin_create_or_update(s.resource_group, names.vnet(s.cluster), body, polling=False, **kw))
 
 
 def _nsg(run: Run) -> dict:
@@ -118,8 +139,8 @@ def _nsg(run: Run) -> dict:
     name = names.nsg(s.cluster)
     tags = names.tags(s.cluster, cluster_id=s.cluster_id)
     body = resources.nsg(s.location, tags, {ssh.name: rules.rule_body(ssh)})
-    nsg = _ensure(run, "nsg", name, lambda: run.target.network.network_security_groups.begin_create_or_update(
-        s.resource_group, name, body, polling=False))
+    nsg = _ensure(run, "nsg", name, lambda **kw: run.target.network.network_security_groups.begin_create_or_update(
+        s.resource_group, name, body, polling=False, **kw))
     current = next((r for r in nsg["properties"].get("securityRules", []) if r["name"] == ssh.name), None)
     if not rules.matches(ssh, current):  # converge the SSH rule (e.g. the operator's address changed)
         try:
@@ -151,19 +172,19 @@ def _converge_idle_timeout(run: Run, name: str, pip: dict) -> dict:
 def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
     s, net = run.spec, run.target.network
     tags = names.tags(s.cluster, v.role, s.cluster_id)
-    pip = _ensure(run, "pip", v.public_ip, lambda: net.public_ip_addresses.begin_create_or_update(
-        s.resource_group, v.public_ip, resources.public_ip(s.location, tags), polling=False))
+    pip = _ensure(run, "pip", v.public_ip, lambda **kw: net.public_ip_addresses.begin_create_or_update(
+        s.resource_group, v.public_ip, resources.public_ip(s.location, tags), polling=False, **kw))
     pip = _converge_idle_timeout(run, v.public_ip, pip)
     vnet, nsg = vnet_f.result(), nsg_f.result()
     subnet_id = next(sn["id"] for sn in vnet["properties"]["subnets"] if sn["name"] == names.subnet())
     nic_body = resources.nic(s.location, tags, subnet_id, pip["id"], nsg["id"])
-    nic = _ensure(run, "nic", v.nic, lambda: net.network_interfaces.begin_create_or_update(
-        s.resource_group, v.nic, nic_body, polling=False))
+    nic = _ensure(run, "nic", v.nic, lambda **kw: net.network_interfaces.begin_create_or_update(
+        s.resource_group, v.nic, nic_body, polling=False, **kw), answer_is_final=True)
     image, disk_type = run.machines.get(size_of(s, v), (None, "Premium_LRS"))
     vm_body = resources.vm(s.location, tags, size_of(s, v), v.vm, s.admin_user, run.public_key, nic["id"],
                            v.os_disk, image, disk_type)
-    return _ensure(run, "vm", v.vm, lambda: run.target.compute.virtual_machines.begin_create_or_update(
-        s.resource_group, v.vm, vm_body, polling=False))
+    return _ensure(run, "vm", v.vm, lambda **kw: run.target.compute.virtual_machines.begin_create_or_update(
+        s.resource_group, v.vm, vm_body, polling=False, **kw))
 
 
 def converge(run: Run) -> None:

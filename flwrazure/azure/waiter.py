@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 TERMINAL_OK = {"succeeded"}
 TERMINAL_BAD = {"failed", "canceled"}
@@ -38,38 +39,48 @@ class WaitFailed(Exception):
 class Waiter:
     """`interval` is the shortest pause between ticks. The reads themselves are paced by the SDK pipeline from
     ARM's remaining-count headers (azure/pacing.py: fast while the read bucket is full, at its refill rate when it
-    runs low); `read_budget`, when given, also caps the rate: a tick that lists k kinds then waits k/read_budget."""
+    runs low); `read_budget`, when given, also caps the rate: a tick that lists k kinds then waits k/read_budget.
+
+    Each wait has an Event of its own, set only when its resource is resolved: a tick wakes just the waits it
+    answered (waking all of 300 waiting chains on every tick cost more CPU than the lists themselves). The kinds a
+    tick needs are listed at once, so a tick takes as long as its slowest list."""
 
     def __init__(self, listers: dict[str, Callable[[], list[dict]]], interval: float, timeout: float = 3600,
                  read_budget: float | None = None):
         self.listers, self.interval, self.timeout = listers, interval, timeout
         self.read_budget = read_budget
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
         self._pending: dict[tuple[str, str, str], dict] = {}  # (kind, name, mode) -> slot
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self.reads = 0
 
-    def ready(self, kind: str, name: str) -> dict:
-        """Block until the resource's provisioningState is Succeeded; raise WaitFailed on Failed/Canceled."""
-        return self._wait(kind, name, "ready")
+    def ready(self, kind: str, name: str, not_before: float | None = None) -> dict:
+        """Block until the resource's provisioningState is Succeeded; raise WaitFailed on Failed/Canceled.
+        not_before (time.monotonic()): no list is spent on this wait before then — the Retry-After Azure sent with
+        the write (a VM PUT: 10 s), so a hundred VMs being created cost no reads while the rest is still built."""
+        return self._wait(kind, name, "ready", not_before)
 
     def gone(self, kind: str, name: str) -> None:
         self._wait(kind, name, "gone")
 
-    def _wait(self, kind: str, name: str, mode: str) -> dict:
+    def _wait(self, kind: str, name: str, mode: str, not_before: float | None = None) -> dict:
         key = (kind, name.lower(), mode)
         with self._lock:
-            slot = self._pending.setdefault(key, {"done": False, "result": None, "error": None, "misses": 0})
-            if self._thread is None or not self._thread.is_alive():
+            slot = self._pending.get(key)
+            if slot is None:
+                slot = self._pending[key] = {"event": threading.Event(), "result": None, "error": None, "misses": 0,
+                                             "due": not_before or 0.0}
+            else:
+                slot["due"] = min(slot["due"], not_before or 0.0)
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, daemon=True, name="flwrazure-waiter")
                 self._thread.start()
-            self._lock.notify_all()
-            deadline = time.monotonic() + self.timeout
-            while not slot["done"]:
-                if not self._lock.wait(timeout=max(0.0, deadline - time.monotonic())) and \
-                        time.monotonic() >= deadline:
-                    raise TimeoutError(f"{kind} {name} not {mode} after {self.timeout:.0f} s")
-            self._pending.pop(key, None)
+        if not slot["event"].wait(timeout=self.timeout):
+            raise TimeoutError(f"{kind} {name} not {mode} after {self.timeout:.0f} s")
+        with self._lock:
+            if self._pending.get(key) is slot:
+                del self._pending[key]
         if slot["error"]:
             raise slot["error"]
         return slot["result"]
@@ -78,55 +89,72 @@ class Waiter:
         """Fail every pending wait (Ctrl-C): the chains stop before their next request."""
         self._resolve_all(None, InterruptedError("interrupted"))
 
+    def _read(self, kind: str) -> tuple[str, dict | None, Exception | None]:
+        try:
+            return kind, {item["name"].lower(): item for item in self.listers[kind]()}, None
+        except Exception as exc:  # a failed read fails the waits of that kind, with its cause
+            return kind, None, exc
+
     def _loop(self) -> None:
         while True:
             with self._lock:
-                kinds = sorted({k for (k, _, _), s in self._pending.items() if not s["done"]})
-                if not kinds:
+                waiting = [(k, s["due"]) for (k, _, _), s in self._pending.items() if not s["event"].is_set()]
+                if not waiting:
                     self._thread = None
                     return
             started = time.monotonic()
-            for kind in kinds:
-                try:
-                    listing = {item["name"].lower(): item for item in self.listers[kind]()}
-                    self.reads += 1
-                except Exception as exc:  # a failed read fails the waits of that kind, with its cause
+            kinds = sorted({k for k, due in waiting if due <= started})
+            if not kinds:  # every wait asked for time first: sleep until the first is due (a new wait wakes it)
+                time.sleep(min(min(due for _, due in waiting) - started, max(self.interval, 0.05)))
+                continue
+            if len(kinds) == 1:
+                answers = [self._read(kinds[0])]
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=len(self.listers), thread_name_prefix="waiter")
+                answers = list(self._pool.map(self._read, kinds))
+            for kind, listing, exc in answers:
+                if exc is not None:
                     self._resolve_all(kind, exc)
-                    continue
-                self._resolve(kind, listing)
+                else:
+                    self.reads += 1
+                    self._resolve(kind, listing)
             floor = len(kinds) / self.read_budget if self.read_budget else 0.0
             pause = max(self.interval, floor) - (time.monotonic() - started)
             time.sleep(max(pause, 0.0))
 
+    @staticmethod
+    def _done(slot: dict, result: dict | None = None, error: Exception | None = None) -> None:
+        slot["result"], slot["error"] = result, error
+        slot["event"].set()
+
     def _resolve(self, kind: str, listing: dict) -> None:
         with self._lock:
             for (k, name, mode), slot in self._pending.items():
-                if k != kind or slot["done"]:
+                if k != kind or slot["event"].is_set():
                     continue
                 body = listing.get(name)
                 if mode == "gone":
                     if body is None:
-                        slot["done"] = True
+                        self._done(slot)
                     continue
                 if body is None:
                     slot["misses"] += 1
                     if slot["misses"] >= 20:  # created moments ago but never listed: something deleted it
-                        slot["error"], slot["done"] = WaitFailed(kind, name, "missing", None), True
+                        self._done(slot, error=WaitFailed(kind, name, "missing", None))
                     continue
                 try:
                     state = provisioning_state(kind, name, body)
                 except UnreadableState as exc:
-                    slot["error"], slot["done"] = exc, True
+                    self._done(slot, error=exc)
                     continue
                 if state in TERMINAL_OK:
-                    slot["result"], slot["done"] = body, True
+                    self._done(slot, result=body)
                 elif state in TERMINAL_BAD:
-                    slot["error"], slot["done"] = WaitFailed(kind, name, state, body), True
-            self._lock.notify_all()
+                    self._done(slot, error=WaitFailed(kind, name, state, body))
 
     def _resolve_all(self, kind: str | None, exc: Exception) -> None:
         with self._lock:
             for (k, _, _), slot in self._pending.items():
-                if (kind is None or k == kind) and not slot["done"]:
-                    slot["error"], slot["done"] = exc, True
-            self._lock.notify_all()
+                if (kind is None or k == kind) and not slot["event"].is_set():
+                    self._done(slot, error=exc)

@@ -9,11 +9,16 @@ imports, about 1-2 s on these cores), so the ratio at small time scales shows th
 
 Bounds. create-cluster: the larger of the dependency chain from the profile — max(VNet, NSG, public IP) then the
 NIC (Succeeded at once on Azure) then the VM — and the time ARM's write bucket needs for that many writes
-((writes - 200) / 10 per s, scaled). teardown (the group goes as a whole): the group deletion's duration.
+((writes - 200) / 10 per s, scaled); the product reads states with batched lists, so no Retry-After stands between
+it and that bound. teardown (the group goes as a whole): the group deletion's duration (`bound`), and `RA bound`:
+the first moment a client that honours Azure's Retry-After (15 s on the group DELETE and its polls, the SDK's
+first poll at once) can learn that the deletion ended, ceil(78 / 15) * 15 = 90 s at scale 1 — no client
+following Azure's protocol can finish sooner, so `RA ratio` is the product's own overhead.
 One run, printed as a table; the machine's cores are shared with other work, which the wall times include."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -32,7 +37,10 @@ D = timing.AZURE_DURATIONS
 CHAIN = max(D[("microsoft.network/virtualnetworks", "PUT")], D[("microsoft.network/networksecuritygroups", "PUT")],
             D[("microsoft.network/publicipaddresses", "PUT")]) + D[("microsoft.compute/virtualmachines", "PUT")]
 GROUP_DELETE = D[("microsoft.resources/resourcegroups", "DELETE")]
+GROUP_DELETE_RA = math.ceil(GROUP_DELETE / timing.AZURE_RETRY_AFTER["group_delete"]) * \
+    timing.AZURE_RETRY_AFTER["group_delete"]
 WRITE_BURST, WRITE_RATE = throttle.ARM_BUCKETS["writes"]
+CPU: dict[str, float] = {}
 TYPES = {"virtualnetworks": "vnet", "networksecuritygroups": "nsg", "publicipaddresses": "pip",
          "networkinterfaces": "nic", "virtualmachines": "vm", "securityrules": "rule", "subnets": "subnet"}
 
@@ -56,9 +64,12 @@ def kind_of(r: dict) -> str:
 
 def run(home: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     env = {**os.environ, "FLWRAZURE_HOME": str(home)}
-    start = time.perf_counter()
+    start, before = time.perf_counter(), os.times()
     done = subprocess.run([sys.executable, "-m", "flwrazure", *args], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, after = time.perf_counter() - start, os.times()
+    # CPU-seconds of the CLI (its own process) and of the local cloud (this process: it serves in threads)
+    CPU["client"] = after.children_user + after.children_system - before.children_user - before.children_system
+    CPU["cloud"] = after.user + after.system - before.user - before.system
     said = done.stdout + done.stderr
     if done.returncode != 0 or any(w in said for w in ("429", "Throttled", "TooManyRequests")):
         raise SystemExit(f"flwrazure {' '.join(args)} failed or showed throttling:\n{said[-3000:]}")
@@ -87,15 +98,18 @@ def one(n: int, scale: float) -> list[str]:
         writes, reads, met = summary(log)
         span = log[-1]["t"] - log[0]["t"]
         rows = [f"  {n:>4} {scale:>5} create   {wall:>7.2f} {span:>7.2f} {bound:>7.2f} {wall / bound:>5.2f} "
-                f"{span / bound:>5.2f} {met:>4}  writes {writes} | reads {reads}"]
+                f"{span / bound:>5.2f} {'':>8} {'':>8} {CPU['client']:>5.1f}/{CPU['cloud']:<4.1f} {met:>4}  writes {writes} | "
+                f"reads {reads}"]
         cloud.admin("DELETE", "requests")
         wall, _ = run(home, "teardown", "--cluster", f"b{n}", "--yes", "--purge")
         log = [r for r in cloud.admin("GET", "requests").json()["value"] if r["path"].startswith("/subscriptions")]
-        bound = GROUP_DELETE * scale
+        bound, ra_bound = GROUP_DELETE * scale, GROUP_DELETE_RA * scale
         writes, reads, met = summary(log)
         span = log[-1]["t"] - log[0]["t"]
         rows.append(f"  {n:>4} {scale:>5} teardown {wall:>7.2f} {span:>7.2f} {bound:>7.2f} {wall / bound:>5.2f} "
-                    f"{span / bound:>5.2f} {met:>4}  writes {writes} | reads {reads}")
+                    f"{span / bound:>5.2f} {ra_bound:>8.2f} {wall / ra_bound:>8.2f} {CPU['client']:>5.1f}/{CPU['cloud']:<4.1f} "
+                    f"{met:>4}  writes {writes} | "
+                    f"reads {reads}")
         return rows
     finally:
         cloud.server.stop()
@@ -106,7 +120,7 @@ def main() -> None:
           f"(chain {CHAIN:.0f} s, group delete {GROUP_DELETE:.0f} s, writes {WRITE_BURST}+{WRITE_RATE:.0f}/s at "
           "scale 1); API-only VMs")
     print(f"  {'N':>4} {'scale':>5} {'command':<8} {'wall s':>7} {'span s':>7} {'bound s':>7} {'ratio':>5} "
-          f"{'span':>5} {'429s':>4}  ARM requests by kind (span: first to last ARM request, i.e. without the "
+          f"{'span':>5} {'RA bound':>8} {'RA ratio':>8} {'cpu cli/cloud':>10} {'429s':>4}  ARM requests by kind (span: first to last ARM request, i.e. without the "
           "CLI's start-up)")
     load = os.getloadavg()[0]
     for n, scale in RUNS:

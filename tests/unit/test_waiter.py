@@ -24,3 +24,45 @@ def test_rest_shaped_states():
 def test_a_body_without_provisioning_state_is_an_error_not_succeeded(body):
     with pytest.raises(UnreadableState, match="older than flwrazure requires"):
         waiter(body).ready("vm", "vm1")
+
+
+def test_each_wait_ends_with_its_own_resource_and_a_failed_list_fails_only_its_kind():
+    import threading
+    import time
+
+    ticks = {"n": 0}
+
+    def vms():
+        ticks["n"] += 1
+        return [{"name": f"vm{i}", "properties": {"provisioningState": "Succeeded" if ticks["n"] > i else "Creating"}}
+                for i in range(6)]
+
+    def nics():
+        raise RuntimeError("list failed")
+
+    w = Waiter({"vm": vms, "nic": nics}, interval=0.01, timeout=5)
+    done: dict = {}
+
+    def wait(kind: str, name: str) -> None:
+        try:
+            done[name] = (w.ready(kind, name)["name"], time.monotonic())
+        except Exception as exc:  # noqa: BLE001
+            done[name] = (repr(exc), time.monotonic())
+
+    threads = [threading.Thread(target=wait, args=("vm", f"vm{i}")) for i in range(6)]
+    threads.append(threading.Thread(target=wait, args=("nic", "nic0")))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert [done[f"vm{i}"][0] for i in range(6)] == [f"vm{i}" for i in range(6)]
+    assert "list failed" in done["nic0"][0]
+    order = sorted(range(6), key=lambda i: done[f"vm{i}"][1])
+    assert order[0] == 0 and order[-1] == 5  # resolved tick by tick, not all at the end
+
+
+def test_a_wait_times_out_with_the_resource_named():
+    w = Waiter({"vm": lambda: [{"name": "vm1", "properties": {"provisioningState": "Creating"}}]}, interval=0.01,
+               timeout=0.2)
+    with pytest.raises(TimeoutError, match="vm vm1 not ready"):
+        w.ready("vm", "vm1")

@@ -5,6 +5,7 @@ Azure's items carry. The prices are the local cloud's own (from its catalog), an
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from urllib.parse import urlencode
@@ -17,6 +18,7 @@ _CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$", re.I)
 EFFECTIVE = "2026-01-01T00:00:00Z"
 
 
+@functools.cache  # the same few thousand ids on every query
 def _id(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "flwrazure-prices:" + ":".join(parts)))
 
