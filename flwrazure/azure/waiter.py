@@ -70,17 +70,21 @@ class Waiter:
             slot = self._pending.get(key)
             if slot is None:
                 slot = self._pending[key] = {"event": threading.Event(), "result": None, "error": None, "misses": 0,
-                                             "due": not_before or 0.0}
+                                             "due": not_before or 0.0, "waiters": 0}
             else:
                 slot["due"] = min(slot["due"], not_before or 0.0)
+            slot["waiters"] += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, daemon=True, name="flwrazure-waiter")
                 self._thread.start()
-        if not slot["event"].wait(timeout=self.timeout):
-            raise TimeoutError(f"{kind} {name} not {mode} after {self.timeout:.0f} s")
+        answered = slot["event"].wait(timeout=self.timeout)
         with self._lock:
-            if self._pending.get(key) is slot:
+            slot["waiters"] -= 1
+            # the last wait on a slot takes it out, answered or not: a timed-out slot must not keep the loop listing
+            if self._pending.get(key) is slot and (answered or slot["waiters"] == 0):
                 del self._pending[key]
+        if not answered:
+            raise TimeoutError(f"{kind} {name} not {mode} after {self.timeout:.0f} s")
         if slot["error"]:
             raise slot["error"]
         return slot["result"]

@@ -66,3 +66,21 @@ def test_a_wait_times_out_with_the_resource_named():
                timeout=0.2)
     with pytest.raises(TimeoutError, match="vm vm1 not ready"):
         w.ready("vm", "vm1")
+
+
+def test_a_timed_out_wait_stops_the_listing():
+    calls = []
+
+    def lister():
+        calls.append(1)
+        return [{"name": "vm1", "properties": {"provisioningState": "Creating"}}]
+
+    w = Waiter({"vm": lister}, interval=0.01, timeout=0.2)
+    with pytest.raises(TimeoutError):
+        w.ready("vm", "vm1")
+    import time
+
+    time.sleep(0.1)
+    after = len(calls)
+    time.sleep(0.2)
+    assert len(calls) == after and w._pending == {}  # nothing left to list for
