@@ -28,6 +28,7 @@ from tests.e2e.test_flower_e2e import (
     tear_down,
     wait_online,
 )
+from tests.helpers.cloud import local_log_tail, vm_journals
 from tests.helpers.hosts import port_state, run
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
@@ -54,7 +55,11 @@ def runs(cli: Path, home: Path) -> list[str]:
 
 
 def supernode_pid(ip: str, key: str) -> str:
-    return run(ip, "pgrep -f '[b]in/flower-supernode'", key=key).split()[0]
+    try:
+        return run(ip, "pgrep -f '[b]in/flower-supernode'", key=key).split()[0]
+    except Exception as exc:  # say what the VMs' journals saw (an SSH failure here was once not understood)
+        home = Path(key).parents[2]
+        raise AssertionError(f"ssh {ip}: {exc!r}\n{vm_journals(home)}\n{local_log_tail(home, 30)}") from exc
 
 
 def fleet_sources(status_: dict) -> list[str]:

@@ -93,6 +93,22 @@ def clients_for(server: LocalCloudServer | None, polling: float = 0.02, info: di
                  ComputeManagementClient(cred, info["subscription_id"], **kw))
 
 
+def vm_journals(home: Path, lines: int = 40) -> str:
+    """The last journal lines of every sandbox VM under $FLWRAZURE_HOME (read from their disks, as Azure's boot
+    diagnostics would show them): for a test that failed to reach a VM."""
+    import subprocess
+
+    out = []
+    for journal in sorted((home / "local").glob("**/hosts/*/upper/var/log/journal/*")):
+        try:
+            text = subprocess.run(["journalctl", "-D", str(journal), "--no-pager", "-n", str(lines), "-o",
+                                   "short-precise"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            text = f"(journalctl: {exc})"
+        out.append(f"== {journal.parents[4].name}\n{text}")
+    return "\n".join(out)
+
+
 def local_log_tail(home: Path, lines: int) -> str:
     """The last lines of the local cloud's log under $FLWRAZURE_HOME (boot diagnostics of stalled VMs land there)."""
     log = home / "local" / "server.log"
