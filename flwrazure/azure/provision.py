@@ -49,14 +49,19 @@ def size_of(spec: ClusterSpec, v: VmNames) -> str:
     return spec.server_size if v.role == "server" else spec.client_size
 
 
-def _succeeded_at_once(poller) -> dict | None:
+def _succeeded_at_once(body: dict) -> dict | None:
     """The PUT's own answer when it already says Succeeded (Azure's network provider answers a NIC PUT so, with
     its private IP): nothing to wait for. None when it does not, or cannot be read REST-shaped."""
     try:
-        body = poller.result().as_dict()
         return body if provisioning_state("", "", body) == "succeeded" else None
     except Exception:
         return None
+
+
+def _put(run: Run, arm_type: str, name: str, body: dict):
+    """A `put` for _ensure: the resource's REST JSON, sent raw through the pipeline (inventory.put_raw)."""
+    rid = run.rid(arm_type, name)
+    return lambda **kw: inventory.put_raw(run.target.resources, rid, body, kw.get("raw_response_hook"))
 
 
 def _ensure(run: Run, kind: str, name: str, put, answer_is_final: bool = False) -> dict:
@@ -88,11 +93,11 @@ def _ensure(run: Run, kind: str, name: str, put, answer_is_final: bool = False) 
         hint["after"] = retry_after(pipeline_response.http_response.headers)
 
     try:
-        poller = put(raw_response_hook=keep_retry_after)
+        answer = put(raw_response_hook=keep_retry_after)
         run.writes.append(f"{kind}/{name}")
     except Exception as exc:
         raise translate(exc, label) from exc
-    if answer_is_final and (body := _succeeded_at_once(poller)) is not None:
+    if answer_is_final and (body := _succeeded_at_once(answer)) is not None:
         run.progress.advance(kind)
         return body
     return _wait(run, kind, name, label, time.monotonic() + hint["after"] if hint.get("after") else None)
@@ -129,8 +134,8 @@ def _vnet(run: Run) -> dict:
     s = run.spec
     tags = names.tags(s.cluster, cluster_id=s.cluster_id)
     body = resources.vnet(s.location, tags, s.address_space, names.subnet(), s.subnet_prefix)
-    return _ensure(run, "vnet", names.vnet(s.cluster), lambda **kw: run.target.network.virtual_networks.
-                   begin_create_or_update(s.resource_group, names.vnet(s.cluster), body, polling=False, **kw))
+    return _ensure(run, "vnet", names.vnet(s.cluster), _put(run, f"{NET}/virtualNetworks", names.vnet(s.cluster),
+                                                            body))
 
 
 def _nsg(run: Run) -> dict:
@@ -139,8 +144,7 @@ def _nsg(run: Run) -> dict:
     name = names.nsg(s.cluster)
     tags = names.tags(s.cluster, cluster_id=s.cluster_id)
     body = resources.nsg(s.location, tags, {ssh.name: rules.rule_body(ssh)})
-    nsg = _ensure(run, "nsg", name, lambda **kw: run.target.network.network_security_groups.begin_create_or_update(
-        s.resource_group, name, body, polling=False, **kw))
+    nsg = _ensure(run, "nsg", name, _put(run, f"{NET}/networkSecurityGroups", name, body))
     current = next((r for r in nsg["properties"].get("securityRules", []) if r["name"] == ssh.name), None)
     if not rules.matches(ssh, current):  # converge the SSH rule (e.g. the operator's address changed)
         try:
@@ -159,8 +163,7 @@ def _converge_idle_timeout(run: Run, name: str, pip: dict) -> dict:
     label = f"{inventory.LABELS['pip']} {name}"
     body = resources.public_ip(run.spec.location, pip.get("tags") or {})
     try:
-        run.target.network.public_ip_addresses.begin_create_or_update(run.spec.resource_group, name, body,
-                                                                      polling=False)
+        inventory.put_raw(run.target.resources, run.rid(f"{NET}/publicIPAddresses", name), body)
         run.writes.append(f"pip/{name}")
         return run.waiter.ready("pip", name)
     except WaitFailed as exc:
@@ -170,21 +173,19 @@ def _converge_idle_timeout(run: Run, name: str, pip: dict) -> dict:
 
 
 def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
-    s, net = run.spec, run.target.network
+    s = run.spec
     tags = names.tags(s.cluster, v.role, s.cluster_id)
-    pip = _ensure(run, "pip", v.public_ip, lambda **kw: net.public_ip_addresses.begin_create_or_update(
-        s.resource_group, v.public_ip, resources.public_ip(s.location, tags), polling=False, **kw))
+    pip = _ensure(run, "pip", v.public_ip, _put(run, f"{NET}/publicIPAddresses", v.public_ip,
+                                                resources.public_ip(s.location, tags)))
     pip = _converge_idle_timeout(run, v.public_ip, pip)
     vnet, nsg = vnet_f.result(), nsg_f.result()
     subnet_id = next(sn["id"] for sn in vnet["properties"]["subnets"] if sn["name"] == names.subnet())
     nic_body = resources.nic(s.location, tags, subnet_id, pip["id"], nsg["id"])
-    nic = _ensure(run, "nic", v.nic, lambda **kw: net.network_interfaces.begin_create_or_update(
-        s.resource_group, v.nic, nic_body, polling=False, **kw), answer_is_final=True)
+    nic = _ensure(run, "nic", v.nic, _put(run, f"{NET}/networkInterfaces", v.nic, nic_body), answer_is_final=True)
     image, disk_type = run.machines.get(size_of(s, v), (None, "Premium_LRS"))
     vm_body = resources.vm(s.location, tags, size_of(s, v), v.vm, s.admin_user, run.public_key, nic["id"],
                            v.os_disk, image, disk_type)
-    return _ensure(run, "vm", v.vm, lambda **kw: run.target.compute.virtual_machines.begin_create_or_update(
-        s.resource_group, v.vm, vm_body, polling=False, **kw))
+    return _ensure(run, "vm", v.vm, _put(run, "Microsoft.Compute/virtualMachines", v.vm, vm_body))
 
 
 def converge(run: Run) -> None:
