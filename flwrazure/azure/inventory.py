@@ -30,6 +30,22 @@ _LISTS = {"vnet": ("Microsoft.Network/virtualNetworks", "2024-05-01", {}),
           "disk": ("Microsoft.Compute/disks", "2024-03-02", {})}
 
 
+def _send(client, request, **kwargs):
+    """One request through the client's pipeline, its body read. Streamed, so that the body is decoded once (by
+    the caller; the pipeline would decode it too, a cost on big lists) — except when the provider-registration
+    policy stepped in (409 MissingSubscriptionRegistration: it registers the provider and reads its own answers,
+    which a streamed request leaves unread): then the request is sent again unstreamed."""
+    from azure.core.exceptions import ResponseNotReadError
+
+    send = getattr(client, "send_request", None) or client._send_request  # older SDKs: _send_request
+    try:
+        response = send(request, stream=True, **kwargs)
+    except ResponseNotReadError:
+        response = send(request, **kwargs)
+    response.read()
+    return response
+
+
 def list_raw(client, path: str, params: dict) -> list[dict]:
     """Every item of an ARM list (following nextLink) as its REST JSON; errors raised as the SDK raises them
     (ResourceNotFoundError for 404, HttpResponseError with ARM's error code otherwise)."""
@@ -42,12 +58,10 @@ def list_raw(client, path: str, params: dict) -> list[dict]:
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
 
-    send = getattr(client, "send_request", None) or client._send_request  # older SDKs: _send_request
     items: list[dict] = []
     request: HttpRequest | None = HttpRequest("GET", path, params=params)
     while request is not None:
-        response = send(request, stream=True)  # decoded once, below (the pipeline would decode it too)
-        response.read()
+        response = _send(client, request)
         if response.status_code != 200:
             map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
@@ -76,11 +90,9 @@ def put_raw(client, resource_id: str, body: dict, raw_response_hook=None) -> dic
     from azure.core.rest import HttpRequest
 
     provider = resource_id.split("/providers/", 1)[1].split("/", 1)[0]
-    send = getattr(client, "send_request", None) or client._send_request
     request = HttpRequest("PUT", resource_id, params={"api-version": WRITE_API[provider]}, json=body)
     kwargs = {"raw_response_hook": raw_response_hook} if raw_response_hook else {}
-    response = send(request, stream=True, **kwargs)
-    response.read()
+    response = _send(client, request, **kwargs)
     if response.status_code not in (200, 201):
         from azure.mgmt.core.exceptions import ARMErrorFormat
 
