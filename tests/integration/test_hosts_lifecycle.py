@@ -34,6 +34,21 @@ def leftovers(state_dir: Path) -> dict:
 EMPTY = {"netns": [], "links": [], "mounts": [], "processes": [], "cgroups": []}
 
 
+def _host_report(state: Path) -> str:
+    """The VMs' journals, the local cloud's log, nspawn processes and each VM namespace's addresses, listeners
+    and firewall: for a VM that did not answer SSH."""
+    import subprocess
+
+    from tests.helpers.cloud import local_log_tail, vm_journals
+
+    home = state.parent
+    sh = ("ps -eo pid,ppid,stat,args | grep -a '[s]ystemd-nspawn'; for n in $(ip netns list | awk '{print $1}'); "
+          "do echo == $n; ip netns exec $n ip -br addr; ip netns exec $n ss -ltn; ip netns exec $n iptables-save -c "
+          "| head -30; done; ip -br addr | grep -a 198.18")
+    net = subprocess.run(["sh", "-c", sh], capture_output=True, text=True, timeout=60).stdout
+    return f"{vm_journals(home)}\n== server.log\n{local_log_tail(home, 40)}\n== hosts\n{net}"
+
+
 def _client(home: Path):
     from azure.identity import ClientSecretCredential
     from azure.mgmt.compute import ComputeManagementClient
@@ -72,7 +87,10 @@ def test_down_leaves_nothing_and_crash_leftovers_are_cleaned_by_up(home):
         assert leftovers(state)["processes"]
         up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--provision-lag", "0.5", "--first-boot-apt", "0")
         assert up.returncode == 0, up.stderr
-        wait_ssh(ip)  # cleaned, then the running VM was booted again with its disk
+        try:
+            wait_ssh(ip)  # cleaned, then the running VM was booted again with its disk
+        except Exception as exc:  # what the re-booted VM and its network looked like (a rare failure here)
+            raise AssertionError(f"{exc!r}\n{_host_report(state)}") from exc
         assert flwrazure(home, "local", "down").returncode == 0
         assert leftovers(state) == EMPTY
     finally:
