@@ -381,10 +381,16 @@ class NspawnDriver(NullDriver):
             vms = [r["body"] for r in ctx.store.of_type("Microsoft.Compute/virtualMachines")
                    if r["meta"].get("power") in ("running", "starting") and r["meta"].get("booted")]
         for vm in vms:
-            try:
-                self._boot(ctx, vm)
-            except (pl.PlumbingError, KeyError):
-                continue
+            for attempt in (1, 2):
+                try:
+                    self._boot(ctx, vm)
+                    break
+                except (pl.PlumbingError, KeyError) as exc:
+                    # said in the local cloud's log (a VM silently left down after a crash once could not be
+                    # explained); a second try after the previous run's processes had a moment to go
+                    print(f"flwrazure local cloud: VM {vm.get('name')} not booted again (try {attempt}): {exc!r}",
+                          flush=True)
+                    time.sleep(2)
 
     def disks(self) -> list[str]:
         return sorted(p.name for p in self.hosts_dir.iterdir() if p.is_dir())
