@@ -390,7 +390,8 @@ class NspawnDriver(NullDriver):
                     # explained); a second try after the previous run's processes had a moment to go
                     print(f"flwrazure local cloud: VM {vm.get('name')} not booted again (try {attempt}): {exc!r}",
                           flush=True)
-                    time.sleep(2)
+                    if attempt == 1:
+                        time.sleep(2)
 
     def disks(self) -> list[str]:
         return sorted(p.name for p in self.hosts_dir.iterdir() if p.is_dir())
