@@ -80,9 +80,10 @@ def test_down_leaves_nothing_and_crash_leftovers_are_cleaned_by_up(home):
     try:
         assert flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--provision-lag", "0.5", "--first-boot-apt", "0").returncode == 0
         info, ip = _one_vm(home)
-        wait_ssh(ip)
-        assert leftovers(state)["netns"]  # the VM is a real host now
-        os.kill(info["pid"], signal.SIGKILL)  # a crash: hosts keep running, nothing is cleaned
+        # a crash right after the VM's create succeeded (what the cloud acknowledged must survive it: the store
+        # once lost its last second, and the VM was never booted again); hosts keep running, nothing is cleaned
+        os.kill(info["pid"], signal.SIGKILL)
+        assert leftovers(state)["netns"]  # the VM was a real host
         time.sleep(0.5)
         assert leftovers(state)["processes"]
         up = flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--provision-lag", "0.5", "--first-boot-apt", "0")

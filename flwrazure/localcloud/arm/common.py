@@ -161,4 +161,4 @@ def set_state(ctx: Ctx, rid_: str, state: str) -> None:
         rec = ctx.store.get(rid_)
         if rec is not None:
             rec["body"].setdefault("properties", {})["provisioningState"] = state
-            ctx.store.mark_dirty()
+            ctx.store.mark_dirty(resource=rid_)

@@ -50,7 +50,7 @@ def attach_policy(ctx: Ctx, vm_id: str) -> None:
             if ctx.store.get(ext["id"]) is None:
                 ctx.store.put(ext["id"], ext, {})
         vm["body"]["resources"] = [clone(e["body"]) for e in of_vm(ctx, vm_id)]
-        ctx.store.mark_dirty()
+        ctx.store.mark_dirty(resource=vm_id)
 
 
 def of_vm(ctx: Ctx, vm_id: str) -> list[dict]:

@@ -60,10 +60,10 @@ def put_group(ctx: Ctx, rg: str) -> Resp:
                                f"Invalid resource group location '{loc}'. The Resource group already exists in "
                                f"location '{old['location']}'.")
             rec["body"] = _rg_body(ctx, old["name"], loc, tag)
-            ctx.store.mark_dirty()
+            ctx.store.mark_dirty(group=rg)
             return Resp(200, rec["body"])
         ctx.store.groups[rg.lower()] = {"body": _rg_body(ctx, rg, loc, tag), "meta": {}}
-        ctx.store.mark_dirty()
+        ctx.store.mark_dirty(group=rg)
         return Resp(201, ctx.store.groups[rg.lower()]["body"])
 
 
@@ -72,7 +72,7 @@ def patch_group(ctx: Ctx, rg: str) -> Resp:
     if "tags" in (ctx.body or {}):
         with ctx.store.lock:
             rec["body"]["tags"] = tags(ctx.body)
-            ctx.store.mark_dirty()
+            ctx.store.mark_dirty(group=rg)
     return Resp(200, rec["body"])
 
 
@@ -105,7 +105,7 @@ def delete_group(ctx: Ctx, rg: str) -> Resp:
                                resource_id=rec["body"]["id"], latency=ctx.latency(RG_TYPE, "DELETE"),
                                work=lambda: purge_group(ctx, rg, blocked))
             rec["meta"]["op"] = op["name"]
-            ctx.store.mark_dirty()
+            ctx.store.mark_dirty(group=rg)
     url = (f"{ctx.base_url}/subscriptions/{ctx.sub}/operationresults/{op['name']}"
            f"?api-version={quote(ctx.api_version)}")
     return Resp(202, None, {"Location": url, **timing.retry_after(ctx.config, "group_delete")})
@@ -133,7 +133,7 @@ def purge_group(ctx: Ctx, rg: str, blocked: ArmError | None = None) -> None:
         raise _rollback(ctx, rg, blocked, blocker)
     with ctx.store.lock:
         ctx.store.groups.pop(rg.lower(), None)
-        ctx.store.mark_dirty()
+        ctx.store.mark_dirty(group=rg)
 
 
 def _rollback(ctx: Ctx, rg: str, cause: ArmError, blocker: dict | None) -> ArmError:
@@ -142,7 +142,7 @@ def _rollback(ctx: Ctx, rg: str, cause: ArmError, blocker: dict | None) -> ArmEr
         name = rec["body"]["name"] if rec else rg
         if rec is not None:
             rec["body"]["properties"]["provisioningState"] = "Succeeded"
-            ctx.store.mark_dirty()
+            ctx.store.mark_dirty(group=rg)
     inner = json.dumps({"error": {"code": cause.code, "message": cause.message}})
     what = ""
     details = []

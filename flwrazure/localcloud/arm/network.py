@@ -72,7 +72,7 @@ def link(ctx: Ctx, target: str, field: str, ref: str, add: bool, single: bool = 
             props[field] = refs
         else:
             props.pop(field, None)
-    ctx.store.mark_dirty()
+    ctx.store.mark_dirty(resource=(split_child(target) or (target,))[0])
 
 
 def reference(ctx: Ctx, ref_obj, referrer: str, kind: str) -> str:
@@ -184,7 +184,7 @@ def delete(ctx: Ctx, arm_type: str, rg: str, name: str, check: Callable[[dict], 
             return Resp(204)
         check(rec["body"])
         rec["body"]["properties"]["provisioningState"] = "Deleting"
-        ctx.store.mark_dirty()
+        ctx.store.mark_dirty(resource=rid_)
         loc = rec["body"]["location"]
 
     def finish() -> None:
@@ -242,7 +242,7 @@ def child_put(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str, pa
             items[items.index(existing)] = child
         else:
             items.append(child)
-        ctx.store.mark_dirty()
+        ctx.store.mark_dirty(resource=rec["body"]["id"])
         loc, response = rec["body"]["location"], clone(child)
 
     def finish() -> None:
@@ -250,7 +250,7 @@ def child_put(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str, pa
             body = locate(ctx, child_id)
             if body is not None:
                 body["properties"]["provisioningState"] = "Succeeded"
-                ctx.store.mark_dirty()
+                ctx.store.mark_dirty(resource=split_child(child_id)[0])
         notify(ctx)
 
     op = ctx.ops.start(provider=NS, location=loc, resource_id=child_id,
@@ -282,7 +282,7 @@ def child_delete(ctx: Ctx, parent_type: str, key: str, child_type: str, rg: str,
             for c in [c for c in lst if c["id"].lower() == child_id.lower()]:
                 cleanup(c)
                 lst.remove(c)
-            ctx.store.mark_dirty()
+            ctx.store.mark_dirty(resource=parent_rec["body"]["id"])
         notify(ctx)
 
     op = ctx.ops.start(provider=NS, location=loc, resource_id=child_id, latency=ctx.latency(child_type, "DELETE"),

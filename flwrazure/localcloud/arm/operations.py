@@ -32,7 +32,7 @@ class Operations:
               "location": location, "resourceId": resource_id, "polls": 0, "p": str(uuid.uuid4())}
         with self.store.lock:
             self.store.operations[op_id] = op
-            self.store.mark_dirty()
+            self.store.mark_dirty(op=op_id)
         self._pool.submit(self._run, op, latency, work, on_fail, fail_with)
         return op
 
@@ -58,7 +58,7 @@ class Operations:
             op["status"], op["endTime"] = status, now_iso()
             if error:
                 op["error"] = error
-            self.store.mark_dirty()
+            self.store.mark_dirty(op=op["name"])
 
     def get(self, op_id: str) -> dict | None:
         return self.store.operations.get(op_id)

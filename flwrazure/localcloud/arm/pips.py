@@ -83,7 +83,7 @@ def put_pip(ctx: Ctx, rg: str, name: str) -> Resp:
             props = rec["body"]["properties"] if rec else {}
             if rec and props.get("publicIPAllocationMethod") == "Static" and not props.get("ipAddress"):
                 props["ipAddress"] = _allocate(ctx)
-                ctx.store.mark_dirty()
+                ctx.store.mark_dirty(resource=rid_)
 
     return net.put(ctx, PIP, rg, name, build, validate.network_name, work=assign)
 

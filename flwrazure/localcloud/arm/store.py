@@ -12,6 +12,13 @@ TRANSIENT = {"Creating", "Updating", "Deleting"}
 
 
 class Store:
+    """Kept on disk as a snapshot (`state.json`, written whole by `flush`, about once a second) plus a journal
+    (`state.journal`): every change named to `mark_dirty` is appended there at once, so what the cloud has
+    acknowledged survives a crash of the local cloud (kill -9 loses no written line; the snapshot alone lost up to
+    a second: a VM booted just before a crash came back "not booted" and was never started again)."""
+
+    KINDS = {"r": "resources", "g": "groups", "o": "operations"}
+
     def __init__(self, path: Path | None = None):
         self.path = path
         self.lock = threading.RLock()
@@ -21,14 +28,50 @@ class Store:
         self.counters: dict[str, int] = {}
         self.tombstones: dict[str, float] = {}  # lower-case id -> monotonic time of deletion (not kept on disk)
         self._dirty = threading.Event()
+        self._flushing = threading.Lock()
+        self.seq = 0  # the number of the last journaled change
+        self._journal = None
         if path and path.exists():
             self._load()
+        if path:
+            self._replay()
 
     # -- persistence -------------------------------------------------------------------------------------
+    def _journal_path(self, rotated: int | None = None) -> Path:
+        return self.path.with_suffix(".journal" if rotated is None else f".journal.{rotated}")
+
     def _load(self) -> None:
         data = json.loads(self.path.read_text())
         self.groups, self.resources = data.get("groups", {}), data.get("resources", {})
         self.operations, self.counters = data.get("operations", {}), data.get("counters", {})
+        self.seq = data.get("seq", 0)
+
+    def _replay(self) -> None:
+        """Apply the journaled changes the snapshot does not hold yet, then settle what was in flight."""
+        rotated = sorted(self.path.parent.glob(self.path.stem + ".journal.*"), key=lambda f: int(f.suffix[1:]))
+        changed = False
+        for journal in [*rotated, self._journal_path()]:
+            if not journal.exists():
+                continue
+            for line in journal.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    break  # a line cut short by the crash: nothing after it was written
+                if entry["s"] <= self.seq:
+                    continue
+                table = getattr(self, self.KINDS[entry["t"]])
+                if entry["v"] is None:
+                    table.pop(entry["k"], None)
+                else:
+                    table[entry["k"]] = entry["v"]
+                self.seq, changed = entry["s"], True
+        self._settle()
+        if changed or rotated:
+            self._dirty.set()
+            self.flush()  # one snapshot holding it all; the journals it replaces go
+
+    def _settle(self) -> None:
         # A real cloud finishes its operations while you are away: settle what was in flight at shutdown.
         for key, rec in list(self.resources.items()):
             state = rec["body"].get("properties", {}).get("provisioningState")
@@ -43,19 +86,41 @@ class Store:
             if op.get("status") == "InProgress":
                 op["status"] = "Succeeded"
 
-    def mark_dirty(self) -> None:
+    def mark_dirty(self, resource: str | None = None, group: str | None = None, op: str | None = None) -> None:
+        """Something changed: the next flush writes the snapshot. The record named (a resource id, a group name,
+        an operation id; call under the lock, after the change) is journaled now, as it is, or as gone."""
         self._dirty.set()
+        if not self.path:
+            return
+        for kind, key in (("r", resource), ("g", group), ("o", op)):
+            if key is None:
+                continue
+            key = key.lower() if kind != "o" else key
+            self.seq += 1
+            line = json.dumps({"s": self.seq, "t": kind, "k": key, "v": getattr(self, self.KINDS[kind]).get(key)})
+            if self._journal is None:
+                self._journal = open(self._journal_path(), "a", buffering=1)  # line-buffered: each line written
+            self._journal.write(line + "\n")
 
     def flush(self) -> None:
         if not self.path or not self._dirty.is_set():
             return
-        with self.lock:
-            self._dirty.clear()
-            text = json.dumps({"groups": self.groups, "resources": self.resources,
-                               "operations": self.operations, "counters": self.counters})
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.path)
+        with self._flushing:  # one writer of the snapshot at a time
+            with self.lock:
+                self._dirty.clear()
+                seq = self.seq
+                text = json.dumps({"groups": self.groups, "resources": self.resources,
+                                   "operations": self.operations, "counters": self.counters, "seq": seq})
+                if self._journal is not None:  # later changes go to a new journal; this one goes with the snapshot
+                    self._journal.close()
+                    self._journal = None
+                    os.replace(self._journal_path(), self._journal_path(seq))
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self.path)
+            for old in self.path.parent.glob(self.path.stem + ".journal.*"):
+                if int(old.suffix[1:]) <= seq:
+                    old.unlink(missing_ok=True)
 
     # -- access ------------------------------------------------------------------------------------------
     def next_counter(self, name: str) -> int:
@@ -71,13 +136,13 @@ class Store:
             old = self.resources.get(rid.lower())
             rec = {"body": body, "meta": meta if meta is not None else (old or {}).get("meta", {})}
             self.resources[rid.lower()] = rec
-            self.mark_dirty()
+            self.mark_dirty(resource=rid)
             return rec
 
     def delete(self, rid: str) -> None:
         with self.lock:
             self.resources.pop(rid.lower(), None)
-            self.mark_dirty()
+            self.mark_dirty(resource=rid)
 
     def of_type(self, arm_type: str, rg: str | None = None) -> list[dict]:
         """Records of one type (optionally in one group), in creation order."""

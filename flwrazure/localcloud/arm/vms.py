@@ -314,7 +314,7 @@ def start_updating(ctx: Ctx, rid_: str) -> None:
             return
         rec["body"]["properties"]["provisioningState"] = "Updating"
         rec["meta"]["updating_until"] = time.time() + seconds
-        ctx.store.mark_dirty()
+        ctx.store.mark_dirty(resource=rid_)
         loc = rec["body"]["location"]
 
     def done() -> None:
@@ -325,7 +325,7 @@ def start_updating(ctx: Ctx, rid_: str) -> None:
             rec["meta"].pop("updating_until", None)
             if provisioning_state(rec) == "Updating":
                 rec["body"]["properties"]["provisioningState"] = "Succeeded"
-            ctx.store.mark_dirty()
+            ctx.store.mark_dirty(resource=rid_)
 
     ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=seconds, work=done)
 
@@ -341,7 +341,7 @@ def _set_power(ctx: Ctx, rid_: str, power: str) -> None:
         rec = ctx.store.get(rid_)
         if rec is not None:
             rec["meta"]["power"] = power
-            ctx.store.mark_dirty()
+            ctx.store.mark_dirty(resource=rid_)
 
 
 def _create_disk(ctx: Ctx, vm_id: str) -> None:
@@ -481,7 +481,7 @@ def action(ctx: Ctx, rg: str, name: str, verb: str) -> Resp:
             quota.check_cores(ctx, rec["body"]["location"], rec["body"]["properties"]["hardwareProfile"]["vmSize"],
                               rec["body"]["id"])
         rec["meta"]["power"] = transient
-        ctx.store.mark_dirty()
+        ctx.store.mark_dirty(resource=rec["body"]["id"])
         rid_, loc = rec["body"]["id"], rec["body"]["location"]
 
     def work() -> None:
@@ -504,7 +504,7 @@ def delete_vm(ctx: Ctx, rg: str, name: str) -> Resp:
             return Resp(204)
         rec["body"]["properties"]["provisioningState"] = "Deleting"
         rec["meta"]["power"] = "deallocating" if rec["meta"].get("power") != "deallocated" else "deallocated"
-        ctx.store.mark_dirty()
+        ctx.store.mark_dirty(resource=rid_)
         loc = rec["body"]["location"]
     op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_, latency=ctx.latency(VM, "DELETE"),
                        work=lambda: purge_vm(ctx, ctx.store.get(rid_)),
