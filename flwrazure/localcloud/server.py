@@ -111,12 +111,17 @@ class LocalCloudServer:
 
     def resume_hosts(self) -> None:
         """Boot again the VMs the cloud believes are running (a restart of the local cloud)."""
+        from flwrazure.localcloud.arm.common import Ctx
+        from flwrazure.localcloud.arm.vms import finish_interrupted_creates
+
+        ctx = Ctx("GET", "/", {}, None, self.endpoint, self.identity.subscription_id, self.app.store, self.app.ops,
+                  self.app.config, self.app.driver, self.app.faults)
         resume = getattr(self.app.driver, "resume", None)
         if resume:
-            from flwrazure.localcloud.arm.common import Ctx
-
-            resume(Ctx("GET", "/", {}, None, self.endpoint, self.identity.subscription_id, self.app.store,
-                       self.app.ops, self.app.config, self.app.driver, self.app.faults))
+            resume(ctx)  # the VMs that were running
+        for vm_id in finish_interrupted_creates(ctx):  # and those a crash caught while being created
+            print(f"flwrazure local cloud: VM {vm_id.rsplit('/', 1)[-1]} was being created at the last stop: "
+                  "created now", flush=True)
 
     def start(self) -> LocalCloudServer:
         """Serve in background threads (in-process use)."""

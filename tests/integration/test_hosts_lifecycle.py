@@ -99,6 +99,44 @@ def test_down_leaves_nothing_and_crash_leftovers_are_cleaned_by_up(home):
     assert leftovers(state) == EMPTY
 
 
+def test_a_vm_create_caught_by_a_crash_is_finished_by_the_next_up(home):
+    """The create was acknowledged (201, Creating) and the local cloud died before the VM existed: after `local up`
+    the VM is there, Succeeded, with its disk, and answers SSH (it used to say Succeeded and never boot)."""
+    from tests.helpers.cloud import clients_for
+
+    state = home / "local"
+    up = ("local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "0", "--provision-lag", "0.5",
+          "--first-boot-apt", "0")
+    try:
+        assert flwrazure(home, *up).returncode == 0
+        info, (rc, nc, cc) = _client(home)
+        cloud = clients_for(None, info=info)
+        cloud.admin("PATCH", "config", {"latency_by_type": {"Microsoft.Compute/virtualMachines": 60}})
+        rc.resource_groups.create_or_update("rg", {"location": "eastus"})
+        vnet = nc.virtual_networks.begin_create_or_update("rg", "v", arm.vnet()).result()
+        nsg = nc.network_security_groups.begin_create_or_update("rg", "nsg", {"location": "eastus", "properties": {
+            "securityRules": [{"name": "ssh", **arm.rule(100, "22", "198.18.0.1")}]}}).result()
+        ip = nc.public_ip_addresses.begin_create_or_update("rg", "ip", arm.pip()).result()
+        nic = nc.network_interfaces.begin_create_or_update("rg", "nic", arm.nic(vnet.subnets[0].id, ip.id,
+                                                                                   nsg.id)).result()
+        cc.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id))  # 201 Creating, then the crash
+        os.kill(info["pid"], signal.SIGKILL)
+        time.sleep(0.5)
+        up2 = flwrazure(home, *up)
+        assert up2.returncode == 0, up2.stderr
+        _, (_, _, cc) = _client(home)
+        vm = cc.virtual_machines.get("rg", "vm")
+        assert vm.provisioning_state == "Succeeded"
+        assert cc.disks.get("rg", vm.storage_profile.os_disk.name).managed_by.lower() == vm.id.lower()
+        try:
+            wait_ssh(ip.ip_address)
+        except Exception as exc:
+            raise AssertionError(f"{exc!r}\n{_host_report(state)}") from exc
+    finally:
+        flwrazure(home, "local", "down")
+    assert leftovers(state) == EMPTY
+
+
 def test_resource_group_delete_removes_hosts_and_disks(home):
     state = home / "local"
     try:

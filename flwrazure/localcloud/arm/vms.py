@@ -268,11 +268,7 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         with ctx.store.lock:
             ctx.store.get(rid_)["meta"].pop("error", None)
         if not existing or not ctx.store.get(rid_)["meta"].get("booted"):
-            _create_disk(ctx, rid_)
-            ctx.driver.create(ctx, ctx.store.get(rid_)["body"])
-            _set_power(ctx, rid_, "running")
-            with ctx.store.lock:
-                ctx.store.get(rid_)["meta"]["booted"] = True
+            _provision(ctx, rid_)
         set_state(ctx, rid_, "Succeeded")
         if not existing:
             extensions.attach_policy(ctx, rid_)
@@ -334,6 +330,33 @@ def start_updating_all(ctx: Ctx) -> None:
     """The knob was just set: every running VM is being updated from now on (a policy assignment reaching it)."""
     for rec in ctx.store.of_type(VM):
         start_updating(ctx, rec["body"]["id"])
+
+
+def _provision(ctx: Ctx, rid_: str) -> None:
+    """A new VM's disk and host, then running (booted: a later PUT or a restart does not create it again)."""
+    with ctx.store.lock:
+        disk_id = ctx.store.get(rid_)["body"]["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"]
+        has_disk = ctx.store.get(disk_id) is not None
+    if not has_disk:
+        _create_disk(ctx, rid_)
+    ctx.driver.create(ctx, ctx.store.get(rid_)["body"])
+    _set_power(ctx, rid_, "running")
+    with ctx.store.lock:
+        ctx.store.get(rid_)["meta"]["booted"] = True
+        ctx.store.mark_dirty(resource=rid_)
+
+
+def finish_interrupted_creates(ctx: Ctx) -> list[str]:
+    """After a crash of the local cloud: the VMs whose create was acknowledged but not finished (the store settled
+    them Succeeded, like a cloud that finishes its work while you are away) get their disk and host now; before,
+    such a VM said Succeeded and never booted. Returns their ids."""
+    with ctx.store.lock:
+        vms = [r["body"]["id"] for r in ctx.store.of_type(VM)
+               if r["meta"].get("power") == "starting" and not r["meta"].get("booted")
+               and not r["meta"].get("error")]
+    for vm_id in vms:
+        _provision(ctx, vm_id)
+    return vms
 
 
 def _set_power(ctx: Ctx, rid_: str, power: str) -> None:
