@@ -12,7 +12,7 @@ install:
 # as root, installs what the sandbox VMs need first (apt, once); without root their tests are skipped, the rest run
 test: install
 	$(PY) -m flwrazure local prepare --if-root
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The version floors in pyproject.toml, proven: the lowest allowed version of every runtime dependency in a second
 # venv (it sees this one's other packages), then the tests that drive those libraries (about a minute)
