@@ -16,17 +16,21 @@ def _as_dicts(pager) -> list[dict]:
     return [item.as_dict() for item in pager]
 
 
+# The REST API versions flwrazure reads and writes raw JSON with: GA versions Azure serves in every public region;
+# the fields read here are stable across them. (Compute's disks and SKUs have API versions of their own.)
+NETWORK_API, COMPUTE_API = "2024-05-01", "2024-07-01"
+API = {"Microsoft.Network": NETWORK_API, "Microsoft.Compute": COMPUTE_API}
+
 # kind -> (provider type, API version, extra query). Lists are read as raw JSON through the resource client's
 # pipeline (ARM routes any resource URL; credential, pacing and retries all apply): the SDK's model round trip cost
 # ~0.35 ms of CPU per VM per list, which made waiting for 100 VMs CPU-bound (5.7 s of CPU in a 6 s create-cluster),
 # and a command that only reads (teardown, status) need not import the network and compute SDKs (~0.35 s).
-# The API versions are GA versions Azure serves in every public region; the fields read here are stable across them.
-_LISTS = {"vnet": ("Microsoft.Network/virtualNetworks", "2024-05-01", {}),
-          "nsg": ("Microsoft.Network/networkSecurityGroups", "2024-05-01", {}),
-          "pip": ("Microsoft.Network/publicIPAddresses", "2024-05-01", {}),
-          "nic": ("Microsoft.Network/networkInterfaces", "2024-05-01", {}),
-          "vm": ("Microsoft.Compute/virtualMachines", "2024-07-01", {}),
-          "vmview": ("Microsoft.Compute/virtualMachines", "2024-07-01", {"$expand": "instanceView"}),
+_LISTS = {"vnet": ("Microsoft.Network/virtualNetworks", NETWORK_API, {}),
+          "nsg": ("Microsoft.Network/networkSecurityGroups", NETWORK_API, {}),
+          "pip": ("Microsoft.Network/publicIPAddresses", NETWORK_API, {}),
+          "nic": ("Microsoft.Network/networkInterfaces", NETWORK_API, {}),
+          "vm": ("Microsoft.Compute/virtualMachines", COMPUTE_API, {}),
+          "vmview": ("Microsoft.Compute/virtualMachines", COMPUTE_API, {"$expand": "instanceView"}),
           "disk": ("Microsoft.Compute/disks", "2024-03-02", {})}
 
 
@@ -46,40 +50,11 @@ def _send(client, request, **kwargs):
     return response
 
 
-def list_raw(client, path: str, params: dict) -> list[dict]:
-    """Every item of an ARM list (following nextLink) as its REST JSON; errors raised as the SDK raises them
-    (ResourceNotFoundError for 404, HttpResponseError with ARM's error code otherwise)."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceNotFoundError,
-        map_error,
-    )
-    from azure.core.rest import HttpRequest
-    from azure.mgmt.core.exceptions import ARMErrorFormat
-
-    items: list[dict] = []
-    request: HttpRequest | None = HttpRequest("GET", path, params=params)
-    while request is not None:
-        response = _send(client, request)
-        if response.status_code != 200:
-            map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
-            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-        body = response.json()
-        items.extend(body.get("value") or [])
-        request = HttpRequest("GET", body["nextLink"]) if body.get("nextLink") else None
-    return items
-
-
-# API versions of the writes create-cluster sends as raw JSON (put_raw): the same GA versions as the lists.
-WRITE_API = {"Microsoft.Network": "2024-05-01", "Microsoft.Compute": "2024-07-01"}
-
-
-def put_raw(client, resource_id: str, body: dict, raw_response_hook=None) -> dict:
-    """PUT one resource's REST JSON and return the answer's body, through `client`'s pipeline (credential, pacing,
-    retries), without waiting for it to finish (the Waiter does); errors raised as the SDK's own PUTs raise them.
-    The SDK's models would cost the same round trip as on lists, and importing the network and compute SDKs
-    (~0.4 s of CPU) was in front of create-cluster's first write."""
+def _raise_unless(response, ok: tuple[int, ...]) -> None:
+    """An answer outside `ok` raised as the SDK's own operations raise it: ResourceNotFoundError for 404,
+    ResourceExistsError for 409, ClientAuthenticationError for 401, else HttpResponseError with ARM's error code."""
+    if response.status_code in ok:
+        return
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -87,18 +62,40 @@ def put_raw(client, resource_id: str, body: dict, raw_response_hook=None) -> dic
         ResourceNotFoundError,
         map_error,
     )
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError,
+                                                409: ResourceExistsError})
+    raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+
+
+def list_raw(client, path: str, params: dict) -> list[dict]:
+    """Every item of an ARM list (following nextLink) as its REST JSON; errors raised as the SDK raises them."""
+    from azure.core.rest import HttpRequest
+
+    items: list[dict] = []
+    request: HttpRequest | None = HttpRequest("GET", path, params=params)
+    while request is not None:
+        response = _send(client, request)
+        _raise_unless(response, (200,))
+        body = response.json()
+        items.extend(body.get("value") or [])
+        request = HttpRequest("GET", body["nextLink"]) if body.get("nextLink") else None
+    return items
+
+
+def put_raw(client, resource_id: str, body: dict, raw_response_hook=None) -> dict:
+    """PUT one resource's REST JSON and return the answer's body, through `client`'s pipeline (credential, pacing,
+    retries), without waiting for it to finish (the Waiter does); errors raised as the SDK's own PUTs raise them.
+    The SDK's models would cost the same round trip as on lists, and importing the network and compute SDKs
+    (~0.4 s of CPU) was in front of create-cluster's first write."""
     from azure.core.rest import HttpRequest
 
     provider = resource_id.split("/providers/", 1)[1].split("/", 1)[0]
-    request = HttpRequest("PUT", resource_id, params={"api-version": WRITE_API[provider]}, json=body)
+    request = HttpRequest("PUT", resource_id, params={"api-version": API[provider]}, json=body)
     kwargs = {"raw_response_hook": raw_response_hook} if raw_response_hook else {}
     response = _send(client, request, **kwargs)
-    if response.status_code not in (200, 201):
-        from azure.mgmt.core.exceptions import ARMErrorFormat
-
-        map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError,
-                                                    409: ResourceExistsError})
-        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    _raise_unless(response, (200, 201))
     return response.json() if response.content else {}
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from flwrazure.azure.errors import translate
-from flwrazure.azure.inventory import list_raw
+from flwrazure.azure.inventory import COMPUTE_API, NETWORK_API, list_raw
 from flwrazure.azure.target import Target
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import resources
@@ -26,8 +26,8 @@ def _regions(target: Target) -> list[str]:
 # through the compute and network SDKs' models first imported both (~0.4 s of CPU) before the first write of a
 # create-cluster; the fields read here are the REST names the models' as_dict() gave too.
 _SKUS = ("Microsoft.Compute/skus", "2021-07-01")
-_COMPUTE_USAGES = ("Microsoft.Compute/locations/{}/usages", "2024-07-01")
-_NETWORK_USAGES = ("Microsoft.Network/locations/{}/usages", "2024-05-01")
+_COMPUTE_USAGES = ("Microsoft.Compute/locations/{}/usages", COMPUTE_API)
+_NETWORK_USAGES = ("Microsoft.Network/locations/{}/usages", NETWORK_API)
 
 
 def _list(target: Target, provider_path: str, api: str, **params: str) -> list[dict]:
