@@ -22,6 +22,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "flwrazure-localcloud"
 
     def setup(self) -> None:
+        # the TLS handshake here, in this connection's thread: done in accept() (ssl's default) every new
+        # connection waited for the handshakes of all before it in the one accepting thread (create-cluster for
+        # 100 clients opens ~130 connections at once; some of its first PUTs left a second late)
+        self.request.settimeout(60)  # a client that never finishes its handshake gives its thread back
+        self.request.do_handshake()
+        self.request.settimeout(None)
         super().setup()
         # headers and body leave in separate writes: without this, Nagle + delayed ACK add ~40 ms per request
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -48,6 +54,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError, TimeoutError)):
+            return  # a client that gave up or refused our certificate: nothing to report (accept() was silent too)
+        super().handle_error(request, client_address)
 
 
 class LocalCloudServer:
@@ -78,7 +91,7 @@ class LocalCloudServer:
         self.httpd = _Server((host, port), _Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.httpd.app = self.app
         self.port = self.httpd.server_address[1]
         self.endpoint = f"https://127.0.0.1:{self.port}"
