@@ -78,3 +78,19 @@ def test_a_store_without_a_path_writes_nothing(tmp_path):
         store.put(VM, _vm())
     store.flush()
     assert store.get(VM) and not list(tmp_path.iterdir())
+
+
+def test_local_reset_forgets_the_journal_too(tmp_path):
+    from flwrazure.localcloud import daemon
+
+    path = tmp_path / "state.json"
+    store = Store(path)
+    with store.lock:
+        store.put(VM, _vm("Succeeded"))
+    store.flush()
+    with store.lock:  # then a crash: a journal beside the snapshot
+        store.put(VM + "2", _vm("Succeeded"))
+    (tmp_path / "state.journal.7").write_text("")
+    daemon.reset(tmp_path)
+    assert Store(path).resources == {}
+    assert not list(tmp_path.glob("state*"))
