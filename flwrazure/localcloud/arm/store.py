@@ -92,15 +92,17 @@ class Store:
         self._dirty.set()
         if not self.path:
             return
-        for kind, key in (("r", resource), ("g", group), ("o", op)):
-            if key is None:
-                continue
-            key = key.lower() if kind != "o" else key
-            self.seq += 1
-            line = json.dumps({"s": self.seq, "t": kind, "k": key, "v": getattr(self, self.KINDS[kind]).get(key)})
-            if self._journal is None:
-                self._journal = open(self._journal_path(), "a", buffering=1)  # line-buffered: each line written
-            self._journal.write(line + "\n")
+        with self.lock:  # (re-entrant: callers mostly hold it already) one writer, lines in `seq` order
+            for kind, key in (("r", resource), ("g", group), ("o", op)):
+                if key is None:
+                    continue
+                key = key.lower() if kind != "o" else key
+                self.seq += 1
+                line = json.dumps({"s": self.seq, "t": kind, "k": key,
+                                   "v": getattr(self, self.KINDS[kind]).get(key)})
+                if self._journal is None:
+                    self._journal = open(self._journal_path(), "a", buffering=1)  # line-buffered: written per line
+                self._journal.write(line + "\n")
 
     def flush(self) -> None:
         if not self.path or not self._dirty.is_set():
