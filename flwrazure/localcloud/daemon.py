@@ -105,8 +105,7 @@ def reset(state_dir: Path) -> None:
     """Forget every resource (credentials and CA stay, so configured clients keep working)."""
     if running(state_dir):
         raise UsageError("The local cloud is running: stop it first with `flwrazure local down`.")
-    for name in ("state.json", "state.tmp", "state.journal"):
-        (state_dir / name).unlink(missing_ok=True)
-    for journal in state_dir.glob("state.journal.*"):  # a crash's journals would bring the resources back
-        journal.unlink()
+    from flwrazure.localcloud.arm import store
+
+    store.remove(state_dir / "state.json")
     shutil.rmtree(state_dir / "hosts", ignore_errors=True)

@@ -11,6 +11,23 @@ from pathlib import Path
 TRANSIENT = {"Creating", "Updating", "Deleting"}
 
 
+def journal_path(path: Path, rotated: int | None = None) -> Path:
+    """The journal beside the snapshot at `path`; `rotated`: one a snapshot took over (named by its last change)."""
+    return path.with_suffix(".journal" if rotated is None else f".journal.{rotated}")
+
+
+def rotated_journals(path: Path) -> list[Path]:
+    """The journals snapshots took over, oldest first."""
+    return sorted(path.parent.glob(path.stem + ".journal.*"), key=lambda f: int(f.suffix[1:]))
+
+
+def remove(path: Path) -> None:
+    """Forget the store kept at `path`: its snapshot and every journal (a crash's journals would bring the
+    resources back at the next load)."""
+    for f in [path, path.with_suffix(".tmp"), journal_path(path), *rotated_journals(path)]:
+        f.unlink(missing_ok=True)
+
+
 class Store:
     """Kept on disk as a snapshot (`state.json`, written whole by `flush`, about once a second) plus a journal
     (`state.journal`): every change named to `mark_dirty` is appended there at once, so what the cloud has
@@ -37,9 +54,6 @@ class Store:
             self._replay()
 
     # -- persistence -------------------------------------------------------------------------------------
-    def _journal_path(self, rotated: int | None = None) -> Path:
-        return self.path.with_suffix(".journal" if rotated is None else f".journal.{rotated}")
-
     def _load(self) -> None:
         data = json.loads(self.path.read_text())
         self.groups, self.resources = data.get("groups", {}), data.get("resources", {})
@@ -48,9 +62,9 @@ class Store:
 
     def _replay(self) -> None:
         """Apply the journaled changes the snapshot does not hold yet, then settle what was in flight."""
-        rotated = sorted(self.path.parent.glob(self.path.stem + ".journal.*"), key=lambda f: int(f.suffix[1:]))
+        rotated = rotated_journals(self.path)
         changed = False
-        for journal in [*rotated, self._journal_path()]:
+        for journal in [*rotated, journal_path(self.path)]:
             if not journal.exists():
                 continue
             for line in journal.read_text().splitlines():
@@ -88,7 +102,8 @@ class Store:
 
     def mark_dirty(self, resource: str | None = None, group: str | None = None, op: str | None = None) -> None:
         """Something changed: the next flush writes the snapshot. The record named (a resource id, a group name,
-        an operation id; call under the lock, after the change) is journaled now, as it is, or as gone."""
+        an operation id; call after the change, under the lock that guarded it) is journaled now, as it is, or as
+        gone."""
         self._dirty.set()
         if not self.path:
             return
@@ -101,7 +116,7 @@ class Store:
                 line = json.dumps({"s": self.seq, "t": kind, "k": key,
                                    "v": getattr(self, self.KINDS[kind]).get(key)})
                 if self._journal is None:
-                    self._journal = open(self._journal_path(), "a", buffering=1)  # line-buffered: written per line
+                    self._journal = open(journal_path(self.path), "a", buffering=1)  # line-buffered: written per line
                 self._journal.write(line + "\n")
 
     def flush(self) -> None:
@@ -116,11 +131,11 @@ class Store:
                 if self._journal is not None:  # later changes go to a new journal; this one goes with the snapshot
                     self._journal.close()
                     self._journal = None
-                    os.replace(self._journal_path(), self._journal_path(seq))
+                    os.replace(journal_path(self.path), journal_path(self.path, seq))
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(text)
             os.replace(tmp, self.path)
-            for old in self.path.parent.glob(self.path.stem + ".journal.*"):
+            for old in rotated_journals(self.path):
                 if int(old.suffix[1:]) <= seq:
                     old.unlink(missing_ok=True)
 
