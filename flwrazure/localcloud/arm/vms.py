@@ -340,9 +340,8 @@ def _provision(ctx: Ctx, rid_: str) -> None:
     if not has_disk:
         _create_disk(ctx, rid_)
     ctx.driver.create(ctx, ctx.store.get(rid_)["body"])
-    _set_power(ctx, rid_, "running")
     with ctx.store.lock:
-        ctx.store.get(rid_)["meta"]["booted"] = True
+        ctx.store.get(rid_)["meta"].update(power="running", booted=True)
         ctx.store.mark_dirty(resource=rid_)
 
 
