@@ -63,7 +63,8 @@ def _client(home: Path):
                   (ResourceManagementClient, NetworkManagementClient, ComputeManagementClient)]
 
 
-def _one_vm(home: Path) -> tuple[dict, str]:
+def _one_vm(home: Path, wait: bool = True) -> tuple[dict, str]:
+    """A VM with a public IP and SSH open to the operator; wait=False: its create is only sent (201 Creating)."""
     info, (rc, nc, cc) = _client(home)
     rc.resource_groups.create_or_update("rg", {"location": "eastus"})
     vnet = nc.virtual_networks.begin_create_or_update("rg", "v", arm.vnet()).result()
@@ -71,7 +72,9 @@ def _one_vm(home: Path) -> tuple[dict, str]:
         "securityRules": [{"name": "ssh", **arm.rule(100, "22", "198.18.0.1")}]}}).result()
     ip = nc.public_ip_addresses.begin_create_or_update("rg", "ip", arm.pip()).result()
     nic = nc.network_interfaces.begin_create_or_update("rg", "nic", arm.nic(vnet.subnets[0].id, ip.id, nsg.id)).result()
-    cc.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id)).result()
+    poller = cc.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id))
+    if wait:
+        poller.result()
     return info, ip.ip_address
 
 
@@ -109,17 +112,9 @@ def test_a_vm_create_caught_by_a_crash_is_finished_by_the_next_up(home):
           "--first-boot-apt", "0")
     try:
         assert flwrazure(home, *up).returncode == 0
-        info, (rc, nc, cc) = _client(home)
-        cloud = clients_for(None, info=info)
+        cloud = clients_for(None, info=_client(home)[0])
         cloud.admin("PATCH", "config", {"latency_by_type": {"Microsoft.Compute/virtualMachines": 60}})
-        rc.resource_groups.create_or_update("rg", {"location": "eastus"})
-        vnet = nc.virtual_networks.begin_create_or_update("rg", "v", arm.vnet()).result()
-        nsg = nc.network_security_groups.begin_create_or_update("rg", "nsg", {"location": "eastus", "properties": {
-            "securityRules": [{"name": "ssh", **arm.rule(100, "22", "198.18.0.1")}]}}).result()
-        ip = nc.public_ip_addresses.begin_create_or_update("rg", "ip", arm.pip()).result()
-        nic = nc.network_interfaces.begin_create_or_update("rg", "nic", arm.nic(vnet.subnets[0].id, ip.id,
-                                                                                   nsg.id)).result()
-        cc.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id))  # 201 Creating, then the crash
+        info, ip = _one_vm(home, wait=False)  # 201 Creating, then the crash
         os.kill(info["pid"], signal.SIGKILL)
         time.sleep(0.5)
         up2 = flwrazure(home, *up)
@@ -129,7 +124,7 @@ def test_a_vm_create_caught_by_a_crash_is_finished_by_the_next_up(home):
         assert vm.provisioning_state == "Succeeded"
         assert cc.disks.get("rg", vm.storage_profile.os_disk.name).managed_by.lower() == vm.id.lower()
         try:
-            wait_ssh(ip.ip_address)
+            wait_ssh(ip)
         except Exception as exc:
             raise AssertionError(f"{exc!r}\n{_host_report(state)}") from exc
     finally:
