@@ -94,3 +94,28 @@ def test_local_reset_forgets_the_journal_too(tmp_path):
     daemon.reset(tmp_path)
     assert Store(path).resources == {}
     assert not list(tmp_path.glob("state*"))
+
+
+def _res(kind: str, name: str, rg: str = "rg") -> tuple[str, dict]:
+    rid = f"/subscriptions/s/resourceGroups/{rg}/providers/Microsoft.Network/{kind}/{name}"
+    return rid, {"id": rid, "name": name, "type": f"Microsoft.Network/{kind}", "properties": {}}
+
+
+def test_of_type_follows_puts_replacements_deletes_and_a_reload(tmp_path):
+    path = tmp_path / "state.json"
+    store = Store(path)
+    for kind, name, rg in [("networkInterfaces", "a", "rg"), ("publicIPAddresses", "p", "rg"),
+                           ("networkInterfaces", "b", "other"), ("networkInterfaces", "c", "rg")]:
+        store.put(*_res(kind, name, rg))
+    nic = "Microsoft.Network/networkInterfaces"
+    assert [r["body"]["name"] for r in store.of_type(nic)] == ["a", "b", "c"]  # creation order
+    assert [r["body"]["name"] for r in store.of_type(nic.upper(), rg="RG")] == ["a", "c"]
+    rid, body = _res("networkInterfaces", "a")
+    replaced = store.put(rid, {**body, "properties": {"x": 1}})
+    assert store.of_type(nic)[0] is replaced  # the record now stored, still first
+    store.delete(_res("networkInterfaces", "b", "other")[0])
+    assert [r["body"]["name"] for r in store.of_type(nic)] == ["a", "c"]
+    again = Store(path)  # after a crash: snapshot (none here) + journal replayed, the index rebuilt
+    assert [r["body"]["name"] for r in again.of_type(nic)] == ["a", "c"]
+    assert again.of_type(nic)[0]["body"]["properties"] == {"x": 1}
+    assert [r["body"]["name"] for r in again.of_type("Microsoft.Network/publicIPAddresses")] == ["p"]

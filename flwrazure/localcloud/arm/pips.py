@@ -21,13 +21,14 @@ METHODS = {"static": "Static", "dynamic": "Dynamic"}
 
 
 def _allocate(ctx: Ctx) -> str:
-    used = {rec["body"]["properties"].get("ipAddress") for rec in ctx.store.of_type(PIP)}
-    first = int(ctx.config.get("public_ip_offset", 10))
-    for host in PUBLIC_RANGE.hosts():
-        if int(host) - int(PUBLIC_RANGE.network_address) < first:
-            continue
-        if str(host) not in used and host.packed[-1] not in (0, 255):
-            return str(host)
+    """The lowest free address of the public range past the offset (none ending in .0 or .255). Integers, not
+    ipaddress objects: walking the range as objects cost a millisecond per PUT with a hundred addresses taken."""
+    used = {int(ipaddress.ip_address(a)) for rec in ctx.store.of_type(PIP)
+            if (a := rec["body"]["properties"].get("ipAddress"))}
+    base = int(PUBLIC_RANGE.network_address)
+    for value in range(base + int(ctx.config.get("public_ip_offset", 10)), int(PUBLIC_RANGE.broadcast_address)):
+        if value not in used and value & 0xFF not in (0, 255):
+            return str(ipaddress.ip_address(value))
     raise ArmError(409, "PublicIPCountLimitReached", "The local cloud's public address range is exhausted.")
 
 

@@ -41,6 +41,9 @@ class Store:
         self.lock = threading.RLock()
         self.groups: dict[str, dict] = {}  # lower-case name -> {"body": ..., "meta": ...}
         self.resources: dict[str, dict] = {}  # lower-case id -> {"body": ..., "meta": ...}
+        # lower-case type -> {lower-case id: record}, in creation order: of_type scanned every resource, and the
+        # handlers call it several times per write (address allocation, quota, in-use checks): O(n) per PUT
+        self._types: dict[str, dict[str, dict]] = {}
         self.operations: dict[str, dict] = {}
         self.counters: dict[str, int] = {}
         self.tombstones: dict[str, float] = {}  # lower-case id -> monotonic time of deletion (not kept on disk)
@@ -81,6 +84,7 @@ class Store:
                     table[entry["k"]] = entry["v"]
                 self.seq, changed = entry["s"], True
         self._settle()
+        self._index()
         if changed or rotated:
             self._dirty.set()
             self.flush()  # one snapshot holding it all; the journals it replaces go
@@ -99,6 +103,11 @@ class Store:
         for op in self.operations.values():
             if op.get("status") == "InProgress":
                 op["status"] = "Succeeded"
+
+    def _index(self) -> None:
+        self._types = {}
+        for key, rec in self.resources.items():
+            self._types.setdefault(_type_of(rec), {})[key] = rec
 
     def mark_dirty(self, resource: str | None = None, group: str | None = None, op: str | None = None) -> None:
         """Something changed: the next flush writes the snapshot. The record named (a resource id, a group name,
@@ -153,29 +162,31 @@ class Store:
             old = self.resources.get(rid.lower())
             rec = {"body": body, "meta": meta if meta is not None else (old or {}).get("meta", {})}
             self.resources[rid.lower()] = rec
+            self._types.setdefault(_type_of(rec), {})[rid.lower()] = rec
             self.mark_dirty(resource=rid)
             return rec
 
     def delete(self, rid: str) -> None:
         with self.lock:
-            self.resources.pop(rid.lower(), None)
+            rec = self.resources.pop(rid.lower(), None)
+            if rec is not None:
+                self._types.get(_type_of(rec), {}).pop(rid.lower(), None)
             self.mark_dirty(resource=rid)
 
     def of_type(self, arm_type: str, rg: str | None = None) -> list[dict]:
         """Records of one type (optionally in one group), in creation order."""
-        out = []
-        for rec in self.resources.values():
-            body = rec["body"]
-            if body.get("type", "").lower() != arm_type.lower():
-                continue
-            if rg is not None and group_of(body["id"]).lower() != rg.lower():
-                continue
-            out.append(rec)
-        return out
+        records = list(self._types.get(arm_type.lower(), {}).values())  # one C call: safe beside a writer
+        if rg is None:
+            return records
+        return [rec for rec in records if group_of(rec["body"]["id"]).lower() == rg.lower()]
 
     def in_group(self, rg: str) -> list[dict]:
         prefix = f"/resourcegroups/{rg.lower()}/"
         return [rec for key, rec in self.resources.items() if prefix in key]
+
+
+def _type_of(rec: dict) -> str:
+    return (rec["body"].get("type") or "").lower()
 
 
 def group_of(rid: str) -> str:
