@@ -8,6 +8,7 @@ operation's own verdict or notices the roll-back, and gives up at a deadline."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from flwrazure.azure import inventory
@@ -43,17 +44,27 @@ def _too_slow(rg: str, seconds: float, retry: str) -> FlwrazureError:
 def wait_gone(target: Target, rg: str, poller=None, limit: float | None = None,
               retry: str = "re-run `flwrazure teardown`") -> None:
     """Return once the group no longer exists. Raise (naming the group, Azure's code and the next step) if its
-    deletion failed, or if it is still there after `limit` seconds."""
+    deletion failed, or if it is still there after `limit` seconds.
+
+    With `poller` (Azure's own operation, polled as its Retry-After says: 15 s) the verdict comes from there, while
+    the group itself is read every poll interval, as create-cluster reads what it builds: its 404 ends the wait when
+    the deletion ends, not at the next Retry-After (a 78 s deletion was seen at 90 s)."""
     limit = timeout() if limit is None else limit
     deadline = time.monotonic() + limit
+    verdict: dict = {}
+    decided = threading.Event()
     if poller is not None:
-        try:
-            poller.result(timeout=limit)
-        except Exception as exc:
-            raise translate(exc, f"resource group {rg}") from exc
-        if not poller.done():
-            raise _too_slow(rg, limit, retry)
+        def follow() -> None:
+            try:
+                poller.result(timeout=limit)
+            except Exception as exc:  # handed to the waiting thread
+                verdict["error"] = exc
+            decided.set()
+
+        threading.Thread(target=follow, daemon=True, name="flwrazure-group-delete").start()
     while True:
+        if "error" in verdict:
+            raise translate(verdict["error"], f"resource group {rg}") from verdict["error"]
         try:
             group = inventory.group(target, rg)
         except Exception as exc:
@@ -62,9 +73,15 @@ def wait_gone(target: Target, rg: str, poller=None, limit: float | None = None,
             return
         state = (group.get("properties") or {}).get("provisioningState", "")
         if state != "Deleting":  # Azure rolled the group back: the deletion failed
+            if poller is not None and decided.wait(max(0.0, deadline - time.monotonic())) and "error" in verdict:
+                continue  # Azure's own code and message, raised above
             raise FlwrazureError(f"resource group {rg}: its deletion failed (Azure rolled it back to "
                                  f"provisioningState {state}, keeping what it could not delete). Next: "
                                  f"{NEXT_STEP['ResourceGroupDeletionBlocked']}.")
         if time.monotonic() >= deadline:
             raise _too_slow(rg, limit, retry)
-        time.sleep(min(max(target.poll, 0.2), max(0.0, deadline - time.monotonic())))
+        pause = min(max(target.poll, 0.05 if poller is not None else 0.2), max(0.0, deadline - time.monotonic()))
+        if poller is not None and not decided.is_set():
+            decided.wait(pause)  # a verdict ends the pause
+        else:
+            time.sleep(pause)

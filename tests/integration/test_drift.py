@@ -161,6 +161,20 @@ def test_create_cluster_reports_when_the_old_group_fails_to_delete(product_cloud
     assert again.returncode == 1 and "resource group flower-rg: its deletion failed" in line and "Next:" in line
 
 
+def test_teardown_ends_when_the_group_is_gone_not_at_the_next_retry_after(product_cloud, home):
+    """Azure tells a client to poll a group deletion every 15 s (it took ~78 s): following only the operation, the
+    end was seen at 90 s. Here the deletion takes 1 s and Retry-After says 30: the group's own 404 ends the wait."""
+    cloud = product_cloud
+    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1"))
+    cloud.admin("PATCH", "config", {"latency_by_type": {"Microsoft.Resources/resourceGroups": 1},
+                                    "lro_retry_after": 30})
+    started = time.monotonic()
+    ok(flwrazure(home, "teardown", "--yes", timeout=120))
+    took = time.monotonic() - started
+    assert cloud.resources.resource_groups.check_existence("flower-rg") is False
+    assert took < 15, f"teardown took {took:.1f} s: it sat out the operation's Retry-After (30 s)"
+
+
 # -- untagged extensions that Azure Policy / Defender add to new VMs ----------------------------------------
 def test_policy_extension_appears_on_new_vms_untagged_and_goes_with_the_vm(cloud, net_stack):
     cloud.admin("PATCH", "config", {"policy_extensions": ["AzurePolicyforLinux", "MDE.Linux"]})
