@@ -71,9 +71,10 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def _exit(code: int) -> None:
-    """Exit; once the Azure SDK is loaded, skip interpreter teardown (~0.25 s of freeing its module graph).
-    Everything the commands write is closed before they return, so only stdio needs flushing."""
-    if "azure.mgmt.network" in sys.modules or "azure.mgmt.compute" in sys.modules:
+    """Exit; once the Azure SDK is loaded, skip interpreter teardown (~0.25 s of freeing the network and compute
+    SDKs' module graph; ~65 ms after a create-cluster that loads neither). Everything the commands write is closed
+    before they return, so only stdio needs flushing."""
+    if "azure.core" in sys.modules:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
