@@ -168,11 +168,16 @@ def test_teardown_ends_when_the_group_is_gone_not_at_the_next_retry_after(produc
     ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1"))
     cloud.admin("PATCH", "config", {"latency_by_type": {"Microsoft.Resources/resourceGroups": 1},
                                     "lro_retry_after": 30})
+    cloud.admin("DELETE", "requests")
     started = time.monotonic()
     ok(flwrazure(home, "teardown", "--yes", timeout=120))
     took = time.monotonic() - started
     assert cloud.resources.resource_groups.check_existence("flower-rg") is False
     assert took < 15, f"teardown took {took:.1f} s: it sat out the operation's Retry-After (30 s)"
+    # and the group is not read more often than a fifteenth of that Retry-After (2 s) while it goes
+    reads = [r for r in cloud.admin("GET", "requests").json()["value"]
+             if r["method"] == "GET" and r["path"].lower().endswith("/resourcegroups/flower-rg")]
+    assert 1 <= len(reads) <= 4, [round(r["t"] - reads[0]["t"], 2) for r in reads]
 
 
 # -- untagged extensions that Azure Policy / Defender add to new VMs ----------------------------------------
