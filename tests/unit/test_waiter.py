@@ -84,3 +84,21 @@ def test_a_timed_out_wait_stops_the_listing():
     after = len(calls)
     time.sleep(0.2)
     assert len(calls) == after and w._pending == {}  # nothing left to list for
+
+
+def test_a_retry_after_hint_spaces_the_ticks_to_a_fifteenth_of_it():
+    """A local cloud running Azure's timing at scale 1 says Retry-After 10 s on a VM PUT: lists every 0.05 s (the
+    local interval) were 20 per second for 80 s; a fifteenth of the hint is 0.67 s. Here: hint 1.5 s -> 0.1 s."""
+    import time
+
+    calls: list[float] = []
+    ready_at = time.monotonic() + 1.5 + 0.5
+
+    def vms():
+        calls.append(time.monotonic())
+        state = "Succeeded" if time.monotonic() >= ready_at else "Creating"
+        return [{"name": "vm1", "properties": {"provisioningState": state}}]
+
+    w = Waiter({"vm": vms}, interval=0.01, timeout=5)
+    w.ready("vm", "vm1", not_before=time.monotonic() + 1.5)
+    assert 4 <= len(calls) <= 8, len(calls)  # ~0.5 s at 0.1 s; at the 0.01 s interval it was ~50
