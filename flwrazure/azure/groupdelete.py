@@ -14,6 +14,7 @@ import time
 from flwrazure.azure import inventory
 from flwrazure.azure.errors import NEXT_STEP, translate
 from flwrazure.azure.target import Target
+from flwrazure.azure.waiter import watch_floor
 from flwrazure.errors import FlwrazureError
 
 DEFAULT_TIMEOUT = 1800.0  # Azure takes ~1-2 min for a small group, much longer for many VMs; 30 min is "stuck"
@@ -67,6 +68,10 @@ def wait_gone(target: Target, rg: str, poller=None, limit: float | None = None,
     deadline = time.monotonic() + limit
     verdict: dict = {}
     decided = threading.Event()
+    if poller is not None:  # reads of the group between the operation's polls (see the docstring)
+        every = max(target.poll, 0.05, watch_floor(getattr(poller, "retry_after", None)))
+    else:
+        every = max(target.poll, 0.2)
     if poller is not None:
         def follow() -> None:
             try:
@@ -94,8 +99,7 @@ def wait_gone(target: Target, rg: str, poller=None, limit: float | None = None,
                                  f"{NEXT_STEP['ResourceGroupDeletionBlocked']}.")
         if time.monotonic() >= deadline:
             raise _too_slow(rg, limit, retry)
-        floor = max(0.05, (getattr(poller, "retry_after", None) or 0) / 15) if poller is not None else 0.2
-        pause = min(max(target.poll, floor), max(0.0, deadline - time.monotonic()))
+        pause = min(every, max(0.0, deadline - time.monotonic()))
         if poller is not None and not decided.is_set():
             decided.wait(pause)  # a verdict ends the pause
         else:

@@ -12,6 +12,13 @@ TERMINAL_OK = {"succeeded"}
 TERMINAL_BAD = {"failed", "canceled"}
 
 
+def watch_floor(retry_after: float | None) -> float:
+    """The shortest pause between reads of a resource that Azure asked to be left alone for `retry_after` seconds:
+    a fifteenth of it (0 without a hint). Reading the resource itself (not the operation Azure named) sees its end
+    when it comes; this keeps those reads from outnumbering the polls Azure asked for by more than 15 to 1."""
+    return (retry_after or 0.0) / 15
+
+
 class UnreadableState(Exception):
     """A listed resource without properties.provisioningState: every resource flwrazure waits for has one, so the
     SDK's models are not REST-shaped (azure-mgmt-* older than pyproject's floors give snake_case keys). Defaulting
@@ -68,7 +75,7 @@ class Waiter:
 
     def _wait(self, kind: str, name: str, mode: str, not_before: float | None = None) -> dict:
         key = (kind, name.lower(), mode)
-        floor = max(0.0, not_before - time.monotonic()) / 15 if not_before else 0.0
+        floor = watch_floor(max(0.0, not_before - time.monotonic()) if not_before else None)
         with self._lock:
             slot = self._pending.get(key)
             if slot is None:
