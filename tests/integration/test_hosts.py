@@ -181,10 +181,14 @@ def test_systemd_unit_survives_deallocate_and_start(hc):
     run(ip, f"printf '{unit}' | sudo tee /etc/systemd/system/fztest.service >/dev/null && "
             "sudo systemctl daemon-reload && sudo systemctl enable --now fztest && echo kept > ~/disk-marker")
     assert run(ip, "systemctl is-active fztest").strip() == "active"
+    macs = run(ip, "ip -o link show | grep -o 'link/ether [0-9a-f:]*'").split()
     hc.compute.virtual_machines.begin_deallocate("rg", "b").result()
     assert port_state(ip, 22) == "timeout"  # the host is gone while deallocated
     hc.compute.virtual_machines.begin_start("rg", "b").result()
     wait_ssh(ip)
+    # the NIC's MAC comes back with it: with a new one each boot, this machine's and the other VMs' neighbour
+    # entries kept pointing at the old veth and the first login waited 15-80 s for them to age out
+    assert run(ip, "ip -o link show | grep -o 'link/ether [0-9a-f:]*'").split() == macs
     assert run(ip, "systemctl is-active fztest || true").strip() in ("active", "activating")
     assert run(ip, "cat ~/disk-marker").strip() == "kept"  # disk intact
     hc.compute.virtual_machines.begin_restart("rg", "b").result()

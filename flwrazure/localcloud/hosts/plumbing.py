@@ -83,11 +83,22 @@ def public_range_taken_by_other(bridge: str) -> str | None:
     return None
 
 
-def attach(netns: str, host_if: str, bridge: str, inner: str, addresses: list[str]) -> None:
-    """A veth pair: one end on the bridge, the other inside the namespace as `inner` with `addresses`."""
+def mac_for(text: str) -> str:
+    """A locally administered unicast MAC that is a function of `text` (a NIC's id and the interface's role)."""
+    digest = hashlib.sha1(text.lower().encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
+def attach(netns: str, host_if: str, bridge: str, inner: str, addresses: list[str], mac: str | None = None) -> None:
+    """A veth pair: one end on the bridge, the other inside the namespace as `inner` with `addresses` (and `mac`).
+
+    A VM's interface keeps its MAC across deallocate/start (on Azure the guest sees its NIC's MAC, which stays with
+    the NIC); a new random one each boot left this machine's and the other VMs' neighbour tables pointing at the old
+    veth until the entries aged out, and the first SSH login after a start waited 15-80 s for it."""
     if host_if in links():
         run("ip", "link", "del", host_if, check=False)
-    run("ip", "link", "add", host_if, "type", "veth", "peer", "name", inner, "netns", netns)
+    peer = ["name", inner, *(["address", mac] if mac else []), "netns", netns]
+    run("ip", "link", "add", host_if, "type", "veth", "peer", *peer)
     run("ip", "link", "set", host_if, "master", bridge, "up")
     for addr in addresses:
         run("ip", "addr", "add", addr, "dev", inner, netns=netns)
