@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 
 from flwrazure.azure import inventory
 from flwrazure.azure.errors import NEXT_STEP, translate
@@ -28,9 +29,16 @@ def timeout() -> float:
         return DEFAULT_TIMEOUT
 
 
-def begin(target: Target, rg: str):
-    """Start deleting the group; the returned poller follows Azure's operation (Location, Retry-After). The
-    DELETE's own Retry-After is kept on it as `retry_after` (seconds, None when absent) for wait_gone."""
+@dataclass
+class Deletion:
+    """A group deletion under way: the SDK's poller of Azure's operation (Location, Retry-After) and the DELETE's
+    own Retry-After (seconds, None when absent)."""
+    poller: object
+    retry_after: float | None
+
+
+def begin(target: Target, rg: str) -> Deletion:
+    """Start deleting the group; wait_gone follows the returned deletion."""
     from flwrazure.azure.pacing import retry_after
 
     hints: list[float | None] = []
@@ -44,8 +52,7 @@ def begin(target: Target, rg: str):
                                                                raw_response_hook=keep_retry_after)
     except Exception as exc:
         raise translate(exc, f"resource group {rg}") from exc
-    poller.retry_after = hints[0] if hints else None
-    return poller
+    return Deletion(poller, hints[0] if hints else None)
 
 
 def _too_slow(rg: str, seconds: float, retry: str) -> FlwrazureError:
@@ -54,22 +61,23 @@ def _too_slow(rg: str, seconds: float, retry: str) -> FlwrazureError:
                           "FLWRAZURE_GROUP_DELETE_TIMEOUT in seconds).")
 
 
-def wait_gone(target: Target, rg: str, poller=None, limit: float | None = None,
+def wait_gone(target: Target, rg: str, deletion: Deletion | None = None, limit: float | None = None,
               retry: str = "re-run `flwrazure teardown`") -> None:
     """Return once the group no longer exists. Raise (naming the group, Azure's code and the next step) if its
     deletion failed, or if it is still there after `limit` seconds.
 
-    With `poller` (Azure's own operation, polled as its Retry-After says: 15 s) the verdict comes from there, while
+    With `deletion` (Azure's own operation, polled as its Retry-After says: 15 s) the verdict comes from there, while
     the group itself is read every poll interval, as create-cluster reads what it builds: its 404 ends the wait when
     the deletion ends, not at the next Retry-After (a 78 s deletion was seen at 90 s). Those reads are no more
     frequent than a fifteenth of the DELETE's Retry-After (on Azure: every 2 s, the poll interval; on a local
     cloud running Azure's timing 20 times faster, every 0.05 s)."""
     limit = timeout() if limit is None else limit
+    poller = deletion.poller if deletion is not None else None
     deadline = time.monotonic() + limit
     verdict: dict = {}
     decided = threading.Event()
     if poller is not None:  # reads of the group between the operation's polls (see the docstring)
-        every = max(target.poll, 0.05, watch_floor(getattr(poller, "retry_after", None)))
+        every = max(target.poll, 0.05, watch_floor(deletion.retry_after))
     else:
         every = max(target.poll, 0.2)
     if poller is not None:

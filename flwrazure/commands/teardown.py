@@ -90,10 +90,10 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
     target, rg, cluster = p["target"], p["resource_group"], p["cluster"]
     deleted: list[str] = []
     if p["mode"] == "group":
-        poller = None
+        deletion = None
         if not p["group_deleting"]:
             if wait:  # follow Azure's own operation: it says when the deletion failed
-                poller = groupdelete.begin(target, rg)
+                deletion = groupdelete.begin(target, rg)
             else:
                 try:
                     target.resources.resource_groups.begin_delete(rg, polling=False)
@@ -104,7 +104,7 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
         if not wait:
             _forget(p, purge)
             return {"cluster": cluster, "mode": "group", "deleted": deleted, "waited": False}
-        groupdelete.wait_gone(target, rg, poller)
+        groupdelete.wait_gone(target, rg, deletion)
     else:
         waiter = Waiter(inventory.listers(target, rg), target.poll)
         by_kind: dict[str, list[dict]] = {}
