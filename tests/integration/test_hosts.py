@@ -182,6 +182,8 @@ def test_systemd_unit_survives_deallocate_and_start(hc):
             "sudo systemctl daemon-reload && sudo systemctl enable --now fztest && echo kept > ~/disk-marker")
     assert run(ip, "systemctl is-active fztest").strip() == "active"
     macs = run(ip, "ip -o link show | grep -o 'link/ether [0-9a-f:]*'").split()
+    nic_mac = hc.network.network_interfaces.get("rg", "b-nic").mac_address  # 00-0D-3A-…, as Azure shows it
+    assert nic_mac.startswith("00-0D-3A-") and nic_mac.replace("-", ":").lower() in macs  # the guest's eth0
     hc.compute.virtual_machines.begin_deallocate("rg", "b").result()
     assert port_state(ip, 22) == "timeout"  # the host is gone while deallocated
     hc.compute.virtual_machines.begin_start("rg", "b").result()

@@ -14,3 +14,24 @@ def test_the_mac_is_unicast_and_locally_administered():
         first, *rest = mac_for(f"nic-{i}|private").split(":")
         assert len(rest) == 5 and all(len(b) == 2 for b in rest)
         assert int(first, 16) & 0x01 == 0 and int(first, 16) & 0x02 == 0x02
+
+
+def test_the_private_interface_carries_the_nics_mac_as_the_guest_sees_it_on_azure():
+    from flwrazure.localcloud.hosts.plumbing import guest_mac
+
+    assert guest_mac("00-0D-3A-23-9A-49", "nic") == "00:0d:3a:23:9a:49"
+    # a NIC record without one (or a malformed one) gets a MAC made from its id, the same every boot
+    assert guest_mac(None, "nic") == guest_mac("", "NIC") == mac_for("nic|private")
+    assert guest_mac("00-0D-3A", "nic") == mac_for("nic|private")
+
+
+def test_a_new_nic_mac_is_azures_form_and_unlike_every_other_nics(monkeypatch):
+    from types import SimpleNamespace
+
+    from flwrazure.localcloud.arm import vms
+
+    taken = [{"body": {"properties": {"macAddress": "00-0D-3A-00-00-01"}}}, {"body": {"properties": {}}}]
+    ctx = SimpleNamespace(store=SimpleNamespace(of_type=lambda arm_type: taken if arm_type == vms.NIC else []))
+    draws = iter([b"\x00\x00\x01", b"\x00\x00\x01", b"\xab\x00\x02"])
+    monkeypatch.setattr(vms.secrets, "token_bytes", lambda n: next(draws))
+    assert vms._new_mac(ctx) == "00-0D-3A-AB-00-02"  # the two draws that another NIC has were skipped

@@ -42,6 +42,17 @@ IMMUTABLE = [("osProfile", "adminUsername"), ("osProfile", "computerName"),
              ("storageProfile", "imageReference"), ("storageProfile", "osDisk", "name")]
 
 
+def _new_mac(ctx) -> str:
+    """A NIC's MAC as Azure shows it once a VM uses the NIC (`00-0D-3A-23-9A-49`: Microsoft's prefix, upper-case,
+    hyphens), different from every other NIC's in this cloud: the guest's interface carries it, and two alike on
+    one bridge would take each other's packets. Kept by the NIC for its life (across deallocate/start)."""
+    taken = {rec["body"]["properties"].get("macAddress") for rec in ctx.store.of_type(NIC)}
+    while True:
+        mac = "00-0D-3A-" + "-".join(f"{b:02X}" for b in secrets.token_bytes(3))
+        if mac not in taken:
+            return mac
+
+
 def _dig(obj: dict, path: tuple) -> object:
     for key in path:
         obj = (obj or {}).get(key) if isinstance(obj, dict) else None
@@ -261,7 +272,8 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         for nic_id in nic_ids:
             net.link(ctx, nic_id, "virtualMachine", rid_, add=True, single=True)
             nic = ctx.store.get(nic_id)["body"]["properties"]
-            nic.setdefault("macAddress", "00-0D-3A-" + "-".join(f"{b:02X}" for b in secrets.token_bytes(3)))
+            if not nic.get("macAddress"):
+                nic["macAddress"] = _new_mac(ctx)
         response = clone(body)
 
     def work() -> None:

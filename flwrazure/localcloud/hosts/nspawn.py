@@ -94,8 +94,9 @@ class NspawnDriver(NullDriver):
             prefix = subnet["properties"].get("addressPrefix") or subnet["properties"]["addressPrefixes"][0]
             os_profile = vm["properties"]["osProfile"]
             return {
-                "key": vm["properties"]["vmId"], "name": vm["name"], "nic_id": nic_id, "computer": os_profile["computerName"],
-                "user": os_profile["adminUsername"],
+                "key": vm["properties"]["vmId"], "name": vm["name"], "nic_id": nic_id,
+                "mac": pl.guest_mac(nic["properties"].get("macAddress"), nic_id),
+                "computer": os_profile["computerName"], "user": os_profile["adminUsername"],
                 "keys": [k["keyData"] for k in os_profile.get("linuxConfiguration", {}).get("ssh", {}).get(
                     "publicKeys", [])],
                 "private_ip": cfg["privateIPAddress"].split("/")[0],
@@ -254,7 +255,7 @@ class NspawnDriver(NullDriver):
             with self.lock:
                 pl.ensure_bridge(bridge)
             pl.attach(ns, self.names.veth_private(key), bridge, fw.PRIVATE_IF,
-                      [f"{f['private_ip']}/{f['private_len']}"], mac=pl.mac_for(f"{f['nic_id']}|private"))
+                      [f"{f['private_ip']}/{f['private_len']}"], mac=f["mac"])
             if f["public_ip"]:
                 pl.attach(ns, self.names.veth_public(key), self.names.public_bridge, fw.PUBLIC_IF,
                           [f"{f['public_ip']}/{pl.PUBLIC_PREFIX_LEN}"], mac=pl.mac_for(f"{f['nic_id']}|public"))

@@ -89,6 +89,14 @@ def mac_for(text: str) -> str:
     return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 
+def guest_mac(nic_mac: str | None, nic_id: str) -> str:
+    """The MAC of a VM's private interface: its NIC's `macAddress` (`00-0D-3A-…` -> `00:0d:3a:…`, as the guest
+    sees it on Azure), or one made from the NIC's id when the NIC has none (a record from an older local cloud)."""
+    if nic_mac and len(nic_mac.replace("-", "").replace(":", "")) == 12:
+        return nic_mac.replace("-", ":").lower()
+    return mac_for(f"{nic_id}|private")
+
+
 def attach(netns: str, host_if: str, bridge: str, inner: str, addresses: list[str], mac: str | None = None) -> None:
     """A veth pair: one end on the bridge, the other inside the namespace as `inner` with `addresses` (and `mac`).
 
