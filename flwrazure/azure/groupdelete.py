@@ -76,11 +76,10 @@ def wait_gone(target: Target, rg: str, deletion: Deletion | None = None, limit: 
     deadline = time.monotonic() + limit
     verdict: dict = {}
     decided = threading.Event()
-    if poller is not None:  # reads of the group between the operation's polls (see the docstring)
-        every = max(target.poll, 0.05, watch_floor(deletion.retry_after))
-    else:
-        every = max(target.poll, 0.2)
+    every = max(target.poll, 0.2)
     if poller is not None:
+        every = max(target.poll, 0.05, watch_floor(deletion.retry_after))  # reads between the operation's polls
+
         def follow() -> None:
             try:
                 poller.result(timeout=limit)

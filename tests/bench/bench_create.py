@@ -38,8 +38,9 @@ from tests.helpers.cloud import publish, start_cloud
 RUNS = [(int(n), float(f)) for n, f in (r.split("@") for r in os.environ.get(
     "BENCH_RUNS", "2@0.05,10@0.05,50@0.05,100@0.05,2@1.0").split(","))]
 D = timing.AZURE_DURATIONS
+VM_PUT = D[("microsoft.compute/virtualmachines", "PUT")]
 CHAIN = max(D[("microsoft.network/virtualnetworks", "PUT")], D[("microsoft.network/networksecuritygroups", "PUT")],
-            D[("microsoft.network/publicipaddresses", "PUT")]) + D[("microsoft.compute/virtualmachines", "PUT")]
+            D[("microsoft.network/publicipaddresses", "PUT")]) + VM_PUT
 GROUP_DELETE = D[("microsoft.resources/resourcegroups", "DELETE")]
 GROUP_DELETE_RA = math.ceil(GROUP_DELETE / timing.AZURE_RETRY_AFTER["group_delete"]) * \
     timing.AZURE_RETRY_AFTER["group_delete"]
@@ -98,9 +99,8 @@ def one(n: int, scale: float) -> list[str]:
         wall, _ = run(home, "create-cluster", "--cloud", "local", "--cluster", f"b{n}", "--clients", str(n), "--json")
         log = [r for r in cloud.admin("GET", "requests").json()["value"] if r["path"].startswith("/subscriptions")]
         n_writes = sum(1 for r in log if r["method"] != "GET" and r["status"] != 429)
-        bucket = max(0, n_writes - WRITE_BURST) / (WRITE_RATE / scale)
-        bound = max(CHAIN * scale, bucket)
-        tight = max(CHAIN, D[("microsoft.compute/virtualmachines", "PUT")] + bucket / scale) * scale
+        bucket = max(0, n_writes - WRITE_BURST) / WRITE_RATE  # seconds at scale 1, like CHAIN and VM_PUT
+        bound, tight = max(CHAIN, bucket) * scale, max(CHAIN, VM_PUT + bucket) * scale
         writes, reads, met = summary(log)
         span = log[-1]["t"] - log[0]["t"]
         rows = [f"  {n:>4} {scale:>5} create   {wall:>7.2f} {span:>7.2f} {bound:>7.2f} {wall / bound:>5.2f} "

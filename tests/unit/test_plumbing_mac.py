@@ -1,4 +1,5 @@
-"""The MAC a VM's interface gets in the local cloud: a function of its NIC, unicast and locally administered."""
+"""The MACs a VM's interfaces get in the local cloud: eth0 its NIC's macAddress (unique, Azure's form), eth1 (and
+eth0 of a NIC record without one) a function of the NIC's id, unicast and locally administered."""
 from flwrazure.localcloud.hosts.plumbing import mac_for
 
 

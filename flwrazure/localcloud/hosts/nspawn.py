@@ -94,8 +94,9 @@ class NspawnDriver(NullDriver):
             prefix = subnet["properties"].get("addressPrefix") or subnet["properties"]["addressPrefixes"][0]
             os_profile = vm["properties"]["osProfile"]
             return {
-                "key": vm["properties"]["vmId"], "name": vm["name"], "nic_id": nic_id,
+                "key": vm["properties"]["vmId"], "name": vm["name"],
                 "mac": pl.guest_mac(nic["properties"].get("macAddress"), nic_id),
+                "public_mac": pl.mac_for(f"{nic_id}|public"),
                 "computer": os_profile["computerName"], "user": os_profile["adminUsername"],
                 "keys": [k["keyData"] for k in os_profile.get("linuxConfiguration", {}).get("ssh", {}).get(
                     "publicKeys", [])],
@@ -258,7 +259,7 @@ class NspawnDriver(NullDriver):
                       [f"{f['private_ip']}/{f['private_len']}"], mac=f["mac"])
             if f["public_ip"]:
                 pl.attach(ns, self.names.veth_public(key), self.names.public_bridge, fw.PUBLIC_IF,
-                          [f"{f['public_ip']}/{pl.PUBLIC_PREFIX_LEN}"], mac=pl.mac_for(f"{f['nic_id']}|public"))
+                          [f"{f['public_ip']}/{pl.PUBLIC_PREFIX_LEN}"], mac=f["public_mac"])
             entry = {"netns": ns, "vnet_bridge": bridge, "rules": None, "name": f["name"]}
             self._apply_rules(entry, f)
             log = open(self._disk(key) / "console.log", "ab")
