@@ -2,13 +2,21 @@
 
 ARM reports what is left of each bucket on every answer: `x-ms-ratelimit-remaining-subscription-reads|writes|
 deletes`, and Compute `x-ms-ratelimit-remaining-resource: Microsoft.Compute/PutVM3Min;239,…` per operation group.
-`Pacer` keeps, per bucket, the last count reported and the requests still in flight, and lets a request go only
-while the bucket would keep a small reserve. When a bucket is low and nothing is in flight, one request goes out
-after a short, growing pause to learn the refilled count (the refill rate is not in the headers); its answer then
-releases as many requests as the new count allows. The reports while a bucket is low teach its refill rate; from
-then on a low bucket lets requests go at that rate (no probing). A 429 that reports a bucket at 0 holds that bucket for its
-Retry-After and caps the learned rate at one token per Retry-After. A 429 that still happens is retried by azure-core's RetryPolicy,
-which honours Retry-After (and retry-after-ms); the pacing policy sits after it, so every retry is paced too.
+`Pacer` keeps, per bucket, how many tokens it holds at least (its level), and lets a request go only while the
+bucket would keep a small reserve. Answers come back in another order than their requests were let go (and, under a
+hundred threads, are handled later still): an answer's count is what the bucket held when that request was served,
+so the requests let go after it, and those before it still unanswered, may have drawn from it since. The level is
+that count less those, taken only from an answer to a request let go after the one the level came from (taking each
+answer's count as it came let a burst of 100 VMs overdraw ARM's write bucket with counts already spent).
+
+When a bucket is low and nothing is in flight, one request goes out after a short, growing pause to learn the
+refilled count (the refill rate is not in the headers); its answer then releases as many requests as the new count
+allows. The reports while a bucket is low teach its refill rate; from then on a low bucket lets requests go at that
+rate (no probing). A 429 that reports a bucket at 0 holds that bucket for its Retry-After and caps a learned rate at
+one token per Retry-After; it sets none (one token per Retry-After is only the fastest the refill can be: taken as
+the rate, it let writes go three times faster than the bucket refilled). A 429 that still happens is retried by
+azure-core's RetryPolicy, which honours Retry-After (and retry-after-ms); the pacing policy sits after it, so every
+retry is paced too.
 
 Which Compute groups a request draws from is learned from the answers to earlier requests of the same shape
 (method + path with the names left out)."""
@@ -58,19 +66,31 @@ def parse_remaining(headers) -> dict[str, int]:
 
 @dataclass
 class Budget:
-    remaining: int | None = None
-    in_flight: int = 0
+    remaining: int | None = None  # the last count reported (None: no answer yet, nothing to pace by)
+    level: float = 0.0  # the tokens the bucket holds at least at `at`, every request let go taken off
+    sent: int = 0  # requests let go on this bucket so far: each is numbered in that order
+    flying: set[int] = field(default_factory=set)  # the numbers of those not answered yet
+    seen: int = 0  # the number of the request whose answer set `level` (an older one's count is not taken)
+    refused: int = 0  # 429s that found it empty (they took no token)
     probe_delay: float = 0.0
     last_sent: float = 0.0
     hold_until: float = 0.0  # a 429 emptied it: nothing goes before its Retry-After
-    at: float = 0.0  # when `remaining` was reported
+    at: float = 0.0  # when `level` was reckoned
     rate: float | None = None  # refill per second, learned while the bucket is low (None: not yet)
-    anchor: tuple[int, float, int] | None = None  # first low report (count, time) and the answers since
+    anchor: tuple[int, float, int, int] | None = None  # first low report: count, time, its request, 429s then
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.flying)
 
     def tokens(self, now: float) -> float:
-        """What the bucket holds now by our reckoning: the last count, plus the refill since, less what is in
-        flight (those requests will take theirs)."""
-        return (self.remaining or 0) + (self.rate or 0.0) * (now - self.at) - self.in_flight
+        """What the bucket holds now at least: the level, plus the refill since (when learned)."""
+        return self.level + (self.rate or 0.0) * (now - self.at)
+
+    def lower_bound(self, count: int, number: int) -> int:
+        """What is left of `count` (what the bucket held when request `number` was served): every request let
+        go after it, and every earlier one not answered yet, may have taken a token since."""
+        return count - (self.sent - number) - sum(1 for n in self.flying if n < number)
 
 
 def retry_after(headers) -> float | None:
@@ -100,7 +120,8 @@ class Pacer:
     def keys(self, method: str, url: str) -> tuple[str, ...]:
         return (arm_kind(method), *self.groups.get(request_shape(method, url), ()))
 
-    def acquire(self, keys: tuple[str, ...]) -> None:
+    def acquire(self, keys: tuple[str, ...]) -> dict[str, int]:
+        """Wait until a request on these buckets may go; its number on each, for `release`."""
         start = time.monotonic()
         with self._cond:
             while True:
@@ -109,11 +130,16 @@ class Pacer:
                     break
                 self._cond.wait(pause)
             now = time.monotonic()
+            tickets = {}
             for k in keys:
                 b = self.budgets.setdefault(k, Budget())
-                b.in_flight += 1
+                b.level, b.at = b.tokens(now) - 1, now
+                b.sent += 1
+                b.flying.add(b.sent)
+                tickets[k] = b.sent
                 b.last_sent = now
             self.waited += now - start
+            return tickets
 
     def _pause(self, keys: tuple[str, ...]) -> float:
         """0 when a request on these buckets may go now, else how long to wait before looking again."""
@@ -137,29 +163,38 @@ class Pacer:
                 longest = max(longest, self.max_probe)  # woken by the answers in flight
         return longest
 
-    def release(self, keys: tuple[str, ...], method: str, url: str, headers, status: int | None) -> None:
+    def release(self, keys: tuple[str, ...], method: str, url: str, headers, status: int | None,
+                tickets: dict[str, int] | None = None) -> None:
+        """The answer to a request `acquire` let go (its `tickets`; without them, the newest one in flight)."""
         remaining = parse_remaining(headers or {})
         with self._cond:
+            numbers = {}
             for k in keys:
                 b = self.budgets.setdefault(k, Budget())
-                b.in_flight = max(0, b.in_flight - 1)
+                numbers[k] = (tickets or {}).get(k) or max(b.flying, default=b.sent)
+                b.flying.discard(numbers[k])
             groups = tuple(sorted(k for k in remaining if "/" in k))
             if groups:
                 self.groups[request_shape(method, url)] = groups
             now = time.monotonic()
             for k, count in remaining.items():
                 b = self.budgets.setdefault(k, Budget())
-                self._learn(b, count, now, status == 429)
-                b.remaining, b.at = count, now
-                if count - b.in_flight > self.reserve:
+                number = numbers.get(k, b.sent)
+                emptied = status == 429 and count == 0
+                b.refused += emptied
+                fresh = number >= b.seen  # else an older count than the level's: it tells nothing newer
+                if fresh:
+                    self._learn(b, count, now, number)
+                    b.level, b.at, b.seen, b.remaining = b.lower_bound(count, number), now, number, count
+                if fresh and b.level > self.reserve:
                     b.probe_delay = 0.0
-                elif status == 429 and count == 0:  # this bucket is empty: wait as told, then probe that slowly
+                elif emptied:  # this bucket is empty: wait as told, then probe that slowly
                     wait = retry_after(headers) or self.min_probe
                     b.hold_until = now + wait
                     b.probe_delay = min(self.max_probe, max(wait, b.probe_delay * 2 or self.min_probe))
-                    if wait > 0:  # one token comes back within `wait`: the refill is no faster than that
-                        b.rate = min(b.rate or 1 / wait, 1 / wait)
-                elif b.in_flight == 0:  # still low after a probe: the next probe waits longer
+                    if wait > 0 and b.rate:  # a token comes back within `wait`: the refill is no faster
+                        b.rate = min(b.rate, 1 / wait)
+                elif fresh and b.in_flight == 0:  # still low after a probe: the next probe waits longer
                     b.probe_delay = min(self.max_probe, (b.probe_delay or self.min_probe) * 1.5)
             if status == 429:
                 self.throttled += 1
@@ -168,18 +203,18 @@ class Pacer:
 
     LOW = 20  # reports at or under this many tokens are far from the bucket's size: refill is not capped there
 
-    def _learn(self, b: Budget, count: int, now: float, throttled: bool) -> None:
-        """Refill rate over the whole time the bucket has been low: from its first low report (r0, t0), with n
-        requests answered since (a 429 takes no token), refill = (count - r0 + n) / (now - t0)."""
+    def _learn(self, b: Budget, count: int, now: float, number: int) -> None:
+        """Refill rate over the whole time the bucket has been low: from its first low report (r0, t0, the
+        answer to request n0), with the n requests let go after n0 up to this one drawn since (a 429 takes no
+        token), refill = (count - r0 + n) / (now - t0)."""
         if count > self.LOW:
             b.anchor = None
             return
         if b.anchor is None:
-            b.anchor = (count, now, 0)
+            b.anchor = (count, now, number, b.refused)
             return
-        r0, t0, n = b.anchor
-        n += 0 if throttled else 1
-        b.anchor = (r0, t0, n)
+        r0, t0, n0, refused0 = b.anchor
+        n = max(0, number - n0 - (b.refused - refused0))
         if now - t0 >= 0.25:
             b.rate = max(count - r0 + n, 0) / (now - t0) or None
 
@@ -194,12 +229,12 @@ class PacingPolicy(HTTPPolicy):
     def send(self, request):
         http = request.http_request
         keys = self.pacer.keys(http.method, http.url)
-        self.pacer.acquire(keys)
+        tickets = self.pacer.acquire(keys)
         try:
             response = self.next.send(request)
         except BaseException:
-            self.pacer.release(keys, http.method, http.url, None, None)
+            self.pacer.release(keys, http.method, http.url, None, None, tickets)
             raise
         self.pacer.release(keys, http.method, http.url, response.http_response.headers,
-                           response.http_response.status_code)
+                           response.http_response.status_code, tickets)
         return response

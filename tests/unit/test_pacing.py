@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from flwrazure.azure.pacing import Pacer, parse_remaining, request_shape
+from flwrazure.azure.pacing import Budget, Pacer, parse_remaining, request_shape
 
 VM = "https://h/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/vm1?api-version=1"
 
@@ -66,14 +66,26 @@ def test_a_429_holds_the_empty_bucket_for_its_retry_after_and_spaces_the_probes(
     p.acquire(("reads",))
     p.release(("reads",), "GET", VM, {"x-ms-ratelimit-remaining-subscription-reads": "0", "retry-after-ms": "300"},
               429)
-    assert p.throttled == 1 and abs(p.budgets["reads"].rate - 1 / 0.3) < 0.01  # one token per Retry-After
+    # one token per Retry-After is the fastest the bucket can refill, not its refill: no rate is taken from it
+    assert p.throttled == 1 and p.budgets["reads"].rate is None
     start = time.monotonic()
-    p.acquire(("reads",))  # held for the Retry-After, then until the reserve (2) is back plus one
-    assert 0.8 <= time.monotonic() - start < 1.5
+    p.acquire(("reads",))  # held for the Retry-After, then one probe
+    assert 0.25 <= time.monotonic() - start < 0.6
     p.release(("reads",), "GET", VM, {"x-ms-ratelimit-remaining-subscription-reads": "2"}, 200)
+    # two low reports 0.3 s apart, one request between: (2 - 0 + 1) tokens in 0.3 s
+    assert 9 <= p.budgets["reads"].rate <= 11
     start = time.monotonic()
-    p.acquire(("reads",))  # the reserve is there: one token's refill (0.3 s) for the next
-    assert 0.2 <= time.monotonic() - start < 0.8
+    p.acquire(("reads",))  # at the reserve (2): one token's refill, 0.1 s, for the next
+    assert 0.05 <= time.monotonic() - start < 0.4
+
+
+def test_a_429_caps_a_learned_rate():
+    p = Pacer(reserve=1, min_probe=0.01)
+    p.budgets["writes"] = Budget(remaining=5, level=5, rate=100.0)
+    p.acquire(("writes",))
+    p.release(("writes",), "PUT", VM, {"x-ms-ratelimit-remaining-subscription-writes": "0", "retry-after-ms": "50"},
+              429)
+    assert p.budgets["writes"].rate == 20.0
 
 
 def test_a_conflict_429_does_not_hold_the_bucket():
@@ -101,3 +113,36 @@ def test_low_reports_teach_the_refill_rate_and_requests_then_go_at_it():
         p.acquire(("writes",))
         p.release(("writes",), "PUT", VM, {}, 201)
     assert time.monotonic() - start < 0.5
+
+
+def test_an_answer_handled_late_does_not_bring_back_tokens_already_spent():
+    """Ten writes in flight, served in the order they were let go (the bucket held 13: 12 ... 3 left after each),
+    answered in the reverse order. The count that came last (12) was spent long before: the bucket holds 3, so
+    with a reserve of 2 at most one more may go (taking each answer's count as it came let nine go)."""
+    p = Pacer(reserve=2, min_probe=5.0)
+    writes = "x-ms-ratelimit-remaining-subscription-writes"
+    tickets = [p.acquire(("writes",)) for _ in range(10)]
+    for i in reversed(range(10)):
+        p.release(("writes",), "PUT", VM, {writes: str(12 - i)}, 201, tickets[i])
+    went = []
+
+    def more():
+        for _ in range(10):
+            p.acquire(("writes",))
+            went.append(1)
+
+    threading.Thread(target=more, daemon=True).start()
+    time.sleep(0.3)
+    assert len(went) <= 1
+
+
+def test_a_count_is_reduced_by_the_requests_that_may_draw_after_it():
+    p = Pacer(reserve=2)
+    writes = "x-ms-ratelimit-remaining-subscription-writes"
+    first, second, third = (p.acquire(("writes",)) for _ in range(3))
+    p.release(("writes",), "PUT", VM, {writes: "50"}, 201, second)  # the first may be served after it, the third too
+    assert p.budgets["writes"].tokens(time.monotonic()) == 48
+    p.release(("writes",), "PUT", VM, {writes: "51"}, 201, first)  # older than the level's count: not taken
+    assert p.budgets["writes"].tokens(time.monotonic()) == 48
+    p.release(("writes",), "PUT", VM, {writes: "47"}, 201, third)  # another client drew too: newer, so taken
+    assert p.budgets["writes"].tokens(time.monotonic()) == 47
