@@ -62,3 +62,13 @@ def test_requests_map_to_arm_kinds_and_compute_groups():
                                           "operations/x") == ("GetOperation3Min", "GetOperation30Min")
     assert throttle.compute_groups("GET", "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/x/y") == ()
     assert throttle.settings({"throttling": False}) is None and throttle.settings({}) == {}
+
+
+def test_a_throttling_wait_is_announced_in_whole_seconds_at_azures_own_time():
+    from flwrazure.localcloud.arm.throttle import whole_seconds
+
+    assert whole_seconds(0.1, 1.0) == 1  # one write token at 10/s: Azure says 1, never 0
+    assert whole_seconds(6.2, 1.0) == 7
+    assert whole_seconds(6.0, 1.0) == 6
+    assert whole_seconds(0.005, 0.05) == 1  # the same 0.1 s at scale 0.05: 1 s of Azure's, sent as 50 ms
+    assert whole_seconds(0.3, 0.05) == 6

@@ -11,11 +11,16 @@ Compute (Azure VM documentation, "Troubleshooting API throttling errors"): named
 group answers 429 OperationNotAllowed with details[{code TooManyRequests, target <group>}] and Retry-After. The
 3-minute and 30-minute windows are modelled as token buckets of the same size refilled over the window.
 
-A time scale F (see timing.py) makes every bucket refill 1/F times faster; bucket sizes stay as they are."""
+A time scale F (see timing.py) makes every bucket refill 1/F times faster; bucket sizes stay as they are.
+
+A 429's Retry-After is the time until a token is back in whole seconds at Azure's own time, at least 1 (the
+throttling messages users quote say "Please try again after '6' seconds", "'372' seconds"), then scaled: at time
+scale 1 one token of the write bucket (0.1 s) is announced as `Retry-After: 1`, at 0.05 as 50 ms."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -78,6 +83,11 @@ class Bucket:
         return int(self.tokens)
 
 
+def whole_seconds(wait: float, scale: float) -> int:
+    """A scaled wait as the whole seconds Azure would announce at its own time: rounded up, at least 1."""
+    return max(1, math.ceil(round(wait / scale, 6)))
+
+
 def arm_kind(method: str) -> str:
     return {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(method, "writes")
 
@@ -132,13 +142,13 @@ class Throttle:
             wait = arm.take(scale)
             if wait is not None:
                 self.throttled += 1
-                seconds = max(1, round(wait)) if wait >= 1 else wait
+                seconds = whole_seconds(wait, scale)
                 raise ArmError(
                     429, "SubscriptionRequestsThrottled",
                     f"Number of '{kind[:-1]}' requests for subscription '{sub}' actor '{client}' exceeded. Please "
-                    f"try again after '{max(1, round(wait))}' seconds after additional tokens are available. "
+                    f"try again after '{seconds}' seconds after additional tokens are available. "
                     "Refer to https://aka.ms/arm-throttling",
-                    headers={header: "0", **timing.wire(seconds)}, style="arm")
+                    headers={header: "0", **timing.wire(seconds * scale)}, style="arm")
             headers = {header: str(arm.remaining(scale))}
             groups = compute_groups(method, path) if opts.get("compute", True) else ()
             if not groups:
@@ -161,7 +171,7 @@ class Throttle:
                 raise ArmError(429, "OperationNotAllowed", "The server rejected the request because too many "
                                "requests have been received for this subscription.", details=details,
                                headers={**headers, "x-ms-ratelimit-remaining-resource": remaining,
-                                        **timing.wire(max(1, round(longest)) if longest >= 1 else longest)},
+                                        **timing.wire(whole_seconds(longest, scale) * scale)},
                                style="compute")
             headers["x-ms-ratelimit-remaining-resource"] = ",".join(
                 f"Microsoft.Compute/{g};{b.remaining(scale)}" for g, b in buckets)
