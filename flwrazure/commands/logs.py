@@ -185,6 +185,8 @@ def run(cluster: str, wanted: list[str], follow: bool, since: str | None, lines:
     try:
         with ThreadPoolExecutor(max_workers=min(16, len(sources))) as pool:
             show(plan.merge({s.vm.vm: got for s, got in zip(sources, pool.map(first, sources), strict=True)}))
+            if follow:  # on stderr: with --lines 0 nothing else says it is connected and waiting
+                ui.info(f"following {len(sources)} VM(s) for new lines (Ctrl-C to stop)")
             while follow:
                 time.sleep(POLL)
                 batches = list(pool.map(step, sources))
