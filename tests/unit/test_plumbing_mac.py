@@ -26,6 +26,13 @@ def test_the_private_interface_carries_the_nics_mac_as_the_guest_sees_it_on_azur
     assert guest_mac("00-0D-3A", "nic") == mac_for("nic|private")
 
 
+def test_the_public_interface_has_a_mac_of_its_own_made_from_the_nic():
+    from flwrazure.localcloud.hosts.plumbing import guest_mac, public_mac
+
+    assert public_mac("nic") == public_mac("NIC") != guest_mac(None, "nic")
+    assert public_mac("nic") != public_mac("other-nic")
+
+
 def test_a_new_nic_mac_is_azures_form_and_unlike_every_other_nics(monkeypatch):
     from types import SimpleNamespace
 

@@ -96,7 +96,7 @@ class NspawnDriver(NullDriver):
             return {
                 "key": vm["properties"]["vmId"], "name": vm["name"],
                 "mac": pl.guest_mac(nic["properties"].get("macAddress"), nic_id),
-                "public_mac": pl.mac_for(f"{nic_id}|public"),
+                "public_mac": pl.public_mac(nic_id),
                 "computer": os_profile["computerName"], "user": os_profile["adminUsername"],
                 "keys": [k["keyData"] for k in os_profile.get("linuxConfiguration", {}).get("ssh", {}).get(
                     "publicKeys", [])],

@@ -97,6 +97,12 @@ def guest_mac(nic_mac: str | None, nic_id: str) -> str:
     return mac_for(f"{nic_id}|private")
 
 
+def public_mac(nic_id: str) -> str:
+    """The MAC of a VM's public interface (the local cloud's stand-in for Azure's NAT of its public IP): made from
+    its NIC's id, so it is the same after deallocate/start and never the private interface's."""
+    return mac_for(f"{nic_id}|public")
+
+
 def attach(netns: str, host_if: str, bridge: str, inner: str, addresses: list[str], mac: str | None = None) -> None:
     """A veth pair: one end on the bridge, the other inside the namespace as `inner` with `addresses` (and `mac`).
 
