@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 from flwrazure.localcloud.arm import throttle, timing
-from tests.helpers.cloud import publish, start_cloud
+from tests.helpers.cloud import publish, shows_throttling, start_cloud
 
 RUNS = [(int(n), float(f)) for n, f in (r.split("@") for r in os.environ.get(
     "BENCH_RUNS", "2@0.05,10@0.05,50@0.05,100@0.05,2@1.0").split(","))]
@@ -76,7 +76,7 @@ def run(home: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     CPU["client"] = after.children_user + after.children_system - before.children_user - before.children_system
     CPU["cloud"] = after.user + after.system - before.user - before.system
     said = done.stdout + done.stderr
-    if done.returncode != 0 or any(w in said for w in ("429", "Throttled", "TooManyRequests")):
+    if done.returncode != 0 or shows_throttling(done.stderr, home):
         raise SystemExit(f"flwrazure {' '.join(args)} failed or showed throttling:\n{said[-3000:]}")
     return wall, done
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,18 @@ def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = N
     full = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05", "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "flwrazure", *args], env=full, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+THROTTLING_SHOWN = re.compile(r"\b429\b|Throttl|TooManyRequests|Too Many Requests|Traceback")
+
+
+def shows_throttling(said: str, *paths: Path | str) -> bool:
+    """Whether a command's messages (its stderr: stdout is data, where a price or an id may hold 429) show
+    throttling or a traceback to the user. The temporary paths they name are taken out first: a directory such as
+    pytest-429 is not a 429."""
+    for path in paths:
+        said = said.replace(str(path), "<path>")
+    return bool(THROTTLING_SHOWN.search(said))
 
 
 def clients_for(server: LocalCloudServer | None, polling: float = 0.02, info: dict | None = None) -> Cloud:
