@@ -107,5 +107,5 @@ def reset(state_dir: Path) -> None:
         raise UsageError("The local cloud is running: stop it first with `flwrazure local down`.")
     from flwrazure.localcloud.arm import store
 
-    store.remove(state_dir / "state.json")
+    store.remove(store.in_dir(state_dir))
     shutil.rmtree(state_dir / "hosts", ignore_errors=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from flwrazure.localcloud.arm.app import OPERATOR_IP, ArmApp
 from flwrazure.localcloud.arm.faults import Faults
 from flwrazure.localcloud.arm.store import Store
+from flwrazure.localcloud.arm.store import in_dir as store_in
 from flwrazure.localcloud.identity import Identity
 from flwrazure.localcloud.tls import ensure_certificates
 
@@ -87,7 +88,7 @@ class LocalCloudServer:
                 image = next(iter(driver.images.values()), None)
                 self.mirror = Mirror(state_dir / "wheelhouse", PUBLIC_GATEWAY, apt=image.apt if image else None)
                 driver.pip_index = self.mirror.url
-        self.app = ArmApp(self.identity, Store(state_dir / "state.json"), config, driver, Faults(faults))
+        self.app = ArmApp(self.identity, Store(store_in(state_dir)), config, driver, Faults(faults))
         self.httpd = _Server((host, port), _Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)

@@ -11,6 +11,14 @@ from pathlib import Path
 TRANSIENT = {"Creating", "Updating", "Deleting"}
 
 
+SNAPSHOT = "state.json"  # the store's file in the local cloud's state directory
+
+
+def in_dir(state_dir: Path) -> Path:
+    """Where the local cloud keeps its store: the snapshot's path (journals beside it)."""
+    return state_dir / SNAPSHOT
+
+
 def journal_path(path: Path, rotated: int | None = None) -> Path:
     """The journal beside the snapshot at `path`; `rotated`: one a snapshot took over (named by its last change)."""
     return path.with_suffix(".journal" if rotated is None else f".journal.{rotated}")
