@@ -103,11 +103,12 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
         key_path, public_key = user_key.path, user_key.public_line
     target = connect(spec.cloud, spec.subscription)
     priced = _price_lookup(target, spec)  # in flight while the cluster is built
-    if not spec.ssh_sources:
-        spec.ssh_sources = (operator.detect(target),)
     rg = spec.resource_group
-    pool = ThreadPoolExecutor(max_workers=5)
-    facts = preflight.fetch(target, spec.location, pool)  # in flight while we look at the resource group
+    pool = ThreadPoolExecutor(max_workers=6)
+    # the operator's address (an echo service: a round trip over the internet on Azure), preflight's reads and the
+    # group's: all in flight at once, and all answered before anything is created
+    detected = pool.submit(operator.detect, target) if not spec.ssh_sources else None
+    facts = preflight.fetch(target, spec.location, pool)
     try:
         group = inventory.group(target, rg)
     except Exception as exc:
@@ -115,6 +116,8 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
         raise translate(exc, f"resource group {rg}") from exc
     finally:
         pool.shutdown(wait=False)
+    if detected is not None:
+        spec.ssh_sources = (detected.result(),)  # its UsageError (address unknown) ends the command here
     if group and group.get("properties", {}).get("provisioningState") == "Deleting":
         ui.info(f"Resource group {rg} is still being deleted; waiting for that to finish…")
         groupdelete.wait_gone(target, rg, retry="re-run `flwrazure create-cluster`")
