@@ -6,6 +6,7 @@ Every test points all proxy variables at the recording proxy, so nothing can lea
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -25,13 +26,14 @@ class _V6Server(ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
 
-def _echo(answer: str, host: str = "127.0.0.1"):
-    """An echo service answering `answer`; returns (url, list of request paths, server)."""
+def _echo(answer: str, host: str = "127.0.0.1", delay: float = 0.0):
+    """An echo service answering `answer` (after `delay` s); returns (url, list of request paths, server)."""
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             seen.append(self.path)
+            time.sleep(delay)
             body = answer.encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -78,8 +80,8 @@ def proxy(monkeypatch):
 def servers():
     made = []
 
-    def make(answer, host="127.0.0.1"):
-        url, seen, server = _echo(answer, host)
+    def make(answer, host="127.0.0.1", delay=0.0):
+        url, seen, server = _echo(answer, host, delay)
         made.append(server)
         return url, seen
 
@@ -138,9 +140,21 @@ def test_create_cluster_admits_the_address_the_local_clouds_echo_answers(product
     assert rule.source_address_prefix == "203.0.113.77"
 
 
-def test_create_cluster_with_an_injected_ipv6_only_echo_creates_nothing(product_cloud, home, servers):
-    import time
+def test_the_address_is_asked_while_preflight_reads(product_cloud, home, servers):
+    """On Azure the echo service is a round trip over the internet: create-cluster asks it at the same time as
+    preflight's and the group's reads (it asked first and alone), and still admits the address it answers."""
+    url, seen = servers("203.0.113.78", delay=1.5)
+    since = time.time()
+    result = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1", "--json", env={ECHO_ENV: url})
+    assert result.returncode == 0, result.stderr
+    assert seen and json.loads(result.stdout)["ssh_sources"] == ["203.0.113.78"]
+    log = [r for r in product_cloud.admin("GET", f"requests?since={since}").json()["value"]
+           if r["path"].startswith("/subscriptions/")]
+    first_read, first_write = log[0], next(r for r in log if r["method"] != "GET")
+    assert first_read["method"] == "GET" and first_write["t"] - first_read["t"] >= 1.0, log[:8]
 
+
+def test_create_cluster_with_an_injected_ipv6_only_echo_creates_nothing(product_cloud, home, servers):
     url, _ = servers("2001:db8::7", host="::1")
     since = time.time()
     result = flwrazure(home, "create-cluster", "--cloud", "local", env={ECHO_ENV: url})
