@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import ssl
+import threading
 import urllib.request
 from dataclasses import dataclass
 from functools import cached_property
@@ -199,14 +200,34 @@ def _prefetch_token(credential) -> None:
     threading.Thread(target=fetch, daemon=True, name="flwrazure-token").start()
 
 
+_connected: dict[tuple, Target] = {}
+_connecting = threading.Lock()
+
+
 def connect(cloud: str, subscription: str | None = None) -> Target:
+    """The cloud a command works on. One Target per cloud, subscription and $FLWRAZURE_HOME for the whole process:
+    `up` and `scale` run create-cluster, open-ports and start in one process, and each connected anew (a credential,
+    a first token: with `az login`, an `az` run of about a second each time, on the critical path)."""
+    if cloud == "local":
+        key: tuple = ("local", str(settings.local_cloud_dir()))
+    else:
+        subscription = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID") or azure_cli_subscription()
+        key = ("azure", subscription)
+    with _connecting:
+        target = _connected.get(key)
+        if target is None:
+            target = _connected[key] = _connect(cloud, subscription)
+    if subscription and subscription != target.subscription:  # the local cloud has one subscription
+        raise UsageError(f"--subscription {subscription} does not exist in the local cloud "
+                         f"(its subscription is {target.subscription}).")
+    return target
+
+
+def _connect(cloud: str, subscription: str | None) -> Target:
     if cloud == "local":
         from azure.identity import ClientSecretCredential
 
         info = local_info()
-        if subscription and subscription != info["subscription_id"]:
-            raise UsageError(f"--subscription {subscription} does not exist in the local cloud "
-                             f"(its subscription is {info['subscription_id']}).")
         cred = CachedCredential(ClientSecretCredential(
             info["tenant_id"], info["client_id"], info["client_secret"], authority=info["endpoint"],
             disable_instance_discovery=True, connection_verify=info["ca_bundle"]))
@@ -215,10 +236,9 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
                       poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), echo_url=info.get("echo_url"),
                       operator_ip=info.get("operator_ip"),
                       pip_index=info.get("pip_index"))
-    sub = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID") or azure_cli_subscription()
-    if not sub:
+    if not subscription:
         raise UsageError("No Azure subscription found: pass --subscription, set AZURE_SUBSCRIPTION_ID, or run "
                          "`az login` (or try everything offline with --cloud local).")
     cred = azure_credential()
     _prefetch_token(cred)
-    return Target("azure", sub, cred, poll=float(os.environ.get("FLWRAZURE_POLL", "2")))
+    return Target("azure", subscription, cred, poll=float(os.environ.get("FLWRAZURE_POLL", "2")))

@@ -122,3 +122,26 @@ def test_azure_refusals_get_their_own_next_step(product_cloud, home, fault, code
     assert result.returncode == (2 if code == "InvalidAuthenticationTokenTenant" else 1), result.stderr
     assert "Traceback" not in result.stderr and f"({code})" in line and step in line, line
     assert "it resumes where it stopped" not in line
+
+
+def test_one_target_per_cloud_for_the_whole_process(product_cloud, home, monkeypatch):
+    """`up` runs create-cluster, open-ports and start in one process, `scale` and `resume` likewise: they share one
+    Target (one credential, one first token; with `az login` each new one ran `az`), whichever subscription spelling
+    they pass; the local cloud's single subscription is still checked."""
+    from flwrazure.azure.target import connect
+    from flwrazure.errors import UsageError
+
+    monkeypatch.setenv("FLWRAZURE_HOME", str(home))
+    product_cloud.token()  # the test's own credential has its token before the count starts
+    since = time.time()
+    first = connect("local")
+    assert connect("local", product_cloud.sub) is first and connect("local") is first
+    first.credential.get_token(SCOPE)
+    with pytest.raises(UsageError, match="does not exist in the local cloud"):
+        connect("local", "00000000-0000-0000-0000-000000000000")
+    tokens = [r for r in product_cloud.admin("GET", f"requests?since={since}").json()["value"]
+              if r["path"].endswith("/token")]
+    assert first.credential.fetches == 1 and len(tokens) == 1, tokens
+    monkeypatch.setenv("FLWRAZURE_HOME", str(home.parent / "elsewhere"))
+    with pytest.raises(UsageError, match="not running"):
+        connect("local")  # another home: another local cloud (here none)
