@@ -302,6 +302,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
       flwrazure local up && flwrazure up --cloud local --extra-pip numpy
     """
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from rich.markup import escape
 
@@ -315,8 +316,13 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     start_cmd.check(spec.flwr_version, not insecure, app)
     start_cmd.check_hosts(spec.cloud)
     created = create.run(spec, ssh_key, show_progress=not as_json)
-    opened = ports.run(cluster, tuple(created["ssh_sources"]), False)
-    started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps)
+    # open-ports beside start: its rule writes (one NSG, one at a time: seconds each on Azure) need nothing start
+    # does, and start needs only SSH, which create-cluster's rule admits; a SuperNode up before the Fleet rule
+    # retries until it connects
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
+        opening = side.submit(ports.run, cluster, tuple(created["ssh_sources"]), False)
+        started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps)
+        opened = opening.result()
     result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
               "cost": created.get("cost"), "seconds": round(time.monotonic() - began, 1)}
     if as_json:

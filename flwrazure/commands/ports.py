@@ -39,8 +39,7 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
                 except Exception as exc:
                     raise translate(exc, f"security rule {name}") from exc
                 changes.append(f"removed {name}")
-        st["control_sources"] = None
-        state.save(cluster, st)
+        state.update(cluster, {"control_sources": None})
         return {"cluster": cluster, "changes": changes, "rules": []}
 
     vms = names.all_vms(cluster, st["clients"] if clients is None else clients)
@@ -65,8 +64,7 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
     if any(r.is_open_to_any for r in desired):
         ui.warn(f"port {plan.control} is open to any address: anyone who reaches it can start runs on your "
                 "cluster. Prefer --source <your-ip>.")
-    st["control_sources"] = list(sources)
-    state.save(cluster, st)
+    state.update(cluster, {"control_sources": list(sources)})
     return {"cluster": cluster, "changes": changes,
             "rules": [{"name": r.name, "priority": r.priority, "port": r.port, "sources": list(r.sources),
                        "destination": r.destination} for r in desired]}

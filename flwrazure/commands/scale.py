@@ -13,6 +13,7 @@ is finished by re-running it (the record keeps the old count until the end)."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flwrazure import ui
@@ -97,13 +98,16 @@ def _grow(st: dict, clients: int, show: bool) -> dict:
     created = create.run(spec_of(st, clients), Path(st["ssh_private_key"]), show_progress=show)
     out: dict = {"vms": created["vms"], "cost": created.get("cost"), "writes": created["writes"]}
     st = state.load(cluster)
-    if st.get("control_sources"):  # the Flower rules exist: the Fleet rule follows the client IPs
-        out["rules"] = ports.run(cluster, None, False)["rules"]
-    if st.get("started"):
-        from flwrazure.commands import start
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
+        # the Flower rules exist: the Fleet rule follows the client IPs, beside start (as in `up`)
+        opening = side.submit(ports.run, cluster, None, False) if st.get("control_sources") else None
+        if st.get("started"):
+            from flwrazure.commands import start
 
-        out["flower"] = start.rerun(cluster, show)
-        out["supernodes_online"] = out["flower"]["supernodes_online"]
+            out["flower"] = start.rerun(cluster, show)
+            out["supernodes_online"] = out["flower"]["supernodes_online"]
+        if opening is not None:
+            out["rules"] = opening.result()["rules"]
     return out
 
 

@@ -161,8 +161,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
             todo = {vm: pub for vm, (_, pub) in keys.items() if vm not in registered} if secure else {}
             if todo:
                 registered.update(flwradmin.register(srv, adm, todo))
-                st["registered_supernodes"] = registered
-                state.save(cluster, st)
+                state.update(cluster, {"registered_supernodes": registered})
                 progress.done("register", f"{len(todo)} SuperNode key(s) registered")
             ready.set()
             return srv, adm
@@ -200,20 +199,21 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
             conn.close()
     address = f"{server['public_ip']}:{plan.control}"
     root = str((cdir / "tls" / "ca.crt").resolve()) if secure else None
+    recorded: dict = {}
     if versions.config_toml(version):
         config = flwrconfig.write_connection(cluster, address, root)
     elif app is not None:
         config = flwrconfig.write_federation(app.resolve(), cluster, address, root)
-        st["federation_pyproject"] = str(config)
+        recorded["federation_pyproject"] = str(config)
     else:
         config = None
         ui.warn(f"Flower {version} reads federations from the app's pyproject.toml: re-run with --app DIR to write "
                 f"[tool.flwr.federations.{cluster}] there (address {address}).")
-    st.update({"started": True, "secure": secure, "superlink_address": address, "supervisors": kinds,
-               "partitions": {r["vm"]: partitions[r["vm"]] for r in clients if r["vm"] in partitions},
-               "start_options": {"extra_pip": list(extra_pip), "index_url": given_index, "app": str(app) if app else
-                                 None, "runtime_deps": given_runtime_deps}})
-    state.save(cluster, st)
+    recorded.update({"started": True, "secure": secure, "superlink_address": address, "supervisors": kinds,
+                     "partitions": {r["vm"]: partitions[r["vm"]] for r in clients if r["vm"] in partitions},
+                     "start_options": {"extra_pip": list(extra_pip), "index_url": given_index,
+                                       "app": str(app) if app else None, "runtime_deps": given_runtime_deps}})
+    state.update(cluster, recorded)
     if not secure:
         ui.warn("--insecure: no TLS and no SuperNode authentication (the seed guide's setup). Not for production.")
     mine = operator_flwr()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from flwrazure.errors import UsageError
@@ -33,11 +34,24 @@ def load(cluster: str) -> dict:
         raise UsageError(f"no cluster named {cluster!r} ({hint}).") from None
 
 
+_writing = threading.RLock()  # one writer at a time in this process (commands may run side by side: `up`)
+
+
 def save(cluster: str, data: dict) -> None:
-    directory = settings.ensure_private_dir(cluster_dir(cluster))
-    tmp = directory / "state.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, directory / "state.json")
+    with _writing:
+        directory = settings.ensure_private_dir(cluster_dir(cluster))
+        tmp = directory / "state.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, directory / "state.json")
+
+
+def update(cluster: str, changes: dict) -> dict:
+    """Set these keys in the record as it is now, keeping every other: commands running side by side (`up` and
+    `scale` run open-ports beside start) each write only what they changed, so neither undoes the other's."""
+    with _writing:
+        data = {**load(cluster), **changes}
+        save(cluster, data)
+        return data
 
 
 def forget(cluster: str, purge: bool) -> None:
