@@ -108,6 +108,9 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
     check_hosts(st["cloud"])
     target = connect(st["cloud"], st["subscription"])
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="operator-flwr")
+    mine_f = side.submit(operator_flwr)  # `flwr --version` imports flwr (1-2 s): asked while the VMs work
+    side.shutdown(wait=False)
     plan = versions.port_plan(version)
     given_index, given_runtime_deps = index_url, runtime_deps  # as asked, recorded for scale and resume
     if index_url is None and target.cloud == "local":
@@ -155,9 +158,10 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
                     ssh.put_text(srv, (cdir / "tls" / name).read_text(), layout.path(name), "600")
             service(srv, server["vm"], SUPERLINK, "Flower SuperLink",
                     services.superlink_command(plan, layout, secure, runtime_deps))
+            # the admin's flwr files need no SuperLink: written while it boots, not after
+            adm = flwradmin.setup(srv, layout, version, plan.control, secure)
             _wait_superlink(srv, plan, layout, secure, kinds[server["vm"]])
             progress.done("superlink", f"SuperLink on {server['vm']} healthy ({kinds[server['vm']]})")
-            adm = flwradmin.setup(srv, layout, version, plan.control, secure)
             todo = {vm: pub for vm, (_, pub) in keys.items() if vm not in registered} if secure else {}
             if todo:
                 registered.update(flwradmin.register(srv, adm, todo))
@@ -216,7 +220,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     state.update(cluster, recorded)
     if not secure:
         ui.warn("--insecure: no TLS and no SuperNode authentication (the seed guide's setup). Not for production.")
-    mine = operator_flwr()
+    mine = mine_f.result()
     if mine is None or not versions.same_minor(mine, version):
         ui.warn(f"`flwr run` needs a flwr CLI of the cluster's {'.'.join(version.split('.')[:2])} release; "
                 f"{'none is on your PATH' if mine is None else f'yours is {mine}'}: pip install flwr=={version}")
