@@ -61,6 +61,9 @@ def pause(cluster: str) -> dict:
     st = state.load(cluster)
     target = connect(st["cloud"], st["subscription"])
     began = time.monotonic()
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prices")
+    priced = side.submit(_estimate, target, st)  # Azure's public price list, asked while the VMs deallocate
+    side.shutdown(wait=False)
     power = _vms(target, st)
     if not power:
         raise FlwrazureError(f"cluster {cluster} has no VMs: nothing to pause (`flwrazure create-cluster`).")
@@ -69,7 +72,7 @@ def pause(cluster: str) -> dict:
     state.save(cluster, st)  # first: an interrupted pause is finished by re-running it, or undone by resume
     _each(target, st["resource_group"], todo, "deallocate")
     return {"cluster": cluster, "deallocated": todo, "already": sorted(set(power) - set(todo)),
-            "seconds": round(time.monotonic() - began, 1), "cost": _estimate(target, st),
+            "seconds": round(time.monotonic() - began, 1), "cost": priced.result(),
             "next": f"flwrazure resume --cluster {cluster}"}
 
 
