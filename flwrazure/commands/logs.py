@@ -182,18 +182,21 @@ def run(cluster: str, wanted: list[str], follow: bool, since: str | None, lines:
         src.lost = False
         return [plan.Line(src.vm.vm, time.time(), "(flwrazure: reachable)")]
 
+    pool = ThreadPoolExecutor(max_workers=min(16, len(sources)))
     try:
-        with ThreadPoolExecutor(max_workers=min(16, len(sources))) as pool:
-            show(plan.merge({s.vm.vm: got for s, got in zip(sources, pool.map(first, sources), strict=True)}))
-            if follow:  # on stderr: with --lines 0 nothing else says it is connected and waiting
-                ui.info(f"following {len(sources)} VM(s) for new lines (Ctrl-C to stop)")
-            while follow:
-                time.sleep(POLL)
-                batches = list(pool.map(step, sources))
-                show(plan.merge({s.vm.vm: b for s, b in zip(sources, batches, strict=True)}))
+        show(plan.merge({s.vm.vm: got for s, got in zip(sources, pool.map(first, sources), strict=True)}))
+        if follow:  # on stderr: with --lines 0 nothing else says it is connected and waiting
+            ui.info(f"following {len(sources)} VM(s) for new lines (Ctrl-C to stop)")
+        while follow:
+            time.sleep(POLL)
+            batches = list(pool.map(step, sources))
+            show(plan.merge({s.vm.vm: b for s, b in zip(sources, batches, strict=True)}))
     except KeyboardInterrupt:  # the normal end of --follow
         pass
     finally:
+        # not waiting for a poll in flight: one to a VM that went away waits for its command's bound (15 s) or a
+        # connection attempt's (up to a minute), and Ctrl-C must end --follow at once
+        pool.shutdown(wait=False, cancel_futures=True)
         for s in sources:
             s.close()
     return shown
