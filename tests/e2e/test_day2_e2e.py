@@ -29,7 +29,7 @@ from tests.e2e.test_flower_e2e import (
     tear_down,
     wait_online,
 )
-from tests.helpers.cloud import local_log_tail, vm_journals
+from tests.helpers.cloud import local_log_tail, sigint_as_at_a_terminal, vm_journals
 from tests.helpers.hosts import port_state, run
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
@@ -186,7 +186,8 @@ def test_day2_secure_142_scale_pause_resume_logs_ssh_doctor(home):
         # -- logs --follow: a line written after it started, and across a VM restart
         env = {**os.environ, **FLWR_ENV, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05"}
         follow = subprocess.Popen([sys.executable, "-m", "flwrazure", "logs", "client-1", "--follow", "--lines", "0"],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=sigint_as_at_a_terminal)
         said: dict[str, list[str]] = {"out": [], "err": []}
         readers = [threading.Thread(target=lambda f=f, k=k: said[k].extend(iter(f.readline, "")), daemon=True)
                    for f, k in ((follow.stdout, "out"), (follow.stderr, "err"))]

@@ -126,3 +126,13 @@ def local_log_tail(home: Path, lines: int) -> str:
     """The last lines of the local cloud's log under $FLWRAZURE_HOME (boot diagnostics of stalled VMs land there)."""
     log = home / "local" / "server.log"
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+def sigint_as_at_a_terminal() -> None:
+    """preexec_fn for a CLI that a test stops with Ctrl-C (SIGINT), as a user at a terminal does: a job that a
+    non-interactive shell started in the background (a CI runner's, for one) inherits SIGINT ignored, Python then
+    never raises KeyboardInterrupt, and the CLI ignores the test's SIGINT."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+

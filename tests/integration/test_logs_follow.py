@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.helpers.cloud import clients_for, flwrazure, publish
+from tests.helpers.cloud import clients_for, flwrazure, publish, sigint_as_at_a_terminal
 from tests.helpers.hosts import run, wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
@@ -54,7 +54,8 @@ def test_ctrl_c_ends_follow_at_once_while_the_vm_is_gone(tmp_path):
 
         env = {**os.environ, "FLWRAZURE_HOME": str(home)}
         follow = subprocess.Popen([sys.executable, "-m", "flwrazure", "logs", "client-1", "--follow", "--lines", "0"],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=sigint_as_at_a_terminal)
         said: dict[str, list[str]] = {"out": [], "err": []}
         for f, k in ((follow.stdout, "out"), (follow.stderr, "err")):
             threading.Thread(target=lambda f=f, k=k: said[k].extend(iter(f.readline, "")), daemon=True).start()
