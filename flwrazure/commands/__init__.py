@@ -1,2 +1,13 @@
 """One module per command: the flow of that command (connect, check, act, record, report). The Click layer
 (flwrazure.cli) parses options and calls these; the plan modules decide, the azure modules act."""
+
+
+def in_background(fn, *args, name: str):
+    """fn(*args) in a thread of its own, as a Future: asked early, its answer taken when it is needed (a command
+    that ends without it does not wait for it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    future = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
+    return future

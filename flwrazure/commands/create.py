@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flwrazure import ui
+from flwrazure.commands import in_background
 from flwrazure.errors import UsageError
 from flwrazure.plan import names, versions
 from flwrazure.spec import ClusterSpec
@@ -72,11 +73,8 @@ def _price_lookup(target, spec: ClusterSpec):
     """The cost estimate, asked in a background thread (a Future)."""
     from flwrazure.azure import prices
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prices")
     sizes = [spec.server_size] + [spec.client_size] * spec.clients
-    future = pool.submit(prices.lookup, target, spec.location, sizes)
-    pool.shutdown(wait=False)
-    return future
+    return in_background(prices.lookup, target, spec.location, sizes, name="prices")
 
 
 def estimate_of(future) -> dict | None:

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from flwrazure import ui
+from flwrazure.commands import in_background
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import names
 from flwrazure.workstation import state
@@ -61,9 +62,7 @@ def pause(cluster: str) -> dict:
     st = state.load(cluster)
     target = connect(st["cloud"], st["subscription"])
     began = time.monotonic()
-    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prices")
-    priced = side.submit(_estimate, target, st)  # Azure's public price list, asked while the VMs deallocate
-    side.shutdown(wait=False)
+    priced = in_background(_estimate, target, st, name="prices")  # Azure's price list, while the VMs deallocate
     power = _vms(target, st)
     if not power:
         raise FlwrazureError(f"cluster {cluster} has no VMs: nothing to pause (`flwrazure create-cluster`).")

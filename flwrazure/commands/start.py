@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flwrazure import ui
+from flwrazure.commands import in_background
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names, services, versions
 from flwrazure.workstation import certs, flwrconfig, state
@@ -108,9 +109,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
     check_hosts(st["cloud"])
     target = connect(st["cloud"], st["subscription"])
-    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="operator-flwr")
-    mine_f = side.submit(operator_flwr)  # `flwr --version` imports flwr (1-2 s): asked while the VMs work
-    side.shutdown(wait=False)
+    mine_f = in_background(operator_flwr, name="operator-flwr")  # `flwr --version` (1-2 s), while the VMs work
     plan = versions.port_plan(version)
     given_index, given_runtime_deps = index_url, runtime_deps  # as asked, recorded for scale and resume
     if index_url is None and target.cloud == "local":

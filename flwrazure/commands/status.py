@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from flwrazure.commands import in_background
 from flwrazure.plan import names, versions
 from flwrazure.workstation import state
 
 
 def run(cluster: str) -> dict:
-    from concurrent.futures import ThreadPoolExecutor
-
     from flwrazure.azure import inventory, prices
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect
@@ -16,11 +15,9 @@ def run(cluster: str) -> dict:
     st = state.load(cluster)
     target = connect(st["cloud"], st["subscription"])
     rg = st["resource_group"]
-    pool = ThreadPoolExecutor(max_workers=2)
-    priced = pool.submit(prices.lookup, target, st["location"], prices.cluster_sizes(st))
+    priced = in_background(prices.lookup, target, st["location"], prices.cluster_sizes(st), name="prices")
     # the lists beside the group's read (one round trip less); they are used only when the group exists
-    listed = pool.submit(inventory.snapshot, target, rg, ("vmview", "nic", "pip", "nsg"))
-    pool.shutdown(wait=False)
+    listed = in_background(inventory.snapshot, target, rg, ("vmview", "nic", "pip", "nsg"), name="lists")
     group = inventory.group(target, rg)
     vms = names.all_vms(cluster, st["clients"])
     rules_out: list[dict] = []
