@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from tests.e2e.test_flower_e2e import (
     tear_down,
     wait_online,
 )
-from tests.helpers.cloud import local_log_tail, sigint_as_at_a_terminal, vm_journals
+from tests.helpers.cloud import Follower, local_log_tail, until, vm_journals
 from tests.helpers.hosts import port_state, run
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
@@ -117,16 +116,6 @@ def _scale_killed_during_bootstrap(home: Path, clients: int, key: str) -> None:
         proc.wait()
 
 
-def _until(check, timeout: float) -> bool:
-    """Poll `check` every 0.2 s until it holds or `timeout` passes."""
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 def _eventually(check, timeout: float = 90):
     start = time.monotonic()
     while True:
@@ -185,35 +174,22 @@ def test_day2_secure_142_scale_pause_resume_logs_ssh_doctor(home):
 
         # -- logs --follow: a line written after it started, and across a VM restart
         env = {**os.environ, **FLWR_ENV, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05"}
-        follow = subprocess.Popen([sys.executable, "-m", "flwrazure", "logs", "client-1", "--follow", "--lines", "0"],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=sigint_as_at_a_terminal)
-        said: dict[str, list[str]] = {"out": [], "err": []}
-        readers = [threading.Thread(target=lambda f=f, k=k: said[k].extend(iter(f.readline, "")), daemon=True)
-                   for f, k in ((follow.stdout, "out"), (follow.stderr, "err"))]
-        for r in readers:
-            r.start()
+        follow = Follower(env, "client-1")
+        said = follow.said
         started = lambda: [x for x in said["out"] if "Started" in x and "Flower SuperNode 1 (flwrazure)" in x]  # noqa: E731
         try:
-            assert _until(lambda: any("following 1 VM(s)" in x for x in said["err"]), 60), said
+            assert until(lambda: any("following 1 VM(s)" in x for x in said["err"]), 60), said
             run(ip["flower-client-1"], "sudo -n systemctl restart flower-supernode", key=key)  # systemd logs it
-            assert _until(started, 60), said
+            assert until(started, 60), said
             vms.begin_deallocate("flower-rg", "flower-client-1").result()
             vms.begin_start("flower-rg", "flower-client-1").result()
             wait_online(cli, home, 1, timeout=240)
-            assert _until(lambda: len(started()) >= 2 and any("(flwrazure: reconnected)" in x for x in said["out"]),
-                          60), said
+            assert until(lambda: len(started()) >= 2 and any("(flwrazure: reconnected)" in x for x in said["out"]),
+                         60), said
         finally:
-            follow.send_signal(signal.SIGINT)
-            try:
-                follow.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # never left behind: it would poll an address a later test reuses
-                follow.kill()
-                follow.wait()
-            for r in readers:
-                r.join(timeout=10)
+            follow.stop()
         out, err = "".join(said["out"]), "".join(said["err"])
-        assert follow.returncode == 0, err
+        assert follow.proc.returncode == 0, err
         lines = out.splitlines()
         assert all(line.startswith("flower-client-1 | ") for line in lines), lines[:5]
         # it started at the end of the log (--lines 0): every "Started" line was written while it followed, one by

@@ -128,11 +128,63 @@ def local_log_tail(home: Path, lines: int) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 
-def sigint_as_at_a_terminal() -> None:
-    """preexec_fn for a CLI that a test stops with Ctrl-C (SIGINT), as a user at a terminal does: a job that a
-    non-interactive shell started in the background (a CI runner's, for one) inherits SIGINT ignored, Python then
-    never raises KeyboardInterrupt, and the CLI ignores the test's SIGINT."""
+
+def until(check, timeout: float) -> bool:
+    """Poll `check` every 0.2 s until it holds or `timeout` passes."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _sigint_as_at_a_terminal() -> None:
+    """preexec_fn: SIGINT at its default, as a terminal's foreground process has it. A job that a non-interactive
+    shell started in the background (a CI runner's, for one) inherits SIGINT ignored; Python then never raises
+    KeyboardInterrupt, and the CLI would ignore the test's Ctrl-C."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+
+class Follower:
+    """`flwrazure logs VM --follow --lines 0` as a user runs it at a terminal: its stdout and stderr collected line by
+    line in `said["out"]` / `said["err"]`; `stop()` is Ctrl-C, and kills it when it does not end within `grace` s
+    (a follower left behind would poll an address that later tests give to their VMs)."""
+
+    def __init__(self, env: dict, vm: str):
+        import subprocess
+        import sys
+        import threading
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "flwrazure", "logs", vm, "--follow", "--lines", "0"],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=_sigint_as_at_a_terminal)
+        self.said: dict[str, list[str]] = {"out": [], "err": []}
+        self._readers = [threading.Thread(target=lambda f=f, k=k: self.said[k].extend(iter(f.readline, "")),
+                                          daemon=True) for f, k in ((self.proc.stdout, "out"),
+                                                                    (self.proc.stderr, "err"))]
+        for r in self._readers:
+            r.start()
+
+    def stop(self, grace: float = 30) -> float:
+        """Ctrl-C; the seconds it took to end (killed after `grace`)."""
+        import signal
+        import subprocess
+        import time
+
+        asked = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        took = time.monotonic() - asked
+        for r in self._readers:
+            r.join(timeout=10)
+        return took

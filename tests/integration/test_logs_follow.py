@@ -7,29 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
-from tests.helpers.cloud import clients_for, flwrazure, publish, sigint_as_at_a_terminal
+from tests.helpers.cloud import Follower, clients_for, flwrazure, publish, until
 from tests.helpers.hosts import run, wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
 pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
 LOG = "/home/azureuser/flwrazure/flower-supernode.log"  # the restart loop's log, which `logs` reads on such hosts
-
-
-def _until(check, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_ctrl_c_ends_follow_at_once_while_the_vm_is_gone(tmp_path):
@@ -53,30 +40,19 @@ def test_ctrl_c_ends_follow_at_once_while_the_vm_is_gone(tmp_path):
             "flower-server": "loop", "flower-client-1": "loop"}}))
 
         env = {**os.environ, "FLWRAZURE_HOME": str(home)}
-        follow = subprocess.Popen([sys.executable, "-m", "flwrazure", "logs", "client-1", "--follow", "--lines", "0"],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=sigint_as_at_a_terminal)
-        said: dict[str, list[str]] = {"out": [], "err": []}
-        for f, k in ((follow.stdout, "out"), (follow.stderr, "err")):
-            threading.Thread(target=lambda f=f, k=k: said[k].extend(iter(f.readline, "")), daemon=True).start()
-        assert _until(lambda: any("following 1 VM(s)" in x for x in said["err"]), 60), said
+        follow = Follower(env, "client-1")
+        said = follow.said
+        assert until(lambda: any("following 1 VM(s)" in x for x in said["err"]), 60), said
         run(ip, f"echo second-line >> {LOG}", key=key)
-        assert _until(lambda: any("second-line" in x for x in said["out"]), 30), said
+        assert until(lambda: any("second-line" in x for x in said["out"]), 30), said
 
         # the VM stops answering under the follower (its SSH sessions frozen, the connection still up): the next
         # poll waits on a command nobody answers
         run(ip, "nohup sh -c 'sleep 1; sudo -n pkill -STOP -f \"sshd: azureuser\"' >/dev/null 2>&1 &", key=key)
         time.sleep(4)
-        asked = time.monotonic()
-        follow.send_signal(signal.SIGINT)
-        try:
-            follow.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        took = time.monotonic() - asked
-        assert follow.returncode == 0 and took < 3, (follow.returncode, round(took, 1), said)
+        took = follow.stop()
+        assert follow.proc.returncode == 0 and took < 3, (follow.proc.returncode, round(took, 1), said)
     finally:
-        if follow is not None and follow.poll() is None:
-            follow.kill()
-            follow.wait()
+        if follow is not None:
+            follow.stop()
         server.stop()
