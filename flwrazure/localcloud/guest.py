@@ -144,6 +144,15 @@ def _fill(text: str) -> str:
     return text
 
 
+def package_indexes(mirror: str) -> dict[str, tuple[str, int]]:
+    """pip's and uv's system configuration pointing at the region's mirror: what a VM on Azure gets by default
+    (the public index) is what a local-cloud VM gets here, for every pip and every `uv` (Flower installs apps'
+    dependencies at run time with `uv sync`, which reads uv's configuration, not pip's)."""
+    host = mirror.split("//", 1)[1].split("/", 1)[0].split(":")[0]
+    return {"/etc/pip.conf": (f"[global]\nindex-url = {mirror}/simple/\ntrusted-host = {host}\n", 0o644),
+            "/etc/uv/uv.toml": (f'[[index]]\nurl = "{mirror}/simple/"\ndefault = true\n', 0o644)}
+
+
 def files(fb: FirstBoot, systemd: bool) -> dict[str, tuple[str, int]]:
     """Every file the first boot needs, relative to the VM's root."""
     seed = {"hostname": fb.hostname, "user": fb.user, "keys": list(fb.keys), "provision_lag": fb.provision_lag,
@@ -157,8 +166,7 @@ def files(fb: FirstBoot, systemd: bool) -> dict[str, tuple[str, int]]:
         "/etc/hosts": (f"127.0.0.1 localhost\n127.0.1.1 {fb.hostname}\n{fb.private_ip} {fb.hostname}\n", 0o644),
         "/etc/ssh/sshd_config.d/50-cloud-init.conf": ("PasswordAuthentication no\n", 0o644),
         "/etc/apt/sources.list": (f"deb [trusted=yes] {fb.mirror}/debian ./\n", 0o644),
-        "/etc/pip.conf": (f"[global]\nindex-url = {fb.mirror}/simple/\n"
-                          f"trusted-host = {fb.mirror.split('//')[1].split(':')[0]}\n", 0o644),
+        **package_indexes(fb.mirror),
     }
     if systemd:
         out["/etc/systemd/system/cloud-init.service"] = (

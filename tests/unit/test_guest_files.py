@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from flwrazure.localcloud import guest
 
@@ -68,6 +69,8 @@ def test_seed_identity_and_mirrors(systemd):
     assert "10.0.0.4 vm-0\n" in out["/etc/hosts"][0] and "127.0.0.1 localhost\n" in out["/etc/hosts"][0]
     assert out["/etc/apt/sources.list"] == (f"deb [trusted=yes] {MIRROR}/debian ./\n", 0o644)
     assert out["/etc/pip.conf"] == (f"[global]\nindex-url = {MIRROR}/simple/\ntrusted-host = 198.18.0.1\n", 0o644)
+    # uv (Flower's run-time installer) reads its own system configuration, not pip's
+    assert tomlkit.parse(out["/etc/uv/uv.toml"][0]).unwrap() == {"index": [{"url": f"{MIRROR}/simple/", "default": True}]}
     assert out["/etc/ssh/sshd_config.d/50-cloud-init.conf"][0] == "PasswordAuthentication no\n"
     for path in (guest.AGENT, guest.APT_JOB, "/usr/bin/cloud-init"):
         text, mode = out[path]

@@ -202,9 +202,12 @@ class NspawnDriver(NullDriver):
                 if unit.name not in KEEP_ENABLED:
                     (units / unit.name).unlink(missing_ok=True)
                     (units / unit.name).symlink_to("/dev/null")  # masked, as on a fresh Ubuntu VM
-        if self.pip_index:
-            host = self.pip_index.split("/")[2].split(":")[0]
-            (etc / "pip.conf").write_text(f"[global]\nindex-url = {self.pip_index}\ntrusted-host = {host}\n")
+        if self.mirror_base:
+            for rel, (text, mode) in guest.package_indexes(self.mirror_base).items():
+                path = root / rel.lstrip("/")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                path.chmod(mode)
 
     def _common(self, root: Path) -> None:
         units = root / "etc" / "systemd" / "system"
