@@ -228,14 +228,18 @@ def teardown(cluster, yes, no_wait, purge, as_json):
 @CLUSTER
 @click.option("--insecure", is_flag=True,
               help="No TLS, no SuperNode authentication: the seed guide's setup (not for production).")
-@click.option("--extra-pip", multiple=True, metavar="PKG", help="Packages your app needs, installed on every VM.")
+@click.option("--extra-pip", multiple=True, metavar="PKG",
+              help="Packages installed once into the Flower environment of every VM, when `start` runs (for what "
+                   "must be there before any run, or Flower before 1.29).")
 @click.option("--index-url", metavar="URL", help="Package index for the VMs (and Flower's run-time installer).")
 @click.option("--app", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
               help="Your Flower app: the exact `flwr run` command is printed for it (and for Flower < 1.26 the "
                    "federation is written into its pyproject.toml).")
 @click.option("--runtime-deps/--no-runtime-deps", default=None,
-              help="Let the SuperLink install apps' dependencies at run time [default: on Azure yes, on the "
-                   "offline local cloud no: pass them with --extra-pip].")
+              help="Flower installs each app's declared dependencies (its pyproject's [project] dependencies) "
+                   "at run time, on the SuperLink and on every SuperNode, with `uv sync` from the VMs' package "
+                   "index, for every `flwr run` (cached on each VM after the first) [default: on, from Flower "
+                   "1.29; before 1.29 Flower cannot: use --extra-pip].")
 @JSON
 def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, as_json):
     """Run Flower on the cluster: SuperLink and SuperNodes as systemd services, secure by default (TLS with a

@@ -112,10 +112,10 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     mine_f = in_background(operator_flwr, name="operator-flwr")  # `flwr --version` (1-2 s), while the VMs work
     plan = versions.port_plan(version)
     given_index, given_runtime_deps = index_url, runtime_deps  # as asked, recorded for scale and resume
-    if index_url is None and target.cloud == "local":
-        index_url = target.pip_index  # the local cloud's mirror: its VMs have no internet
-    if runtime_deps is None:  # offline VMs cannot resolve an app's dependencies at run time: use --extra-pip
-        runtime_deps = target.cloud != "local"
+    # the VMs' own pip and uv configuration names their package index (the public one on Azure, the region's
+    # mirror on the local cloud): nothing to pass unless the user gives --index-url
+    if runtime_deps is None:
+        runtime_deps = True
     if not versions.runtime_installer(version):
         runtime_deps = True  # nothing to turn off before 1.29
     rows = _addresses(target, st)
