@@ -1,6 +1,13 @@
 """Inbound rules, least privilege: SSH only from the operator, the Fleet port only from the client VMs, the
 Control port only from the given source. Fixed names and priorities, so re-running converges and --close finds
-them."""
+them.
+
+Azure's default rule AllowVnetInBound (priority 65000) admits every VM of the VNet on every port. Where the
+Control API has a port of its own (Flower 1.21-1.34: 9093), a Deny from 'VirtualNetwork' to the server's private
+address closes that port to the client VMs: a compromised client cannot submit runs (run code on every VM). Its
+priority is below (numerically above) the product's Allow rules, so an operator source admitted by the Control
+rule still gets in, and above Azure's defaults, so it comes before AllowVnetInBound. From 1.40 Fleet and Control
+share one port, which the client VMs must reach: there is nothing to deny."""
 
 from __future__ import annotations
 
@@ -11,7 +18,9 @@ from flwrazure.errors import UsageError
 from flwrazure.plan.versions import PortPlan
 
 SSH, FLEET, CONTROL = "flwrazure-ssh", "flwrazure-fleet", "flwrazure-control"
-PRIORITY = {SSH: 1000, FLEET: 1010, CONTROL: 1020}
+CONTROL_VNET_DENY = "flwrazure-control-vnet-deny"
+PRIORITY = {SSH: 1000, FLEET: 1010, CONTROL: 1020, CONTROL_VNET_DENY: 4000}
+VNET = "VirtualNetwork"  # Azure's service tag: the VNet's address space (and what is peered or connected to it)
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,7 @@ class Rule:
     sources: tuple[str, ...]
     destination: str
     description: str
+    access: str = "Allow"
 
     @property
     def is_open_to_any(self) -> bool:
@@ -63,17 +73,52 @@ def ssh_rule(sources: tuple[str, ...], subnet_prefix: str) -> Rule:
 
 def flower_rules(plan: PortPlan, client_ips: list[str], control_sources: tuple[str, ...],
                  server_private_ip: str) -> list[Rule]:
-    """Fleet port from the client VMs' public IPs only; Control port from the operator's sources only."""
+    """Fleet port from the client VMs' public IPs only; Control port from the operator's sources only; where
+    Control has a port of its own, that port closed to the VNet (see control_vnet_deny)."""
     if not client_ips:
         raise ValueError("a cluster without client public IPs cannot have a fleet rule")
+    deny = control_vnet_deny(plan, server_private_ip)
     return [Rule(FLEET, PRIORITY[FLEET], plan.fleet, tuple(sorted(client_ips)), server_private_ip,
                  "Flower Fleet API: SuperNodes on the client VMs (flwrazure)"),
             Rule(CONTROL, PRIORITY[CONTROL], plan.control, control_sources, server_private_ip,
-                 "Flower Control API: flwr CLI of the operator (flwrazure)")]
+                 "Flower Control API: flwr CLI of the operator (flwrazure)"),
+            *([deny] if deny else [])]
+
+
+def control_vnet_deny(plan: PortPlan, server_private_ip: str) -> Rule | None:
+    """The Deny that overrides AllowVnetInBound for the Control port, or None where Control shares the Fleet
+    port (1.40+: the client VMs must reach it). Kept by `open-ports --close`: it never opens anything, and
+    without it the VNet would reach the Control port again."""
+    if plan.control == plan.fleet:
+        return None
+    return Rule(CONTROL_VNET_DENY, PRIORITY[CONTROL_VNET_DENY], plan.control, (VNET,), server_private_ip,
+                "Flower Control API closed to the VNet's VMs (flwrazure)", access="Deny")
+
+
+PUBLIC_CONTROL_FLAG = "--allow-public-control"
+
+
+def check_control_sources(sources: tuple[str, ...], allow_public: bool, port: int, flag: str) -> None:
+    """The open-source Control API has no user authentication: whoever reaches it submits runs, i.e. runs code
+    on every VM. Open to any address only when the operator says so."""
+    if "*" in sources and not allow_public:
+        raise UsageError(f"{flag} any would let anyone who reaches port {port} submit runs, i.e. run code on "
+                         f"every VM of the cluster: give your address or CIDR, or pass {PUBLIC_CONTROL_FLAG} if "
+                         "you mean it.")
+
+
+def parse_control_source(text: str | None, flag: str) -> tuple[str, ...] | None:
+    """Like parse_sources, plus 'me' (and no value): None, i.e. the operator's detected address."""
+    if text is None or text.strip().lower() == "me":
+        return None
+    if "me" in [t.strip().lower() for t in text.split(",")]:
+        raise UsageError(f"{flag} me stands alone: give 'me' (your detected address) or a list of IPv4 "
+                         "addresses/CIDRs.")
+    return parse_sources(text, flag)
 
 
 def rule_body(rule: Rule) -> dict:
-    props = {"description": rule.description, "protocol": "Tcp", "access": "Allow", "direction": "Inbound",
+    props = {"description": rule.description, "protocol": "Tcp", "access": rule.access, "direction": "Inbound",
              "priority": rule.priority, "sourcePortRange": "*", "destinationPortRange": str(rule.port),
              "destinationAddressPrefix": rule.destination}
     if len(rule.sources) == 1:
@@ -89,6 +134,6 @@ def matches(rule: Rule, existing: dict | None) -> bool:
         return False
     p = existing.get("properties", existing)
     sources = tuple(sorted(p.get("sourceAddressPrefixes") or [p.get("sourceAddressPrefix")]))
-    return (p.get("access") == "Allow" and p.get("direction") == "Inbound" and p.get("protocol") == "Tcp"
+    return (p.get("access") == rule.access and p.get("direction") == "Inbound" and p.get("protocol") == "Tcp"
             and int(p.get("priority", 0)) == rule.priority and str(p.get("destinationPortRange")) == str(rule.port)
             and p.get("destinationAddressPrefix") == rule.destination and sources == tuple(sorted(rule.sources)))

@@ -108,40 +108,43 @@ def _address(answer, version: int) -> str | None:
         return None
 
 
-def decide(v4: dict[str, str | Exception], v6: str | Exception | None, proxy: str | None) -> str:
+def decide(v4: dict[str, str | Exception], v6: str | Exception | None, proxy: str | None,
+           flag: str = "--ssh-source") -> str:
     """The operator's IPv4 address from the echo services' answers, or one line saying why it is not known.
 
     v4: each service's answer over IPv4; v6: an answer over IPv6 (asked only when no IPv4 answer came);
-    proxy: the proxy the operator's HTTPS otherwise uses (for the message)."""
+    proxy: the proxy the operator's HTTPS otherwise uses (for the message); flag: the option that gives the address
+    instead (for the message)."""
     seen = {a for a in (_address(answer, 4) for answer in v4.values()) if a}
     if len(seen) == 1:
         return next(iter(seen))
     if len(seen) > 1:
         found = ", ".join(sorted(seen))
         raise UsageError(f"address-echo services saw your connections come from different addresses ({found}), "
-                         "so it is unsure which one SSH will use: pass --ssh-source with the right one (or "
-                         f"--ssh-source {','.join(sorted(seen))}).")
+                         f"so it is unsure which one SSH will use: pass {flag} with the right one (or "
+                         f"{flag} {','.join(sorted(seen))}).")
     if _address(v6, 6):
         raise UsageError(f"you reach the internet over IPv6 only ({_address(v6, 6)}); Azure public IPs and these SSH "
-                         "rules are IPv4, so SSH needs an IPv4 path (VPN, NAT64, another network): pass --ssh-source "
+                         f"rules are IPv4, so SSH needs an IPv4 path (VPN, NAT64, another network): pass {flag} "
                          "<the IPv4 address your SSH comes from>.")
     if proxy:
         raise UsageError(f"could not reach an address-echo service directly (your HTTPS goes through the proxy "
                          f"{proxy}, but SSH does not, so the proxy's address would be the wrong one): pass "
-                         "--ssh-source <your public IPv4 address>.")
+                         f"{flag} <your public IPv4 address>.")
     reasons = "; ".join(f"{url}: {answer}" for url, answer in v4.items())[:200]
-    raise UsageError(f"could not detect your public IPv4 address ({reasons}): pass --ssh-source <your-ip> (or "
-                     "'any', which opens SSH to everyone).")
+    anyone = " (or 'any', which opens SSH to everyone)" if flag == "--ssh-source" else ""
+    raise UsageError(f"could not detect your public IPv4 address ({reasons}): pass {flag} <your-ip>{anyone}.")
 
 
-def detect(target) -> str:
-    """The public IPv4 address the operator's SSH connections will come from (see the module's docstring)."""
+def detect(target, flag: str = "--ssh-source") -> str:
+    """The public IPv4 address the operator's SSH connections will come from (see the module's docstring);
+    flag: the option the messages ask for when it is not known."""
     urls = echo_urls(target)
     if not urls:  # a local cloud from before it served an echo: the address it advertises
         if getattr(target, "operator_ip", None):
             return target.operator_ip
         raise UsageError("the local cloud advertises no operator address: restart it (`flwrazure local down` and "
-                         "`flwrazure local up`) or pass --ssh-source.")
+                         f"`flwrazure local up`) or pass {flag}.")
     verify = getattr(target, "verify", True)
     cafile = verify if isinstance(verify, str) else None
     with ThreadPoolExecutor(max_workers=len(urls)) as pool:
@@ -152,7 +155,7 @@ def detect(target) -> str:
             v6 = _attempt(url, socket.AF_INET6, cafile)
             if isinstance(v6, str):
                 break
-    return decide(v4, v6, proxy_setting())
+    return decide(v4, v6, proxy_setting(), flag)
 
 
 def probe_tcp(ip: str, port: int, timeout: float = 3.0) -> str:

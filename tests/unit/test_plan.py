@@ -76,7 +76,8 @@ def test_parse_sources_rejects(text, needle):
 
 
 def test_flower_rules_least_privilege():
-    fleet, control = rules.flower_rules(versions.GRPC, ["198.18.0.12", "198.18.0.11"], ("203.0.113.7",), "10.0.0.4")
+    fleet, control, _ = rules.flower_rules(versions.GRPC, ["198.18.0.12", "198.18.0.11"], ("203.0.113.7",),
+                                           "10.0.0.4")
     assert (fleet.name, fleet.priority, fleet.port, fleet.sources, fleet.destination) == \
         ("flwrazure-fleet", 1010, 9092, ("198.18.0.11", "198.18.0.12"), "10.0.0.4")
     assert (control.name, control.priority, control.port, control.sources) == \
