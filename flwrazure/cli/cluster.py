@@ -23,11 +23,23 @@ def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_si
         cluster=cluster, clients=clients, cloud=cloud, subscription=subscription, resource_group=resource_group,
         location=location, server_size=server_vm_size or vm_size, client_size=client_vm_size or vm_size,
         admin_user=admin_user, ssh_sources=parse_sources(ssh_source, "--ssh-source") if ssh_source else (),
-        flwr_version=flwr_version or versions.default_version(versions.installed_flwr()),
+        flwr_version=_version(flwr_version),
         allow_existing_group=use_existing_group))
     if "*" in spec.ssh_sources:
         ui.warn("SSH (port 22) will be open to any address.")
     return spec
+
+
+def _rules_table(rows: list[dict]) -> None:
+    from flwrazure import ui
+
+    ui.table("Inbound rules", ["rule", "priority", "access", "port", "from", "to"],
+             [[r["name"], r["priority"], r.get("access", "Allow"), r["port"], ", ".join(map(str, r["sources"])),
+               r["destination"]] for r in rows])
+
+
+def _version(flwr_version: str | None) -> str:
+    return flwr_version or versions.default_version(versions.installed_flwr())
 
 
 def _vm_table(title: str, rows: list[dict]) -> None:
@@ -109,9 +121,12 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
 @click.command("open-ports")
 @CLUSTER
 @click.option("--source", metavar="IP|CIDR|any", help="Who may reach the Control port (the flwr CLI): your address.")
-@click.option("--close", is_flag=True, help="Remove the Fleet and Control rules again.")
+@click.option("--close", is_flag=True, help="Remove the Fleet and Control rules again (the Control port stays "
+                                             "closed to the VNet's VMs).")
+@click.option("--allow-public-control", is_flag=True,
+              help="Allow --source any: anyone could then submit runs, i.e. run code on every VM.")
 @JSON
-def open_ports(cluster, source, close, as_json):
+def open_ports(cluster, source, close, allow_public_control, as_json):
     """Open the SuperLink's ports, least privilege: the Fleet port only to the client VMs, the Control port only
     to --source. Ports follow the cluster's Flower version (9092/9093 up to 1.34, 8000 from 1.40).
 
@@ -120,6 +135,10 @@ def open_ports(cluster, source, close, as_json):
       flwrazure open-ports --source 203.0.113.7
       flwrazure open-ports --source 198.51.100.0/24 --cluster exp-2
       flwrazure open-ports --close
+
+    Flower 1.21-1.34: the Control port (9093) is also closed to the VNet's own VMs (a Deny before Azure's
+    AllowVnetInBound), so a client VM cannot submit runs; from 1.40 Fleet and Control share port 8000, which the
+    client VMs must reach.
     """
     from flwrazure import ui
     from flwrazure.commands import ports
@@ -133,16 +152,16 @@ def open_ports(cluster, source, close, as_json):
     if not close and not source:
         raise UsageError("--source is required: the address that will run `flwr run` (your IP), a CIDR, or 'any'.")
     sources = None if close else parse_sources(source, "--source")
-    result = ports.run(cluster, sources, close)
+    result = ports.run(cluster, sources, close, allow_public=allow_public_control)
     if as_json:
         ui.emit_json(result)
         return
     for change in result["changes"] or ["no changes: the rules are already in place"]:
         ui.info(change)
+    for name in result["kept"]:
+        ui.info(f"kept {name}: the client VMs stay unable to reach the Control port")
     if result["rules"]:
-        ui.table("Inbound rules", ["rule", "priority", "port", "from", "to"],
-                 [[r["name"], r["priority"], r["port"], ", ".join(r["sources"]), r["destination"]]
-                  for r in result["rules"]])
+        _rules_table(result["rules"])
 
 
 @click.command("status")
@@ -174,9 +193,10 @@ def status(cluster, as_json):
                                                                    else "") for v in result["vms"])
         online = result["supernodes_online"]
         ui.info(f"Services ({mode}): {services}; SuperNodes online: {'?' if online is None else online}")
-    ui.table("Inbound rules", ["rule", "priority", "port", "from", "to"],
-             [[r["name"], r["priority"], r["port"], ", ".join(map(str, r["sources"])), r["destination"]]
-              for r in result["rules"]])
+    _rules_table(result["rules"])
+    if plan["fleet"] == plan["control"]:
+        ui.info(f"Fleet and Control share port {plan['control']}: the client VMs reach the Control API too (a "
+                "compromised client VM could submit runs).")
     if result["paused"]:
         ui.info(f"[bold]Paused[/bold]: every VM is deallocated (no compute billed; IPs, disks, keys and rules kept). "
                 f"Resume with: [bold]{result['next']}[/bold]")
@@ -293,12 +313,17 @@ def _connection_line(cluster: str, result: dict) -> None:
 @click.option("--runtime-deps/--no-runtime-deps", default=None, help="See `flwrazure start --help`.")
 @click.option("--app", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
               help="Your Flower app (see `flwrazure start --help`).")
+@click.option("--control-source", metavar="IP|CIDR|any|me",
+              help="Who may reach the Control port (the flwr CLI: submit runs), independent of --ssh-source "
+                   "[default: me, your public address, detected].")
+@click.option("--allow-public-control", is_flag=True,
+              help="Allow --control-source any: anyone could then submit runs, i.e. run code on every VM.")
 @JSON
 def up(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size, client_vm_size,
        admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, insecure, extra_pip, index_url,
-       runtime_deps, app, as_json):
-    """create-cluster + open-ports (Control port from your address) + start, in one resumable command: from
-    nothing to a federation with every SuperNode online.
+       runtime_deps, app, control_source, allow_public_control, as_json):
+    """create-cluster + open-ports (Control port from your address, or --control-source) + start, in one
+    resumable command: from nothing to a federation with every SuperNode online.
 
     \b
     Examples:
@@ -315,16 +340,18 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     from flwrazure.commands import start as start_cmd
 
     began = time.monotonic()
+    control = _control_sources(control_source, allow_public_control, _version(flwr_version))
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
     start_cmd.check(spec.flwr_version, not insecure, app)
     start_cmd.check_hosts(spec.cloud)
-    created = create.run(spec, ssh_key, show_progress=not as_json)
+    created = create.run(spec, ssh_key, show_progress=not as_json, operator_address=control is None)
+    control = control or (created["operator_ip"],)
     # open-ports beside start: its rule writes (one NSG, one at a time: seconds each on Azure) need nothing start
     # does, and start needs only SSH, which create-cluster's rule admits; a SuperNode up before the Fleet rule
     # retries until it connects
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
-        opening = side.submit(ports.run, cluster, tuple(created["ssh_sources"]), False)
+        opening = side.submit(ports.run, cluster, control, False, allow_public=True)  # checked above
         started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps)
         opened = opening.result()
     result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
@@ -337,3 +364,15 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     _connection_line(cluster, started)
     _cost_line(created.get("cost"))
     ui.info(f"Next: [bold]{started['next']}[/bold]   (when done: flwrazure teardown --cluster {cluster})")
+
+
+def _control_sources(text: str | None, allow_public: bool, version: str) -> tuple[str, ...] | None:
+    """`up --control-source`: the given sources (any only with --allow-public-control, refused before anything is
+    asked of the cloud), or None for the operator's detected address."""
+    from flwrazure.plan import rules
+
+    sources = rules.parse_control_source(text, "--control-source")
+    if sources is not None:
+        port = versions.port_plan(version).control
+        rules.check_control_sources(sources, allow_public, port, "--control-source")
+    return sources

@@ -86,7 +86,10 @@ def estimate_of(future) -> dict | None:
     return est.to_dict() if est is not None else None
 
 
-def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> dict:
+def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
+        operator_address: bool = False) -> dict:
+    """operator_address: detect the operator's address even when --ssh-source was given (`up` admits it to the
+    Control port); it is in the result as operator_ip."""
     from flwrazure.azure import groupdelete, inventory, preflight, provision
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect
@@ -105,7 +108,9 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
     pool = ThreadPoolExecutor(max_workers=6)
     # the operator's address (an echo service: a round trip over the internet on Azure), preflight's reads and the
     # group's: all in flight at once, and all answered before anything is created
-    detected = pool.submit(operator.detect, target) if not spec.ssh_sources else None
+    flag = " and ".join(f for f, wanted in (("--ssh-source", not spec.ssh_sources),
+                                            ("--control-source", operator_address)) if wanted)
+    detected = pool.submit(operator.detect, target, flag) if flag else None
     facts = preflight.fetch(target, spec.location, pool)
     try:
         group = inventory.group(target, rg)
@@ -114,8 +119,8 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
         raise translate(exc, f"resource group {rg}") from exc
     finally:
         pool.shutdown(wait=False)
-    if detected is not None:
-        spec.ssh_sources = (detected.result(),)  # its UsageError (address unknown) ends the command here
+    me = detected.result() if detected is not None else None  # its UsageError (address unknown) ends it here
+    spec.ssh_sources = spec.ssh_sources or (me,)
     if group and group.get("properties", {}).get("provisioningState") == "Deleting":
         ui.info(f"Resource group {rg} is still being deleted; waiting for that to finish…")
         groupdelete.wait_gone(target, rg, retry="re-run `flwrazure create-cluster`")
@@ -181,7 +186,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True) -> 
     data = _record(spec, target, rg_created, key_path, "created")
     return {"cluster": spec.cluster, "cloud": spec.cloud, "resource_group": rg, "location": spec.location,
             "flwr_version": spec.flwr_version, "port_plan": data["port_plan"], "vms": rows,
-            "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources),
+            "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources), "operator_ip": me,
             "writes": len(run_.writes) + (1 if group is None else 0), "status_reads": waiter.reads,
             "cost": estimate_of(priced),
             "next": f"flwrazure open-ports --cluster {spec.cluster} --source <your-ip>"}

@@ -8,13 +8,18 @@ from flwrazure.plan import names, rules, versions
 from flwrazure.workstation import state
 
 
-def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int | None = None) -> dict:
-    """clients: the client VMs the Fleet rule admits [default: the recorded count] (scale narrows it first)."""
+def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int | None = None,
+        allow_public: bool = False) -> dict:
+    """clients: the client VMs the Fleet rule admits [default: the recorded count] (scale narrows it first).
+    sources None: the recorded Control sources; 'any' among given ones only with allow_public."""
     from flwrazure.azure import inventory
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect
 
     st = state.load(cluster)
+    plan = versions.port_plan(st["flwr_version"])
+    if sources is not None:  # refused before the cloud is asked anything
+        rules.check_control_sources(sources, allow_public, plan.control, "--source")
     target = connect(st["cloud"], st["subscription"])
     rg, nsg_name = st["resource_group"], names.nsg(cluster)
     try:
@@ -31,7 +36,7 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
     current = {r["name"]: r for r in nsg["properties"].get("securityRules", [])}
     changes: list[str] = []
     sec = target.network.security_rules
-    if close:
+    if close:  # the VNet Deny stays: it opens nothing, and without it the client VMs reach Control again
         for name in (rules.FLEET, rules.CONTROL):
             if name in current:
                 try:
@@ -40,7 +45,8 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
                     raise translate(exc, f"security rule {name}") from exc
                 changes.append(f"removed {name}")
         state.update(cluster, {"control_sources": None})
-        return {"cluster": cluster, "changes": changes, "rules": []}
+        return {"cluster": cluster, "changes": changes, "rules": [],
+                "kept": [name for name in (rules.CONTROL_VNET_DENY,) if name in current]}
 
     vms = names.all_vms(cluster, st["clients"] if clients is None else clients)
     server_nic = snap["nic"].get(vms[0].nic.lower())
@@ -49,7 +55,6 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
         raise FlwrazureError(f"cluster {cluster} is incomplete (missing server NIC or client public IPs): re-run "
                              f"`flwrazure create-cluster --cluster {cluster}` first.")
     server_ip = server_nic["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
-    plan = versions.port_plan(st["flwr_version"])
     if sources is None:
         sources = tuple(st.get("control_sources") or st["ssh_sources"])
     desired = rules.flower_rules(plan, client_ips, sources, server_ip)
@@ -62,9 +67,9 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
             raise translate(exc, f"security rule {rule.name}") from exc
         changes.append(f"{'updated' if rule.name in current else 'added'} {rule.name}")
     if any(r.is_open_to_any for r in desired):
-        ui.warn(f"port {plan.control} is open to any address: anyone who reaches it can start runs on your "
-                "cluster. Prefer --source <your-ip>.")
+        ui.warn(f"port {plan.control} is open to any address: anyone who reaches it can submit runs, i.e. run code "
+                "on every VM of your cluster. Prefer --source <your-ip>.")
     state.update(cluster, {"control_sources": list(sources)})
-    return {"cluster": cluster, "changes": changes,
+    return {"cluster": cluster, "changes": changes, "kept": [],
             "rules": [{"name": r.name, "priority": r.priority, "port": r.port, "sources": list(r.sources),
-                       "destination": r.destination} for r in desired]}
+                       "destination": r.destination, "access": r.access} for r in desired]}

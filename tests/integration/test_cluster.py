@@ -110,24 +110,26 @@ def test_open_ports_exact_rules(product_cloud, home, version, fleet, control):
     server_private = result["vms"][0]["private_ip"]
     ok(flwrazure(home, "open-ports", "--source", "198.51.100.0/24"))
     rules = {r.name: r.as_dict()["properties"] for r in cloud.network.security_rules.list("flower-rg", "flower-nsg")}
-    assert set(rules) == {"flwrazure-ssh", "flwrazure-fleet", "flwrazure-control"}
+    deny = ["flwrazure-control-vnet-deny"] if control == "9093" else []  # a Control port of its own: VNet denied
+    assert set(rules) == {"flwrazure-ssh", "flwrazure-fleet", "flwrazure-control", *deny}
     summary = {name: (p["priority"], p["protocol"], p["access"], p["direction"], p["destinationPortRange"],
                       tuple(sorted(p.get("sourceAddressPrefixes") or [p["sourceAddressPrefix"]])),
                       p["destinationAddressPrefix"]) for name, p in rules.items()}
     assert summary == {
         "flwrazure-ssh": (1000, "Tcp", "Allow", "Inbound", "22", ("203.0.113.9",), "10.0.0.0/24"),
         "flwrazure-fleet": (1010, "Tcp", "Allow", "Inbound", fleet, tuple(clients), server_private),
-        "flwrazure-control": (1020, "Tcp", "Allow", "Inbound", control, ("198.51.100.0/24",), server_private)}
+        "flwrazure-control": (1020, "Tcp", "Allow", "Inbound", control, ("198.51.100.0/24",), server_private),
+        **{name: (4000, "Tcp", "Deny", "Inbound", "9093", ("VirtualNetwork",), server_private) for name in deny}}
     status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
     assert status["port_plan"]["fleet"] == int(fleet) and [r["name"] for r in status["rules"]] == \
-        ["flwrazure-ssh", "flwrazure-fleet", "flwrazure-control"]
+        ["flwrazure-ssh", "flwrazure-fleet", "flwrazure-control", *deny]
     ok(flwrazure(home, "open-ports", "--close"))
-    assert [r.name for r in cloud.network.security_rules.list("flower-rg", "flower-nsg")] == ["flwrazure-ssh"]
+    assert [r.name for r in cloud.network.security_rules.list("flower-rg", "flower-nsg")] == ["flwrazure-ssh", *deny]
 
 
 def test_open_ports_any_warns(product_cloud, home):
     create(home, "--clients", "1")
-    result = ok(flwrazure(home, "open-ports", "--source", "any"))
+    result = ok(flwrazure(home, "open-ports", "--source", "any", "--allow-public-control"))
     assert "open to any address" in result.stderr
 
 
