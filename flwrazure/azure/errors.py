@@ -14,7 +14,9 @@ NEXT_STEP = {
     "AllocationFailed": "Azure has no capacity for this size there right now: re-run later, or change "
                         "--vm-size/--location",
     "ZonalAllocationFailed": "Azure has no capacity for this size there right now: re-run later",
-    "PublicIPCountLimitReached": "delete unused public IPs or request a higher public IP quota",
+    "PublicIPCountLimitReached": "{ip_quota}",
+    "StaticPublicIPCountLimitReached": "{ip_quota}",
+    "IPv4StandardSkuPublicIpCountLimitReached": "{ip_quota}",
     "ResourceGroupDeletionBlocked": "see what is left in the group and why it could not be deleted (Azure portal > "
                                     "the group > Activity log, or `az resource list -g <group>`), remove the "
                                     "blocker, then re-run `flwrazure teardown`",
@@ -35,6 +37,10 @@ NEXT_STEP = {
                                        "tried and could not), wait until `az provider show -n {namespace}` says "
                                        "Registered, then re-run",
 }
+# The public-IP counters a full one's code names (the network usages API's names, for `az quota`)
+IP_COUNTERS = {"PublicIPCountLimitReached": "PublicIPAddresses",
+               "StaticPublicIPCountLimitReached": "StaticPublicIPAddresses",
+               "IPv4StandardSkuPublicIpCountLimitReached": "StandardSkuPublicIpAddresses"}
 DEFAULT_NEXT = "re-run the same command: it resumes where it stopped"
 
 
@@ -44,6 +50,15 @@ def next_step(code: str, message: str) -> str:
     if "{namespace}" in step:
         found = re.search(r"namespace '([^']+)'", message or "")
         step = step.replace("{namespace}", found.group(1) if found else "<the namespace in the message>")
+    if step == "{ip_quota}":
+        counter = IP_COUNTERS[code]
+        limit = re.search(r"more than (\d+)", message or "")
+        wanted = f"value={int(limit.group(1)) + 1}" if limit else "value=<more than today's limit>"
+        step = ("the region's limit of public IPs is reached: free some (`flwrazure teardown --cluster NAME` "
+                "releases another cluster's; `az network public-ip list --query \"[?ipConfiguration==null].id\"` "
+                "lists unattached ones to delete), or raise it (Azure portal > Quotas > Networking, or `az quota "
+                f"update --resource-name {counter} --scope /subscriptions/<subscription>/providers/Microsoft.Network/"
+                f"locations/<region> --limit-object {wanted} --resource-type PublicIpAddresses`), then re-run")
     return step
 
 

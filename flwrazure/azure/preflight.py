@@ -13,6 +13,25 @@ from flwrazure.azure.target import Target
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import resources
 
+# Every public IP flwrazure creates is Standard and static, so it counts against all three of the network
+# provider's public-IP counters (names as its usages API lists them); the PUT fails on whichever is full first
+# (PublicIPCountLimitReached, StaticPublicIPCountLimitReached, IPv4StandardSkuPublicIpCountLimitReached).
+PUBLIC_IP_COUNTERS = (("PublicIPAddresses", "public IP addresses"),
+                      ("StaticPublicIPAddresses", "static public IP addresses"),
+                      ("StandardSkuPublicIpAddresses", "Standard SKU public IPv4 addresses"))
+
+
+def public_ip_quota_message(target: Target, location: str, counter: str, label: str, used: int, limit: int,
+                            needed: int) -> str:
+    """The numbers, and the two ways out that work: free addresses, or a higher limit."""
+    scope = f"/subscriptions/{target.subscription}/providers/Microsoft.Network/locations/{location}"
+    return (f"Not enough public IP quota in {location}: the cluster needs {needed} more {label}, {used} of {limit} "
+            f"are in use ({counter}; {max(limit - used, 0)} free). Free some: `flwrazure teardown --cluster NAME` "
+            f"releases another cluster's, `az network public-ip list --query \"[?ipConfiguration==null].id\"` "
+            f"lists unattached ones to delete; or raise the limit to at least {used + needed} (Azure portal > "
+            f"Quotas > Networking, or `az quota update --resource-name {counter} --scope {scope} --limit-object "
+            f"value={used + needed} --resource-type PublicIpAddresses`). Nothing was created.")
+
 
 def _regions(target: Target) -> list[str]:
     provider = target.resources.providers.get("Microsoft.Compute").as_dict()
@@ -102,11 +121,10 @@ def check(target: Target, location: str, facts: dict, sizes_needed: list[str], p
                     f"use ({limit - used} free). Request an increase (Azure portal > Quotas, ask for at least "
                     f"{used + need}), or use fewer clients / a smaller --vm-size / another --location. "
                     "Nothing was created.")
-    ips = {u["name"]["value"]: (int(u["currentValue"]), int(u["limit"])) for u in net_usage}
-    if public_ips_needed and "PublicIPAddresses" in ips:
-        used, limit = ips["PublicIPAddresses"]
-        if used + public_ips_needed > limit:
-            raise FlwrazureError(
-                f"Not enough public IP quota in {location}: the cluster needs {public_ips_needed}, {used} of "
-                f"{limit} are in use. Delete unused public IPs or request an increase. Nothing was created.")
+    ips = {u["name"]["value"].lower(): (int(u["currentValue"]), int(u["limit"])) for u in net_usage}
+    for counter, label in PUBLIC_IP_COUNTERS:
+        used, limit = ips.get(counter.lower(), (0, None))
+        if public_ips_needed and limit is not None and used + public_ips_needed > limit:
+            raise FlwrazureError(public_ip_quota_message(target, location, counter, label, used, limit,
+                                                         public_ips_needed))
     return machines

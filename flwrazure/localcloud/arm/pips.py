@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from flwrazure.localcloud.arm import catalog as cat
 from flwrazure.localcloud.arm import network as net
-from flwrazure.localcloud.arm import validate
+from flwrazure.localcloud.arm import quota, validate
 from flwrazure.localcloud.arm.common import Ctx, Resp
 from flwrazure.localcloud.arm.errors import ArmError
 
@@ -56,12 +55,7 @@ def put_pip(ctx: Ctx, rg: str, name: str) -> Resp:
                            f"{IDLE_MIN} and {IDLE_MAX}.", target="idleTimeoutInMinutes")
         old = (existing or {}).get("properties", {})
         if not existing:
-            count = sum(1 for rec in ctx.store.of_type(PIP) if rec["body"]["location"] == loc)
-            limit = cat.quota_limit(ctx.catalog, loc, "PublicIPAddresses")
-            if count >= limit:
-                raise ArmError(400, "PublicIPCountLimitReached",
-                               f"Cannot create more than {limit} public IP addresses for this subscription in this "
-                               "region.")
+            quota.check_public_ip(ctx, loc, {"sku": {"name": sku}, "properties": {"publicIPAllocationMethod": method}})
         props = {k: v for k, v in props_in.items() if k not in ("provisioningState", "ipAddress", "ipConfiguration")}
         props.update({"publicIPAllocationMethod": method,
                       "publicIPAddressVersion": props_in.get("publicIPAddressVersion", "IPv4"),

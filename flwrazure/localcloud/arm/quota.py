@@ -9,10 +9,53 @@ from flwrazure.localcloud.arm.errors import ArmError
 
 VM = "Microsoft.Compute/virtualMachines"
 COUNTS_AGAINST_QUOTA = {"starting", "running", "stopping", "stopped", "deallocating", None}
-NETWORK_COUNTERS = [("PublicIPAddresses", "Public IP Addresses", "Microsoft.Network/publicIPAddresses"),
+PIP = "Microsoft.Network/publicIPAddresses"
+NETWORK_COUNTERS = [("PublicIPAddresses", "Public IP Addresses", PIP),
+                    ("StaticPublicIPAddresses", "Static Public IP Addresses", PIP),
+                    ("StandardSkuPublicIpAddresses", "Public IPv4 Addresses - Standard", PIP),
                     ("NetworkInterfaces", "Network Interfaces", "Microsoft.Network/networkInterfaces"),
                     ("NetworkSecurityGroups", "Network Security Groups", "Microsoft.Network/networkSecurityGroups"),
                     ("VirtualNetworks", "Virtual Networks", "Microsoft.Network/virtualNetworks")]
+# The three public-IP counters Azure's network provider keeps per region, what each counts, and the error its PUT
+# answers when one is full (400, details []). Codes and messages as users report them: PublicIPCountLimitReached
+# "Cannot create more than 20 public IP addresses for this subscription in this region.";
+# StaticPublicIPCountLimitReached "... with static allocation method ..."; IPv4StandardSkuPublicIpCountLimitReached
+# "Cannot create more than 10 IPv4 Standard SKU public IP addresses ...". Names and labels of the usages as the
+# network usages API (UsageList example) and `az network list-usages` show them.
+PIP_COUNTERS = [
+    ("PublicIPAddresses", lambda b: True, "PublicIPCountLimitReached",
+     "Cannot create more than {limit} public IP addresses for this subscription in this region."),
+    ("StaticPublicIPAddresses", lambda b: b["properties"].get("publicIPAllocationMethod") == "Static",
+     "StaticPublicIPCountLimitReached",
+     "Cannot create more than {limit} public IP addresses with static allocation method for this subscription in "
+     "this region."),
+    ("StandardSkuPublicIpAddresses", lambda b: (b.get("sku") or {}).get("name") == "Standard",
+     "IPv4StandardSkuPublicIpCountLimitReached",
+     "Cannot create more than {limit} IPv4 Standard SKU public IP addresses for this subscription in this region."),
+]
+
+
+def pip_limit(catalog: dict, loc: str, name: str) -> int:
+    """A public-IP counter's limit; the static and Standard-SKU counters default to the total's (as on
+    subscriptions whose users report 20 for both), unless the catalog sets them."""
+    quotas = catalog["quotas"]
+    if name in quotas or name in quotas.get("by_location", {}).get(loc, {}):
+        return cat.quota_limit(catalog, loc, name)
+    return cat.quota_limit(catalog, loc, "PublicIPAddresses")
+
+
+def pip_counts(ctx: Ctx, loc: str) -> dict[str, int]:
+    bodies = [rec["body"] for rec in ctx.store.of_type(PIP) if rec["body"]["location"] == loc]
+    return {name: sum(1 for b in bodies if counts(b)) for name, counts, _, _ in PIP_COUNTERS}
+
+
+def check_public_ip(ctx: Ctx, loc: str, new: dict) -> None:
+    """A new public IP (new: its body as it would be stored) must fit every counter it counts against."""
+    used = pip_counts(ctx, loc)
+    for name, counts, code, message in PIP_COUNTERS:
+        limit = pip_limit(ctx.catalog, loc, name)
+        if counts(new) and used[name] >= limit:
+            raise ArmError(400, code, message.format(limit=limit))
 
 
 def size_info(catalog: dict, size: str) -> tuple[str, int, float] | None:
@@ -72,10 +115,15 @@ def compute_usages(ctx: Ctx, loc_in: str) -> Resp:
 def network_usages(ctx: Ctx, loc_in: str) -> Resp:
     loc = location(ctx, loc_in, "Microsoft.Network/locations/usages")
     rows = []
+    ips = pip_counts(ctx, loc)
     for name, label, arm_type in NETWORK_COUNTERS:
-        count = sum(1 for rec in ctx.store.of_type(arm_type) if rec["body"]["location"] == loc)
+        if name in ips:
+            count, limit = ips[name], pip_limit(ctx.catalog, loc, name)
+        else:
+            count = sum(1 for rec in ctx.store.of_type(arm_type) if rec["body"]["location"] == loc)
+            limit = cat.quota_limit(ctx.catalog, loc, name)
         rows.append({"id": f"/subscriptions/{ctx.sub}/providers/Microsoft.Network/locations/{loc}/usages/{name}",
-                     "unit": "Count", "currentValue": count, "limit": cat.quota_limit(ctx.catalog, loc, name),
+                     "unit": "Count", "currentValue": count, "limit": limit,
                      "name": {"value": name, "localizedValue": label}})
     return page(ctx, rows)
 
