@@ -49,8 +49,11 @@ def _forget_new_hosts(cluster: str, writes: list[str], rows: list[dict]) -> None
                      [r["public_ip"] for r in rows if r["vm"].lower() in created])
 
 
-def _check_same_cluster(spec: ClusterSpec) -> None:
-    """A recorded cluster keeps its place, version, identity and clients; a new one gets an identity of its own."""
+def _check_same_cluster(spec: ClusterSpec, grow: bool = False) -> None:
+    """A recorded cluster keeps its place, version, identity and clients; a new one gets an identity of its own.
+    A re-run that asks for something else is refused before the cloud is asked anything (the way --location
+    always was): it used to exit 0, change nothing on Azure and record the new value. grow: scale adds clients
+    through create-cluster's steps."""
     if not state.exists(spec.cluster):
         spec.cluster_id = spec.cluster_id or str(uuid.uuid4())
         return
@@ -61,12 +64,70 @@ def _check_same_cluster(spec: ClusterSpec) -> None:
                          f"some: --clients {spec.clients} would leave {old['clients'] - spec.clients} of them "
                          f"unmanaged. Remove clients with `flwrazure scale --cluster {spec.cluster} --clients "
                          f"{spec.clients}`, or re-run with --clients {old['clients']}.")
+    if spec.clients > old.get("clients", 0) and not grow:
+        raise UsageError(f"cluster {spec.cluster} has {old['clients']} client VMs (you asked for {spec.clients}): "
+                         f"add clients with `flwrazure scale --cluster {spec.cluster} --clients {spec.clients}` (it "
+                         f"also opens the Fleet port to them and starts their SuperNodes when Flower runs), or "
+                         f"re-run with --clients {old['clients']}.")
     for key, flag in (("cloud", "--cloud"), ("resource_group", "--resource-group"), ("location", "--location"),
                       ("flwr_version", "--flwr-version")):
         if old.get(key) != getattr(spec, key):
             raise UsageError(f"cluster {spec.cluster} already exists with {flag} {old.get(key)} (you asked for "
                              f"{getattr(spec, key)}): re-run without changing it, choose another --cluster, or "
                              f"`flwrazure teardown --cluster {spec.cluster}` first.")
+
+
+def _check_subscription(spec: ClusterSpec, subscription: str) -> None:
+    """The recorded cluster lives in one subscription; a re-run signed in to another would build a second
+    cluster there and make the record forget the first."""
+    if not state.exists(spec.cluster):
+        return
+    recorded = state.load(spec.cluster).get("subscription")
+    if recorded and recorded.lower() != subscription.lower():
+        raise UsageError(f"cluster {spec.cluster} lives in subscription {recorded}, not {subscription}: pass "
+                         f"--subscription {recorded} (or `az account set --subscription {recorded}`), or choose "
+                         "another --cluster.")
+
+
+def _key_blob(line: str | None) -> str:
+    parts = (line or "").split()
+    return " ".join(parts[:2])
+
+
+def check_existing_vms(spec: ClusterSpec, snap: dict, public_key: str | None, key_path: Path) -> None:
+    """What Azure fixed when the cluster's VMs were created and create-cluster does not change: their size, admin
+    user and SSH key. A re-run asking for another is refused with what would do it (nothing written); the record
+    then keeps describing the VMs that exist."""
+    from flwrazure.azure import provision
+
+    rg = spec.resource_group
+    for v in names.all_vms(spec.cluster, spec.clients):
+        body = snap["vm"].get(v.vm.lower())
+        if body is None:
+            continue
+        props = body.get("properties") or {}
+        size, wanted = (props.get("hardwareProfile") or {}).get("vmSize"), provision.size_of(spec, v)
+        if size and size.lower() != wanted.lower():
+            flag = "--server-vm-size" if v.role == "server" else "--client-vm-size"
+            raise UsageError(f"VM {v.vm} is {size}, not {wanted}: create-cluster does not resize VMs. Resize it with "
+                             f"`az vm resize -g {rg} -n {v.vm} --size {wanted}` (it restarts the VM; "
+                             f"`az vm list-vm-resize-options -g {rg} -n {v.vm}` lists the sizes it can take), then "
+                             f"re-run with {flag} {wanted}; or re-run with {flag} {size}.")
+        osp = props.get("osProfile") or {}
+        user = osp.get("adminUsername")
+        if user and user != spec.admin_user:
+            raise UsageError(f"the VMs of cluster {spec.cluster} were created with --admin-user {user} (you asked for "
+                             f"{spec.admin_user}): Azure fixes a VM's admin user when it is created. Re-run with "
+                             f"--admin-user {user}, or `flwrazure teardown --cluster {spec.cluster}` and create it "
+                             "again.")
+        keys = [_key_blob(k.get("keyData")) for k in
+                ((osp.get("linuxConfiguration") or {}).get("ssh") or {}).get("publicKeys") or []]
+        if public_key and keys and _key_blob(public_key) not in keys:
+            recorded = state.load(spec.cluster).get("ssh_private_key") if state.exists(spec.cluster) else None
+            raise UsageError(f"VM {v.vm} does not trust the key {key_path}: Azure sets a VM's SSH key only when it "
+                             f"is created. Re-run without --ssh-key (the cluster uses {recorded or 'its own key'}), "
+                             f"or add the key to each VM first (`az vm user update -g {rg} -n {v.vm} -u "
+                             f"{spec.admin_user} --ssh-key-value {key_path}.pub`) and re-run with it.")
 
 
 def _price_lookup(target, spec: ClusterSpec):
@@ -87,22 +148,28 @@ def estimate_of(future) -> dict | None:
 
 
 def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
-        operator_address: bool = False) -> dict:
+        operator_address: bool = False, grow: bool = False) -> dict:
     """operator_address: detect the operator's address even when --ssh-source was given (`up` admits it to the
-    Control port); it is in the result as operator_ip."""
+    Control port); it is in the result as operator_ip. grow: more clients than recorded is what `scale` asks."""
     from flwrazure.azure import groupdelete, inventory, preflight, provision
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect
     from flwrazure.azure.waiter import Waiter
 
-    _check_same_cluster(spec)
+    _check_same_cluster(spec, grow)
     key_path, public_key = None, None
+    if ssh_key is None and state.exists(spec.cluster):  # the key the cluster's VMs trust, not a new one
+        recorded = state.load(spec.cluster).get("ssh_private_key")
+        generated = state.cluster_dir(spec.cluster) / "id_ed25519"
+        if recorded and Path(recorded) != generated:
+            ssh_key = Path(recorded)
     if ssh_key:  # every key problem is found here, before the cloud is asked anything
         from flwrazure.remote.ssh import check_key
 
         user_key = check_key(ssh_key, "--ssh-key")
         key_path, public_key = user_key.path, user_key.public_line
     target = connect(spec.cloud, spec.subscription)
+    _check_subscription(spec, target.subscription)
     priced = _price_lookup(target, spec)  # in flight while the cluster is built
     rg = spec.resource_group
     pool = ThreadPoolExecutor(max_workers=6)
@@ -154,6 +221,9 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
                      f"was not created by flwrazure for cluster {spec.cluster}")
             raise UsageError(f"{inventory.LABELS[kind]} {name} already exists in {rg} and {whose}: choose another "
                              "--cluster or --resource-group.")
+    if key_path is None and (generated := state.cluster_dir(spec.cluster) / "id_ed25519.pub").exists():
+        public_key = generated.read_text().strip()
+    check_existing_vms(spec, snap, public_key, key_path or state.cluster_dir(spec.cluster) / "id_ed25519")
     missing_vms = [provision.size_of(spec, v) for v in vms if v.vm.lower() not in snap["vm"]]
     missing_ips = sum(1 for v in vms if v.public_ip.lower() not in snap["pip"])
     machines = preflight.check(target, spec.location, facts, missing_vms, missing_ips,

@@ -95,7 +95,7 @@ def _grow(st: dict, clients: int, show: bool) -> dict:
     from flwrazure.commands import create, ports
 
     cluster = st["cluster"]
-    created = create.run(spec_of(st, clients), Path(st["ssh_private_key"]), show_progress=show)
+    created = create.run(spec_of(st, clients), Path(st["ssh_private_key"]), show_progress=show, grow=True)
     out: dict = {"vms": created["vms"], "cost": created.get("cost"), "writes": created["writes"]}
     st = state.load(cluster)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
