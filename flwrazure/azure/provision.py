@@ -36,6 +36,7 @@ class Run:
     writes: list[str] = field(default_factory=list)
     abort: threading.Event = field(default_factory=threading.Event)
     machines: dict[str, tuple[dict, str]] = field(default_factory=dict)  # size -> (image, OS disk type)
+    failed_extensions: dict[str, str] = field(default_factory=dict)  # VM -> what its failed extension said
 
     def rid(self, arm_type: str, name: str) -> str:
         return resources.resource_id(self.target.subscription, self.spec.resource_group, arm_type, name)
@@ -80,7 +81,7 @@ def _ensure(run: Run, kind: str, name: str, put, answer_is_final: bool = False) 
             state = provisioning_state(kind, name, existing)
         except Exception as exc:
             raise translate(exc, label) from exc
-        if state == "succeeded":
+        if state == "succeeded" or (state == "failed" and kind == "vm" and _runs_despite_extension(run, name)):
             run.progress.advance(kind)
             return existing
         if state in ("creating", "updating"):
@@ -107,11 +108,40 @@ def _wait(run: Run, kind: str, name: str, label: str, not_before: float | None =
     try:
         body = run.waiter.ready(kind, name, not_before)
     except WaitFailed as exc:
+        if kind == "vm" and exc.state == "failed" and exc.body and _runs_despite_extension(run, name):
+            run.progress.advance(kind)
+            return exc.body
         raise _failure(run, kind, name, label, exc) from None
     except Exception as exc:
         raise translate(exc, label) from exc
     run.progress.advance(kind)
     return body
+
+
+# Azure reports a VM Failed when one of its extensions failed (one that Azure Policy or Defender added, say), while
+# the VM itself runs: ProvisioningState/failed/VMExtensionProvisioningError (or another VMExtension* code) beside
+# PowerState/running, and the extension's own status at level Error. Re-PUTting it processes the extension again
+# and ends Failed again; the machine is fine for Flower.
+def _runs_despite_extension(run: Run, name: str) -> bool:
+    """True when the Failed VM runs and its failure is an extension's (recorded in run.failed_extensions)."""
+    try:
+        view = run.target.compute.virtual_machines.instance_view(run.spec.resource_group, name).as_dict()
+    except Exception:
+        return False
+    codes = [s.get("code") or "" for s in view.get("statuses") or []]
+    if "PowerState/running" not in codes:
+        return False
+    failed_exts = [e for e in view.get("extensions") or []
+                   if any((s.get("level") or "").lower() == "error" for s in e.get("statuses") or [])]
+    vm_says = next((s for s in view.get("statuses") or []
+                    if (s.get("code") or "").startswith("ProvisioningState/failed/VMExtension")), None)
+    if not failed_exts and vm_says is None:
+        return False
+    what = ", ".join(e.get("name", "?") for e in failed_exts) or "an extension"
+    detail = " ".join(((vm_says or {}).get("message") or "").split())
+    detail = detail if len(detail) <= 240 else detail[:239] + "…"
+    run.failed_extensions[name] = f"{what} failed" + (f" ({detail})" if detail else "")
+    return True
 
 
 def _failure(run: Run, kind: str, name: str, label: str, exc: WaitFailed) -> FlwrazureError:

@@ -250,6 +250,10 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
 
         run_ = provision.Run(target, spec, public_key, snap, waiter, _Progress(), machines=machines)
         provision.converge(run_)
+    for vm, why in sorted(run_.failed_extensions.items()):  # once per VM: it runs, Azure says Failed
+        ui.warn(f"VM {vm} is running, but Azure reports it Failed because its extension {why}; flwrazure leaves "
+                f"it as it is. To clear it, fix or remove the extension (`az vm extension list -g {rg} --vm-name "
+                f"{vm}`; one that Azure Policy or Defender added comes back unless its owner exempts the VM).")
     final = inventory.snapshot(target, rg, ("vmview", "nic", "pip"))
     rows = inventory.vm_rows(final, vms)
     _forget_new_hosts(spec.cluster, run_.writes, rows)
@@ -258,5 +262,5 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
             "flwr_version": spec.flwr_version, "port_plan": data["port_plan"], "vms": rows,
             "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources), "operator_ip": me,
             "writes": len(run_.writes) + (1 if group is None else 0), "status_reads": waiter.reads,
-            "cost": estimate_of(priced),
+            "cost": estimate_of(priced), "failed_extensions": dict(run_.failed_extensions),
             "next": f"flwrazure open-ports --cluster {spec.cluster} --source <your-ip>"}

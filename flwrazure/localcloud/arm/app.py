@@ -155,7 +155,7 @@ groups.PURGE_HOOKS["microsoft.compute/virtualmachines"] = lambda ctx, rec: ctx.d
 groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nics.unlink_nic(ctx, rec["body"])
 
 CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset", "vm_updating",
-               "conflicts", "conflict_window", "policy_extensions",
+               "conflicts", "conflict_window", "policy_extensions", "extension_failures",
                "unregistered_providers", "registration_seconds", "echo_address", "profile", "time_scale",
                "throttling"}
 OPERATOR_IP = "198.18.0.1"  # the host side of the public range: where VMs see the operator's traffic come from
@@ -349,6 +349,7 @@ class ArmApp:
                     raise ArmError(400, "InvalidConfig", f"Unknown settings: {', '.join(sorted(unknown))}.")
                 vms.updating_seconds(change)
                 extensions.check_config(change.get("policy_extensions"))
+                extensions.check_failures(change.get("extension_failures"))
                 if change.get("profile", None) not in PROFILES:
                     raise ArmError(400, "InvalidConfig", "profile must be 'azure' or 'none'.")
                 if "time_scale" in change and not (isinstance(change["time_scale"], (int, float))
@@ -365,10 +366,12 @@ class ArmApp:
                         else:
                             self.catalog_overrides = dict(value)
                     self.config["catalog"] = cat.merged(self.catalog_overrides)
+                admin_ctx = Ctx(method, path, query, None, self.base_url, self.identity.subscription_id,
+                                self.store, self.ops, self.config, self.driver, self.faults)
                 if change.get("vm_updating"):
-                    vms.start_updating_all(Ctx(method, path, query, None, self.base_url,
-                                               self.identity.subscription_id, self.store, self.ops, self.config,
-                                               self.driver, self.faults))
+                    vms.start_updating_all(admin_ctx)
+                if change.get("extension_failures"):
+                    extensions.apply_failures(admin_ctx)
             return Resp(200, self.config)
         raise ArmError(404, "NotFound", f"No admin endpoint {path}.")
 

@@ -284,6 +284,7 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         set_state(ctx, rid_, "Succeeded")
         if not existing:
             extensions.attach_policy(ctx, rid_)
+            extensions.apply_failures(ctx, rid_)
         start_updating(ctx, rid_)
 
     def failed(exc: ArmError) -> None:
@@ -296,7 +297,8 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
 
     op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_,
                        latency=ctx.latency(VM, "UPDATE" if existing and not retry else "PUT"), work=work,
-                       on_fail=failed, fail_with=ctx.faults.lro_failure("PUT", VM, rid_))
+                       on_fail=failed, fail_with=ctx.faults.lro_failure("PUT", VM, rid_) or (
+                           extensions.put_failure(ctx, rid_, name) if existing and not retry else None))
     op["create"] = not existing or retry
     return Resp(200 if existing else 201, response, async_headers(ctx, NS, loc, op))
 
@@ -418,7 +420,7 @@ def _vm_or_404(ctx: Ctx, rg: str, name: str) -> dict:
     return rec
 
 
-def instance_view(rec: dict) -> dict:
+def instance_view(rec: dict, ctx_store=None) -> dict:
     body, power = rec["body"], rec["meta"].get("power", "running")
     state = provisioning_state(rec)
     labels = {"running": "VM running", "starting": "VM starting", "stopping": "VM stopping",
@@ -445,7 +447,7 @@ def instance_view(rec: dict) -> dict:
         "disks": [{"name": disk, "statuses": [ok]}],
         "bootDiagnostics": {"consoleScreenshotBlobUri": f"local://bootdiagnostics/{body['name']}/screenshot.bmp",
                             "serialConsoleLogBlobUri": f"local://bootdiagnostics/{body['name']}/serialconsole.log"},
-        "extensions": [],
+        "extensions": extensions.instance_views(ctx_store, body["id"]) if ctx_store is not None else [],
         "hyperVGeneration": cat.image_facts(cat.DEFAULT, ":".join(
             str(body["properties"]["storageProfile"]["imageReference"].get(k)) for k in ("publisher", "offer", "sku")))[0],
         "patchStatus": {
@@ -468,12 +470,12 @@ def get_vm(ctx: Ctx, rg: str, name: str) -> Resp:
     rec = _vm_or_404(ctx, rg, name)
     body = clone(rec["body"])
     if "instanceview" in ctx.query.get("$expand", "").lower():
-        body["properties"]["instanceView"] = instance_view(rec)
+        body["properties"]["instanceView"] = instance_view(rec, ctx.store)
     return Resp(200, body)
 
 
 def get_instance_view(ctx: Ctx, rg: str, name: str) -> Resp:
-    return Resp(200, instance_view(_vm_or_404(ctx, rg, name)))
+    return Resp(200, instance_view(_vm_or_404(ctx, rg, name), ctx.store))
 
 
 def list_vms(ctx: Ctx, rg: str | None) -> Resp:
@@ -485,7 +487,7 @@ def list_vms(ctx: Ctx, rg: str | None) -> Resp:
         body = rec["body"]
         if with_view:
             body = clone(body)
-            body["properties"]["instanceView"] = instance_view(rec)
+            body["properties"]["instanceView"] = instance_view(rec, ctx.store)
         items.append(body)
     return page(ctx, items)
 
