@@ -56,3 +56,12 @@ def test_create_cluster_and_scale_take_a_vm_with_a_failed_extension_as_running(p
     assert [v["state"] for v in grown["vms"]] == ["running"] * 4
     written = {w["path"].rsplit("/", 1)[-1] for w in cloud.writes(since) if w["method"] == "PUT"}
     assert written == {"flower-client-3-ip", "flower-client-3-nic", "flower-client-3"}, written
+
+
+def test_a_new_vm_whose_extension_fails_once_provisioned_is_running_too(product_cloud, home):
+    """The wait for a new VM meets Failed: still running, still said once, create-cluster succeeds."""
+    product_cloud.admin("PATCH", "config", {"extension_failures": FAILING})
+    created = json.loads(_ok(flwrazure(home, *CREATE, "--clients", "2", "--json", timeout=60)).stdout)
+    assert [v["state"] for v in created["vms"]] == ["running"] * 3
+    assert list(created["failed_extensions"]) == ["flower-client-1"]
+    assert "MDE.Linux failed" in created["failed_extensions"]["flower-client-1"]
