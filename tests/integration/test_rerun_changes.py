@@ -65,3 +65,16 @@ def test_another_ssh_source_converges_the_ssh_rule_and_the_record(product_cloud,
     assert again["ssh_sources"] == ["198.51.100.7"] and again["writes"] == 1
     record = json.loads((home / "clusters" / "flower" / "state.json").read_text())
     assert record["ssh_sources"] == ["198.51.100.7"]
+
+
+def test_a_rerun_signed_in_to_another_subscription_is_refused(product_cloud, home):
+    """As when `az account set` changed the default: the local cloud has one subscription, so the record is made
+    to name another (where the cluster would live)."""
+    _ok(flwrazure(home, *BASE))
+    path = home / "clusters" / "flower" / "state.json"
+    record = json.loads(path.read_text())
+    record["subscription"] = "00000000-0000-0000-0000-0000000000aa"
+    path.write_text(json.dumps(record))
+    since = time.time()
+    assert_one_line_exit_2(flwrazure(home, *BASE), "lives in subscription 00000000-0000-0000-0000-0000000000aa")
+    assert product_cloud.writes(since) == [] and json.loads(path.read_text()) == record
