@@ -15,7 +15,7 @@ CLOUDS = ("azure", "local")
 MAX_CLIENTS = 100
 _CLUSTER = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$|^[a-z]$")
 _RG = re.compile(r"^[-\w.()]{1,90}$")
-_SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_]+$")
+_SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_]+$", re.IGNORECASE)  # Azure's size names ignore case
 _LOCATION = re.compile(r"^[a-z][a-z0-9]{2,40}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 # The adminUsername values the compute API refuses (InvalidParameter at the VM PUT), as listed under "Disallowed
@@ -44,10 +44,13 @@ class ClusterSpec:
     subnet_prefix: str = "10.0.0.0/24"
     extra: dict = field(default_factory=dict)
     cluster_id: str | None = None  # the cluster's identity (names.TAG_ID), set by create-cluster
+    # the options the server and client sizes came from (for messages; not recorded)
+    size_flags: tuple[str, str] = ("--server-vm-size", "--client-vm-size")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ssh_sources"] = list(self.ssh_sources)
+        del d["size_flags"]
         return d
 
 
@@ -77,7 +80,7 @@ def validate(spec: ClusterSpec) -> ClusterSpec:
     spec.location = spec.location.replace(" ", "").lower()
     if not _LOCATION.match(spec.location):
         raise UsageError(f"--location {spec.location!r} is not an Azure region name (e.g. eastus, westeurope).")
-    for flag, size in (("--server-vm-size", spec.server_size), ("--client-vm-size", spec.client_size)):
+    for flag, size in zip(spec.size_flags, (spec.server_size, spec.client_size), strict=True):
         if not _SIZE.match(size or ""):
             raise UsageError(f"{flag} {size!r} is not a VM size name (e.g. Standard_D2s_v3).")
     if (spec.admin_user or "").lower() in RESERVED_USERS:

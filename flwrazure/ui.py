@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from functools import lru_cache
@@ -13,8 +14,10 @@ def console(stderr: bool = True):
     from rich.console import Console
 
     probe = Console(stderr=stderr)
-    # piped output is read by people and tools alike: do not cut table cells at 80 columns
-    return Console(stderr=stderr, highlight=False, width=None if probe.is_terminal else 200)
+    # piped output is read by people and tools alike: do not cut table cells at 80 columns (unless COLUMNS says
+    # how wide to be)
+    wide = probe.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit()
+    return Console(stderr=stderr, highlight=False, width=None if wide else 200)
 
 
 def info(message: str) -> None:
@@ -29,14 +32,31 @@ def emit_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def table(title: str, columns: list[str], rows: list[list]) -> None:
+def table(title: str | None, columns: list[str], rows: list[list], keep: tuple[str, ...] = (),
+          plain: bool = False, prefix: str = "") -> None:
+    """keep: columns never cut nor wrapped (names: cut with an ellipsis, flower-client-1 and -2 would read the
+    same), the others wrap when the terminal is narrow; plain: no borders (one line per row, as `ls -l`);
+    prefix: what the first kept column's values may lose when the table is wider than the terminal (the cluster
+    name of its VMs: `server`, `client-2` are what `flwrazure ssh` and `logs` take too), said in the title."""
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
-    for col in columns:
-        t.add_column(col)
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    edges = 2 * len(columns) if plain else 3 * len(columns) + 1
+    if prefix and keep and sum(widths) + edges > console(stderr=False).width:
+        at = columns.index(keep[0])
+        if cells and all(r[at].startswith(prefix) for r in cells):
+            for r in cells:
+                r[at] = r[at][len(prefix):]
+            title = f"{title or ''} (VMs {prefix}…)".strip()
+    t = Table(title=title, title_justify="left", **({"box": None, "pad_edge": False} if plain else {}))
+    for i, col in enumerate(columns):
+        if col in keep:
+            t.add_column(col, no_wrap=True, min_width=max([len(col), *(len(r[i]) for r in cells)]))
+        else:
+            t.add_column(col, overflow="fold")
+    for row in cells:
+        t.add_row(*row)
     console(stderr=False).print(t)
 
 

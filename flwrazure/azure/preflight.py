@@ -62,11 +62,22 @@ def fetch(target: Target, location: str, pool: ThreadPoolExecutor) -> dict:
             "network_usage": pool.submit(_list, target, _NETWORK_USAGES[0].format(location), _NETWORK_USAGES[1])}
 
 
+def _vm_skus(facts: dict) -> dict[str, dict]:
+    return {s["name"]: s for s in facts["skus"].result() if s.get("resourceType") == "virtualMachines"}
+
+
+def spelled(facts: dict, size: str) -> str:
+    """The size as the region's catalog spells it (Azure compares size names ignoring case); as given when the
+    catalog has no such size. Call after check()."""
+    return next((n for n in _vm_skus(facts) if n.lower() == size.lower()), size)
+
+
 def check(target: Target, location: str, facts: dict, sizes_needed: list[str], public_ips_needed: int,
-          sizes_used: tuple[str, ...] = ()) -> dict[str, tuple[dict, str]]:
+          sizes_used: tuple[str, ...] = (), flags: dict[str, str] | None = None) -> dict[str, tuple[dict, str]]:
     """Raise on the first blocking problem (region first: the other reads fail for a region that is not).
-    Returns, for each size in sizes_needed and sizes_used, the image and OS disk type it can use
-    (plan.resources.machine_for of its capabilities)."""
+    Returns, for each size in sizes_needed and sizes_used (as given and as the catalog spells it), the image and
+    OS disk type it can use (plan.resources.machine_for of its capabilities). flags: the option each size was
+    given with (--vm-size, --client-vm-size, ...), named in the messages."""
     try:
         regions = facts["regions"].result()
     except Exception as exc:
@@ -76,34 +87,36 @@ def check(target: Target, location: str, facts: dict, sizes_needed: list[str], p
         hint = f"did you mean {', '.join(close)}?" if close else f"regions include {', '.join(regions[:8])}…"
         raise UsageError(f"--location {location} is not a region of {target.describe()}: {hint}")
     try:
-        skus, usage, net_usage = facts["skus"].result(), facts["usage"].result(), facts["network_usage"].result()
+        vm_skus, usage, net_usage = _vm_skus(facts), facts["usage"].result(), facts["network_usage"].result()
     except Exception as exc:
         raise translate(exc, f"region {location}") from exc
 
-    vm_skus = {s["name"]: s for s in skus if s.get("resourceType") == "virtualMachines"}
     need_family: Counter = Counter()
     need_cores = 0
     machines: dict[str, tuple[dict, str]] = {}
     for size in dict.fromkeys([*sizes_used, *sizes_needed]):
         sku = vm_skus.get(size) or next((s for n, s in vm_skus.items() if n.lower() == size.lower()), None)
         count = sizes_needed.count(size)
+        flag = (flags or {}).get(size, "--vm-size")
         if not count and (sku is None or sku.get("restrictions")):
             continue  # only existing VMs have this size: nothing of it is created now
         if sku is None:
-            close = difflib.get_close_matches(size, list(vm_skus), n=3)
+            by_lower = {n.lower(): n for n in vm_skus}
+            close = [by_lower[c] for c in difflib.get_close_matches(size.lower(), list(by_lower), n=3)]
             hint = f" Closest: {', '.join(close)}." if close else ""
-            raise UsageError(f"VM size {size} is not offered in {location}.{hint}")
+            raise UsageError(f"{flag} {size}: VM size {size} is not offered in {location}.{hint}")
         blocked = [r for r in sku.get("restrictions") or [] if r.get("type") == "Location"]
         if blocked:
             reason = blocked[0].get("reasonCode", "restricted")
-            raise UsageError(f"VM size {size} is not available to this subscription in {location} ({reason}): "
-                             "choose another --vm-size or --location.")
+            raise UsageError(f"{flag} {size}: VM size {size} is not available to this subscription in {location} "
+                             f"({reason}): choose another {flag} or --location.")
         caps = {c["name"]: str(c["value"]) for c in sku.get("capabilities") or []}
         machine = resources.machine_for(caps)
         if machine is None:
-            raise UsageError(f"VM size {size} cannot boot an Ubuntu 24.04 image (CPU {caps.get('CpuArchitectureType')}"
-                             f", Hyper-V generations {caps.get('HyperVGenerations')}): choose another --vm-size.")
-        machines[size] = machine
+            raise UsageError(f"{flag} {size}: VM size {size} cannot boot an Ubuntu 24.04 image (CPU "
+                             f"{caps.get('CpuArchitectureType')}, Hyper-V generations {caps.get('HyperVGenerations')}"
+                             f"): choose another {flag}.")
+        machines[size] = machines[sku["name"]] = machine
         vcpus = int(caps.get("vCPUs", 0))
         need_family[sku.get("family", size)] += vcpus * count
         need_cores += vcpus * count

@@ -17,7 +17,9 @@ from flwrazure.azure.credential import CachedCredential
 from flwrazure.errors import UsageError
 from flwrazure.workstation import settings
 
-LOCAL_NOT_RUNNING = "The local cloud is not running: start it with `flwrazure local up` (or use --cloud azure)."
+# commands of a recorded cluster have no --cloud: only create-cluster and up (choosing a cloud) mention it
+LOCAL_NOT_RUNNING = "The local cloud is not running: start it with `flwrazure local up`."
+OR_AZURE = " (or use --cloud azure)"
 
 
 @dataclass
@@ -109,21 +111,35 @@ def _session():
     return Session()
 
 
-def local_info() -> dict:
-    """The running local cloud's endpoint and credentials, read from the file it publishes (no import of it)."""
+def local_info(choosing: bool = False) -> dict:
+    """The running local cloud's endpoint and credentials, read from the file it publishes (no import of it).
+    choosing: the command has a --cloud option (create-cluster, up), which the message may then suggest."""
+    not_running = LOCAL_NOT_RUNNING + (OR_AZURE if choosing else "")
     path = settings.local_cloud_dir() / "server.json"
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
-        raise UsageError(LOCAL_NOT_RUNNING) from None
+        raise UsageError(not_running) from None
     try:
         ctx = ssl.create_default_context(cafile=info["ca_bundle"])
         with urllib.request.urlopen(f"{info['endpoint']}/_localcloud/health", context=ctx, timeout=3) as resp:
             if resp.status != 200:
                 raise OSError(resp.status)
     except (OSError, ValueError, KeyError):
-        raise UsageError(LOCAL_NOT_RUNNING) from None
+        raise UsageError(not_running) from None
     return info
+
+
+def local_cloud_running() -> bool:
+    """Whether this FLWRAZURE_HOME's local cloud runs (its server.json, and it answers): create-cluster and up
+    then refuse to guess a cloud."""
+    if not (settings.local_cloud_dir() / "server.json").exists():
+        return False
+    try:
+        local_info()
+    except UsageError:
+        return False
+    return True
 
 
 def no_hosts(cloud: str) -> str | None:
@@ -204,10 +220,11 @@ _connected: dict[tuple, Target] = {}
 _connecting = threading.Lock()
 
 
-def connect(cloud: str, subscription: str | None = None) -> Target:
+def connect(cloud: str, subscription: str | None = None, choosing: bool = False) -> Target:
     """The cloud a command works on. One Target per cloud, subscription and $FLWRAZURE_HOME for the whole process:
     `up` and `scale` run create-cluster, open-ports and start in one process, and each connected anew (a credential,
-    a first token: with `az login`, an `az` run of about a second each time, on the critical path)."""
+    a first token: with `az login`, an `az` run of about a second each time, on the critical path).
+    choosing: the command chooses the cloud (--cloud, --subscription): its messages may suggest those options."""
     if cloud == "local":
         key: tuple = ("local", str(settings.local_cloud_dir()))
     else:
@@ -216,18 +233,18 @@ def connect(cloud: str, subscription: str | None = None) -> Target:
     with _connecting:
         target = _connected.get(key)
         if target is None:
-            target = _connected[key] = _connect(cloud, subscription)
+            target = _connected[key] = _connect(cloud, subscription, choosing)
     if subscription and subscription != target.subscription:  # the local cloud has one subscription
         raise UsageError(f"--subscription {subscription} does not exist in the local cloud "
                          f"(its subscription is {target.subscription}).")
     return target
 
 
-def _connect(cloud: str, subscription: str | None) -> Target:
+def _connect(cloud: str, subscription: str | None, choosing: bool = False) -> Target:
     if cloud == "local":
         from azure.identity import ClientSecretCredential
 
-        info = local_info()
+        info = local_info(choosing)
         cred = CachedCredential(ClientSecretCredential(
             info["tenant_id"], info["client_id"], info["client_secret"], authority=info["endpoint"],
             disable_instance_discovery=True, connection_verify=info["ca_bundle"]))
@@ -237,8 +254,9 @@ def _connect(cloud: str, subscription: str | None) -> Target:
                       operator_ip=info.get("operator_ip"),
                       pip_index=info.get("pip_index"))
     if not subscription:
-        raise UsageError("No Azure subscription found: pass --subscription, set AZURE_SUBSCRIPTION_ID, or run "
-                         "`az login` (or try everything offline with --cloud local).")
+        raise UsageError("No Azure subscription found: " + (
+            "pass --subscription, set AZURE_SUBSCRIPTION_ID, or run `az login` (or try everything offline with "
+            "--cloud local)." if choosing else "set AZURE_SUBSCRIPTION_ID or run `az login`."))
     cred = azure_credential()
     _prefetch_token(cred)
     return Target("azure", subscription, cred, poll=float(os.environ.get("FLWRAZURE_POLL", "2")))

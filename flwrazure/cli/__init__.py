@@ -31,6 +31,24 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+_verbose = False  # -v/--verbose, given before or after the subcommand
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    global _verbose
+    _verbose = _verbose or bool(value)
+
+
+def _with_verbose(command: click.Command) -> click.Command:
+    """-v/--verbose accepted after the subcommand too (`flwrazure status -v`, as `az vm list -v`)."""
+    if not any(p.name == "verbose_after" for p in command.params):
+        command.params.append(click.Option(["-v", "--verbose", "verbose_after"], is_flag=True, expose_value=False,
+                                           callback=_set_verbose, help="Show details (tracebacks) on failure."))
+    for sub in getattr(command, "commands", {}).values():
+        _with_verbose(sub)
+    return command
+
+
 class LazyGroup(click.Group):
     """A group that imports a subcommand's module only when that subcommand runs (or shows its own help)."""
 
@@ -41,7 +59,23 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[cmd_name]
-        return getattr(importlib.import_module(module), attr)
+        return _with_verbose(getattr(importlib.import_module(module), attr))
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args:  # bare `flwrazure`: the help, and success (not a usage error)
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=0.6)
+            if close:
+                ctx.fail(f"No such command {name!r}. Did you mean {' or '.join(repr(c) for c in close)}?")
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # the top-level help lists commands from COMMANDS, so it imports no subcommand module
@@ -58,14 +92,21 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """Run Flower federations on Azure VMs: one SuperLink VM, N SuperNode VMs.
 
     \b
-    Typical session:
-      flwrazure local up                 # optional: an offline cloud to try everything first
-      flwrazure create-cluster --clients 2
-      flwrazure open-ports --source <your-ip>
+    Typical session on Azure:
+      flwrazure create-cluster --cloud azure --clients 2
+      flwrazure open-ports --source me   # the Control port from your address
       flwrazure start
-      flwr run . <cluster>
+      flwr run . flower
       flwrazure teardown
+    \b
+    The same offline, on the embedded local cloud (no Azure account needed):
+      flwrazure local up
+      flwrazure create-cluster --cloud local --clients 2
+      ... then as above (a recorded cluster remembers its cloud)
+    \b
+    FLWRAZURE_CLOUD=local|azure sets the default of --cloud.
     """
+    _set_verbose(ctx, None, verbose)
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
 
@@ -113,7 +154,7 @@ def _run() -> None:
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except FlwrazureError as exc:
-        if "-v" in sys.argv or "--verbose" in sys.argv:
+        if _verbose:
             import traceback
 
             traceback.print_exc()

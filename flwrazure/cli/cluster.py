@@ -10,7 +10,63 @@ from flwrazure.plan import versions
 
 CLUSTER = click.option("--cluster", default="flower", show_default=True, metavar="NAME",
                        help="Cluster name (VMs are NAME-server, NAME-client-1..N).")
-JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
+
+
+def JSON(fn):
+    """--json, and `-o json` as in `az` (`-o table`: the default output)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, output=None, **kwargs):
+        if output == "json":
+            kwargs["as_json"] = True
+        return fn(*args, **kwargs)
+
+    wrapper = click.option("-o", "--output", type=click.Choice(["json", "table"], case_sensitive=False),
+                           callback=lambda ctx, param, value: value and value.lower(),
+                           help="json: the same as --json; table: the default output.")(wrapper)
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")(wrapper)
+
+
+YES = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+
+
+def confirm(question: str) -> None:
+    """Ask before deleting; without a terminal to ask at, refuse in one line (exit 2) instead of aborting."""
+    import sys
+
+    from flwrazure.errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: no terminal to confirm at; pass --yes (-y) to go ahead.")
+    click.confirm(question, abort=True, err=True)
+
+
+def cloud_of(given: str | None, cluster: str) -> str:
+    """--cloud; else a recorded cluster's cloud; else FLWRAZURE_CLOUD; else azure, unless a local cloud runs here:
+    then which cloud is meant is not guessed (creating VMs on Azure by mistake costs money)."""
+    import os
+
+    from flwrazure.errors import UsageError
+    from flwrazure.spec import CLOUDS, cluster_name
+
+    env = os.environ.get("FLWRAZURE_CLOUD", "").strip()
+    if env and env not in CLOUDS:
+        raise UsageError(f"FLWRAZURE_CLOUD={env!r}: set it to 'local' or 'azure' (or unset it).")
+    if given:
+        return given
+    from flwrazure.workstation import state
+
+    if state.exists(cluster_name(cluster)):
+        return state.load(cluster).get("cloud") or "azure"
+    if env:
+        return env
+    from flwrazure.azure.target import local_cloud_running
+
+    if local_cloud_running():
+        raise UsageError("a local cloud is running here (`flwrazure local up`): pass --cloud local to use it or "
+                         "--cloud azure for Azure (or set FLWRAZURE_CLOUD).")
+    return "azure"
 
 
 def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
@@ -20,11 +76,14 @@ def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_si
     from flwrazure.spec import ClusterSpec, validate
 
     spec = validate(ClusterSpec(
-        cluster=cluster, clients=clients, cloud=cloud, subscription=subscription, resource_group=resource_group,
-        location=location, server_size=server_vm_size or vm_size, client_size=client_vm_size or vm_size,
+        cluster=cluster, clients=clients, cloud=cloud_of(cloud, cluster), subscription=subscription,
+        resource_group=resource_group, location=location, server_size=server_vm_size or vm_size,
+        client_size=client_vm_size or vm_size,
         admin_user=admin_user, ssh_sources=parse_sources(ssh_source, "--ssh-source") if ssh_source else (),
         flwr_version=_version(flwr_version),
-        allow_existing_group=use_existing_group))
+        allow_existing_group=use_existing_group,
+        size_flags=("--server-vm-size" if server_vm_size else "--vm-size",
+                    "--client-vm-size" if client_vm_size else "--vm-size")))
     if "*" in spec.ssh_sources:
         ui.warn("SSH (port 22) will be open to any address.")
     return spec
@@ -42,13 +101,13 @@ def _version(flwr_version: str | None) -> str:
     return flwr_version or versions.default_version(versions.installed_flwr())
 
 
-def _vm_table(title: str, rows: list[dict]) -> None:
+def _vm_table(title: str, rows: list[dict], cluster: str | None = None) -> None:
     from flwrazure import ui
 
     ui.table(title, ["VM", "role", "public IP", "private IP", "size", "state"],
              [[r["vm"], r["role"], r["public_ip"], r["private_ip"], r["size"],
                r["state"] + (f" ({r['provisioning']})" if r.get("provisioning") and r["provisioning"] != r["state"]
-                             else "")] for r in rows])
+                             else "")] for r in rows], keep=("VM",), prefix=f"{cluster}-" if cluster else "")
 
 
 def _create_options(fn):
@@ -60,13 +119,14 @@ def _create_options(fn):
 
 CREATE_OPTIONS = [
     click.option("--clients", default=2, show_default=True, type=int, help="Number of SuperNode VMs (1-100)."),
-    click.option("--cloud", default="azure", show_default=True, metavar="azure|local",
-              help="Public Azure, or the offline local cloud (`flwrazure local up`)."),
+    click.option("--cloud", default=None, metavar="azure|local",
+              help="Public Azure, or the offline local cloud (`flwrazure local up`) [default: a recorded cluster's "
+                   "cloud, else $FLWRAZURE_CLOUD, else azure; asked for when a local cloud runs]."),
     click.option("--subscription", metavar="ID", help="Azure subscription (default: AZURE_SUBSCRIPTION_ID or az CLI)."),
-    click.option("--resource-group", metavar="NAME", help="Resource group for everything [default: CLUSTER-rg]."),
-    click.option("--location", default="eastus", show_default=True, help="Azure region."),
+    click.option("-g", "--resource-group", metavar="NAME", help="Resource group for everything [default: CLUSTER-rg]."),
+    click.option("-l", "--location", default="eastus", show_default=True, help="Azure region."),
     click.option("--vm-size", default="Standard_D2s_v3", show_default=True,
-                 help="Size of every VM. Image and OS disk follow the size's capabilities: Ubuntu 24.04 LTS Gen2 "
+                 help="Size of every VM (any case: standard_d2s_v3 works). Image and OS disk follow the size's capabilities: Ubuntu 24.04 LTS Gen2 "
                       "x64 on a Premium SSD; a Gen1-only size (e.g. Standard_A2_v2, Standard_D2_v3) gets the Gen1 "
                       "image, an Arm64 size (Standard_D2ps_v5) the Arm64 image, a size without premium storage "
                       "(Standard_D2_v3, Standard_D1_v2) a Standard SSD (StandardSSD_LRS)."),
@@ -111,7 +171,7 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
         ui.emit_json(result)
         return
     _vm_table(f"Cluster {cluster} ({result['resource_group']}, {result['location']}, flwr "
-              f"{result['flwr_version']})", result["vms"])
+              f"{result['flwr_version']})", result["vms"], cluster)
     ui.info(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@<public IP>   (allowed from "
             f"{', '.join(result['ssh_sources'])})")
     _cost_line(result.get("cost"))
@@ -120,7 +180,9 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
 
 @click.command("open-ports")
 @CLUSTER
-@click.option("--source", metavar="IP|CIDR|any", help="Who may reach the Control port (the flwr CLI): your address.")
+@click.option("--source", metavar="IP|CIDR|me|any",
+              help="Who may reach the Control port (the flwr CLI): your address ('me': detected, as create-cluster "
+                   "detects it for SSH).")
 @click.option("--close", is_flag=True, help="Remove the Fleet and Control rules again (the Control port stays "
                                              "closed to the VNet's VMs).")
 @click.option("--allow-public-control", is_flag=True,
@@ -132,6 +194,7 @@ def open_ports(cluster, source, close, allow_public_control, as_json):
 
     \b
     Examples:
+      flwrazure open-ports --source me
       flwrazure open-ports --source 203.0.113.7
       flwrazure open-ports --source 198.51.100.0/24 --cluster exp-2
       flwrazure open-ports --close
@@ -150,13 +213,15 @@ def open_ports(cluster, source, close, allow_public_control, as_json):
     if close and source:
         raise UsageError("--close removes the rules; it takes no --source.")
     if not close and not source:
-        raise UsageError("--source is required: the address that will run `flwr run` (your IP), a CIDR, or 'any'.")
-    sources = None if close else parse_sources(source, "--source")
+        raise UsageError("--source is required: the address that will run `flwr run` (your IP, or 'me' to detect "
+                         "it), a CIDR, or 'any'.")
+    sources = None if close else parse_sources(source, "--source", allow_me=True)
     result = ports.run(cluster, sources, close, allow_public=allow_public_control)
     if as_json:
         ui.emit_json(result)
         return
-    for change in result["changes"] or ["no changes: the rules are already in place"]:
+    already = "the Fleet and Control rules are already closed" if close else "the rules are already in place"
+    for change in result["changes"] or [f"no changes: {already}"]:
         ui.info(change)
     for name in result["kept"]:
         ui.info(f"kept {name}: the client VMs stay unable to reach the Control port")
@@ -184,7 +249,7 @@ def status(cluster, as_json):
         ui.emit_json(result)
         return
     plan = result["port_plan"]
-    _vm_table(f"Cluster {cluster} ({result['cloud']}, {result['resource_group']}, {result['location']})", result["vms"])
+    _vm_table(f"Cluster {cluster} ({result['cloud']}, {result['resource_group']}, {result['location']})", result["vms"], cluster)
     ports = f"fleet {plan['fleet']}, control {plan['control']}"
     ui.info(f"Flower {result['flwr_version']} ({plan['generation']} generation: {ports})")
     if any("service" in v for v in result["vms"]):
@@ -207,7 +272,7 @@ def status(cluster, as_json):
 
 @click.command("teardown")
 @CLUSTER
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@YES
 @click.option("--no-wait", is_flag=True, help="Return once Azure accepted the resource group deletion.")
 @click.option("--purge", is_flag=True, help="Also delete the cluster's local keys and certificates.")
 @JSON
@@ -233,7 +298,7 @@ def teardown(cluster, yes, no_wait, purge, as_json):
         if p["foreign"]:
             ui.info(f"Kept (not created by flwrazure): {', '.join(f['name'] for f in p['foreign'])}")
     if not yes and (p["resources"] or p["group_exists"]):
-        click.confirm("Delete these resources?", abort=True, err=True)
+        confirm(f"Delete the resources of cluster {cluster}?")
     with ui.Steps({"resources": len(p["resources"])}, enabled=not as_json and p["mode"] == "tagged") as steps:
         result = td.execute(p, wait=not no_wait, purge=purge, progress=steps)
     if as_json:
@@ -359,7 +424,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     if as_json:
         ui.emit_json(result)
         return
-    _vm_table(f"Cluster {cluster} ({created['resource_group']}, flwr {created['flwr_version']})", created["vms"])
+    _vm_table(f"Cluster {cluster} ({created['resource_group']}, flwr {created['flwr_version']})", created["vms"], cluster)
     ui.info(escape(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}."))
     _connection_line(cluster, started)
     _cost_line(created.get("cost"))

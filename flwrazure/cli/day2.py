@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from flwrazure.cli.cluster import CLUSTER, JSON, _cost_line, _vm_table
+from flwrazure.cli.cluster import CLUSTER, JSON, YES, _cost_line, _vm_table, confirm
 
 
 @click.command("scale")
@@ -13,8 +13,9 @@ from flwrazure.cli.cluster import CLUSTER, JSON, _cost_line, _vm_table
 @click.option("--force", is_flag=True, help="Remove or restart SuperNodes even while a run is in progress.")
 @click.option("--repartition", is_flag=True,
               help="Restart every SuperNode whose num-partitions differs from N, so all agree (between runs).")
+@YES
 @JSON
-def scale(cluster, clients, force, repartition, as_json):
+def scale(cluster, clients, force, repartition, yes, as_json):
     """Grow or shrink a live federation to N client VMs. Growing adds clients N+1.. (VMs, Fleet rule, flwr,
     key registration, SuperNodes) without restarting or re-registering the existing ones; shrinking removes the
     highest-numbered clients: their SuperNodes are stopped and unregistered, the Fleet rule narrowed, then their
@@ -24,7 +25,7 @@ def scale(cluster, clients, force, repartition, as_json):
     \b
     Examples:
       flwrazure scale --clients 5
-      flwrazure scale --clients 2 --cluster exp-2
+      flwrazure scale --clients 2 --cluster exp-2 --yes   # shrinking deletes VMs: asks unless --yes
       flwrazure scale --clients 3 --repartition     # all SuperNodes agree on num-partitions=3
     """
     from rich.markup import escape
@@ -32,13 +33,21 @@ def scale(cluster, clients, force, repartition, as_json):
     from flwrazure import ui
     from flwrazure.commands import scale as scale_cmd
     from flwrazure.spec import cluster_name
+    from flwrazure.workstation import state
 
+    had = state.load(cluster_name(cluster)).get("clients", 0)
+    if clients < had and not yes and 1 <= clients:
+        from flwrazure.plan import names
+
+        leaving = [names.client(cluster, i).vm for i in range(clients + 1, had + 1)]
+        which = ", ".join(leaving) if len(leaving) <= 3 else f"{leaving[0]} .. {leaving[-1]}"
+        confirm(f"Delete {which} (VM, NIC, public IP and OS disk of each)?")
     result = scale_cmd.run(cluster_name(cluster), clients, force, repartition, show=not as_json)
     if as_json:
         ui.emit_json(result)
         return
     if result.get("vms"):
-        _vm_table(f"Cluster {cluster}: {result['from']} -> {result['to']} client(s)", result["vms"])
+        _vm_table(f"Cluster {cluster}: {result['from']} -> {result['to']} client(s)", result["vms"], cluster)
     what = []
     if result["joined"]:
         what.append(f"joined: {', '.join(result['joined'])}")

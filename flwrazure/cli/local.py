@@ -49,6 +49,9 @@ def local() -> None:
       flwrazure local up --profile azure --time-scale 0.05   # Azure's durations, 20x faster
       flwrazure local down                    # stop it; its resources are kept for the next `up`
       flwrazure local reset --yes             # forget every resource
+    \b
+    Then use it with --cloud local (or FLWRAZURE_CLOUD=local):
+      flwrazure up --cloud local --clients 2
     """
 
 
@@ -138,6 +141,7 @@ def up(port: int | None, latency: float, profile: str, time_scale: float, thrott
     verb = "started" if started else "already running"
     click.echo(f"Local cloud {verb} at {info['endpoint']} (subscription {info['subscription_id']}).")
     click.echo(f"VMs: {_hosts_line(info)}")
+    click.echo("Next: flwrazure up --cloud local --clients 2   (or export FLWRAZURE_CLOUD=local)")
     if not started and (latency or faults or catalog or conflicts or policy_extensions or profile != "none"
                         or time_scale != 1.0 or not throttling):
         click.echo("Note: options apply when it starts; run `flwrazure local down` first to change them.", err=True)
@@ -267,7 +271,7 @@ def down() -> None:
 
 
 @local.command()
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset(yes: bool) -> None:
     """Forget every resource of the local cloud (it must be stopped first).
 
@@ -278,6 +282,8 @@ def reset(yes: bool) -> None:
     from flwrazure.localcloud import daemon
 
     if not yes:
-        click.confirm("Delete every resource group and resource of the local cloud?", abort=True)
+        from flwrazure.cli.cluster import confirm
+
+        confirm("Delete every resource group and resource of the local cloud?")
     daemon.reset(settings.local_cloud_dir())
     click.echo("Local cloud reset: no resources left.")

@@ -168,7 +168,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
 
         user_key = check_key(ssh_key, "--ssh-key")
         key_path, public_key = user_key.path, user_key.public_line
-    target = connect(spec.cloud, spec.subscription)
+    target = connect(spec.cloud, spec.subscription, choosing=True)
     _check_subscription(spec, target.subscription)
     priced = _price_lookup(target, spec)  # in flight while the cluster is built
     rg = spec.resource_group
@@ -188,6 +188,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
         pool.shutdown(wait=False)
     me = detected.result() if detected is not None else None  # its UsageError (address unknown) ends it here
     spec.ssh_sources = spec.ssh_sources or (me,)
+    you = me or "<your-ip>"
     if group and group.get("properties", {}).get("provisioningState") == "Deleting":
         ui.info(f"Resource group {rg} is still being deleted; waiting for that to finish…")
         groupdelete.wait_gone(target, rg, retry="re-run `flwrazure create-cluster`")
@@ -227,7 +228,12 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     missing_vms = [provision.size_of(spec, v) for v in vms if v.vm.lower() not in snap["vm"]]
     missing_ips = sum(1 for v in vms if v.public_ip.lower() not in snap["pip"])
     machines = preflight.check(target, spec.location, facts, missing_vms, missing_ips,
-                               (spec.server_size, spec.client_size))
+                               (spec.server_size, spec.client_size),
+                               flags=dict(reversed(list(zip((spec.server_size, spec.client_size), spec.size_flags,
+                                                            strict=True)))))
+    # sizes as the catalog spells them (Azure's names ignore case: standard_d2s_v3 is Standard_D2s_v3)
+    spec.server_size, spec.client_size = (preflight.spelled(facts, s) for s in (spec.server_size, spec.client_size))
+    priced = _price_lookup(target, spec)  # in flight while the cluster is built
 
     # from here on things are created: record the cluster first, so teardown works even if we are killed
     if key_path is None:
@@ -263,4 +269,4 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
             "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources), "operator_ip": me,
             "writes": len(run_.writes) + (1 if group is None else 0), "status_reads": waiter.reads,
             "cost": estimate_of(priced), "failed_extensions": dict(run_.failed_extensions),
-            "next": f"flwrazure open-ports --cluster {spec.cluster} --source <your-ip>"}
+            "next": f"flwrazure open-ports --cluster {spec.cluster} --source {you}"}

@@ -8,6 +8,17 @@ from flwrazure.plan import names, rules, versions
 from flwrazure.workstation import state
 
 
+def _with_me(target, sources: tuple[str, ...]) -> tuple[str, ...]:
+    """--source me: the operator's address, detected as create-cluster detects it for SSH."""
+    from flwrazure.workstation import operator
+
+    try:
+        me = operator.detect(target)
+    except UsageError as exc:
+        raise UsageError(f"--source me: {str(exc).replace('--ssh-source', '--source')}") from None
+    return tuple(sorted({me if s == rules.ME else s for s in sources}))
+
+
 def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int | None = None,
         allow_public: bool = False) -> dict:
     """clients: the client VMs the Fleet rule admits [default: the recorded count] (scale narrows it first).
@@ -57,6 +68,8 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
     server_ip = server_nic["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
     if sources is None:
         sources = tuple(st.get("control_sources") or st["ssh_sources"])
+    if rules.ME in sources:
+        sources = _with_me(target, sources)
     desired = rules.flower_rules(plan, client_ips, sources, server_ip)
     for rule in desired:
         if rules.matches(rule, current.get(rule.name)):

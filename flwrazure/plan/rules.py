@@ -38,8 +38,12 @@ class Rule:
         return "*" in self.sources
 
 
-def parse_sources(text: str, flag: str) -> tuple[str, ...]:
-    """'203.0.113.7', '198.51.100.0/24', 'any', or a comma-separated list of them -> ARM address prefixes."""
+ME = "me"  # open-ports --source me: the operator's detected address
+
+
+def parse_sources(text: str, flag: str, allow_me: bool = False) -> tuple[str, ...]:
+    """'203.0.113.7', '198.51.100.0/24', 'any', or a comma-separated list of them -> ARM address prefixes.
+    allow_me: 'me' stays in the list, for the caller to replace with the detected address."""
     items = [t.strip() for t in (text or "").split(",") if t.strip()]
     if not items:
         raise UsageError(f"{flag} is empty: give an IPv4 address, a CIDR such as 198.51.100.0/24, or 'any'.")
@@ -47,6 +51,9 @@ def parse_sources(text: str, flag: str) -> tuple[str, ...]:
     for item in items:
         if item.lower() == "any":
             return ("*",)
+        if allow_me and item.lower() == ME:
+            out.append(ME)
+            continue
         try:
             if "/" in item:
                 net = ipaddress.ip_network(item, strict=False)

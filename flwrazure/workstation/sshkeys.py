@@ -109,6 +109,18 @@ def inspect(path: Path, label: str = "--ssh-key") -> UserKey:
         return _inspect(path, label)
 
 
+_PUBLIC_KINDS = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
+
+
+def _is_public_key_file(path: Path) -> bool:
+    """An OpenSSH public key line (`ssh-ed25519 AAAA… comment`), what `ssh-keygen` writes to KEY.pub."""
+    try:
+        head = path.read_bytes()[:200].decode(errors="replace").split()
+    except OSError:
+        return False
+    return len(head) >= 2 and head[0].startswith(_PUBLIC_KINDS) and head[1].startswith("AAAA")
+
+
 def _inspect(path: Path, label: str) -> UserKey:
     """Everything that can be wrong with the operator's key, found locally (no connection, nothing created):
     missing, readable by others, not a private key, a type or size Azure refuses, a .pub of another key, a
@@ -120,6 +132,10 @@ def _inspect(path: Path, label: str) -> UserKey:
     path = path.expanduser()
     if not path.is_file():
         raise UsageError(f"{label} {path}: no such file (give the path of your private key, e.g. ~/.ssh/id_ed25519).")
+    if _is_public_key_file(path):
+        private = path.with_suffix("") if path.suffix == ".pub" else None
+        which = f"the file without .pub: {label} {private}" if private else "the private key (not the .pub)"
+        raise UsageError(f"{label} {path} is a public key: pass {which}.")
     if path.stat().st_mode & 0o077:
         raise UsageError(f"{label} {path}: the private key is readable by others; run `chmod 600 {path}`.")
     data = path.read_bytes()

@@ -152,7 +152,7 @@ def test_day2_secure_142_scale_pause_resume_logs_ssh_doctor(home):
 
         # -- scale 3 -> 1: the leaving nodes are unregistered, their resources gone, the Fleet rule narrowed
         registered = json.loads((home / "clusters" / "flower" / "state.json").read_text())["registered_supernodes"]
-        shrunk = json.loads(ok(flwrazure(home, "scale", "--clients", "1", "--json", timeout=600)).stdout)
+        shrunk = json.loads(ok(flwrazure(home, "scale", "--clients", "1", "--json", "--yes", timeout=600)).stdout)
         assert shrunk["left"] == ["flower-client-3", "flower-client-2"]
         assert sorted(shrunk["unregistered"]) == ["flower-client-2", "flower-client-3"]
         gone = {str(registered["flower-client-2"]), str(registered["flower-client-3"])}

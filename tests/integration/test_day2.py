@@ -113,7 +113,7 @@ def test_scale_grows_and_shrinks_the_arm_resources_and_the_fleet_rule(product_cl
     ips = {i: cloud.network.public_ip_addresses.get("flower-rg", f"flower-client-{i}-ip").ip_address for i in (1, 2, 3)}
     known = home / "clusters" / "flower" / "known_hosts"
     known.write_text("".join(f"{ips[i]} ssh-ed25519 AAAAkey{i}\n" for i in (1, 2, 3)))
-    shrunk = json.loads(ok(flwrazure(home, "scale", "--clients", "1", "--json")).stdout)
+    shrunk = json.loads(ok(flwrazure(home, "scale", "--clients", "1", "--json", "--yes")).stdout)
     assert shrunk["left"] == ["flower-client-3", "flower-client-2"]
     assert names(cloud) == [("disks", "flower-client-1-osdisk"), ("disks", "flower-server-osdisk"),
                             ("networkInterfaces", "flower-client-1-nic"), ("networkInterfaces", "flower-server-nic"),
@@ -177,9 +177,9 @@ def test_killed_scale_converges_on_rerun(product_cloud, home, grow_writes, shrin
     since = time.time()
     assert json.loads(ok(flwrazure(home, "scale", "--clients", "4", "--json")).stdout)["writes"] == 0
     assert cloud.writes(since) == []
-    done = _killed_after_writes(home, cloud, ["scale", "--clients", "1"], shrink_writes)
+    done = _killed_after_writes(home, cloud, ["scale", "--clients", "1", "--yes"], shrink_writes)
     assert done[0] == ("PUT", "flwrazure-fleet")  # narrowed before any address is released
-    ok(flwrazure(home, "scale", "--clients", "1"))
+    ok(flwrazure(home, "scale", "--clients", "1", "--yes"))
     vms = sorted(v.name for v in cloud.compute.virtual_machines.list("flower-rg"))
     assert vms == ["flower-client-1", "flower-server"]
     assert sorted(p.name for p in cloud.network.public_ip_addresses.list("flower-rg")) == \
