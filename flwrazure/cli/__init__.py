@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "open-ports": ("flwrazure.cli.cluster", "open_ports", "Open the Flower ports, each only to who needs it."),
     "start": ("flwrazure.cli.cluster", "start", "Run Flower (SuperLink, SuperNodes) on the VMs, secure by default."),
     "status": ("flwrazure.cli.cluster", "status", "Show VMs, rules, Flower version and ports of a cluster."),
+    "list": ("flwrazure.cli.cluster", "list_clusters", "Every cluster of this FLWRAZURE_HOME: cloud, state, VMs, cost."),
     "scale": ("flwrazure.cli.day2", "scale", "Grow or shrink a live federation's SuperNodes (--clients N)."),
     "pause": ("flwrazure.cli.day2", "pause", "Deallocate every VM: compute billing stops, everything else is kept."),
     "resume": ("flwrazure.cli.day2", "resume", "Start the VMs of a paused cluster and bring Flower back online."),

@@ -270,6 +270,40 @@ def status(cluster, as_json):
     _cost_line(result["cost"], result["paused"])
 
 
+@click.command("list")
+@click.option("--refresh", is_flag=True, help="Also ask each cluster's cloud for its power state (all at once, "
+                                             "each within 20 s); without it, what the records say (instant).")
+@JSON
+def list_clusters(refresh, as_json):
+    """Every cluster of this FLWRAZURE_HOME: its cloud, resource group, state, VM count and estimated cost per
+    hour (from cached list prices). State as recorded: creating (or interrupted: re-run create-cluster), created
+    (VMs, no Flower yet), started (Flower runs), paused, tearing-down; with --refresh as the cloud says:
+    running, started, paused, partly paused, changing, incomplete, missing.
+
+    \b
+    Examples:
+      flwrazure list
+      flwrazure list --refresh -o json
+    """
+    from flwrazure import ui
+    from flwrazure.commands import listing
+
+    rows = listing.run(refresh)
+    if as_json:
+        ui.emit_json(rows)
+        return
+    if not rows:
+        ui.info("No clusters in this FLWRAZURE_HOME: create one with `flwrazure create-cluster --cloud azure|local`.")
+        return
+    ui.table(None, ["cluster", "cloud", "resource group", "state", "VMs", "$/hour"],
+             [[r["cluster"], r["cloud"], r["resource_group"], r["state"] + ("" if r["live"] or not refresh else "?"),
+               r["vms"], "?" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.4f}"] for r in rows],
+             keep=("cluster",), plain=True)
+    for r in rows:
+        if r["error"]:
+            ui.info(f"{r['cluster']}: {r['error']}")
+
+
 @click.command("teardown")
 @CLUSTER
 @YES

@@ -61,6 +61,48 @@ def test_commands_of_a_recorded_cluster_never_advise_a_cloud_option(product_clou
     assert "--cloud azure" in run(home, "create-cluster", "--cloud", "local").stderr  # there it is an option
 
 
+# -- 12: list
+
+
+def test_list_shows_every_cluster_in_80_columns_and_as_json(product_cloud, home):
+    empty = ok(run(home, "list"))
+    assert empty.stdout == "" and empty.stderr.startswith("No clusters")  # stdout is data
+    assert json.loads(ok(run(home, "list", "--json")).stdout) == []
+    ok(run(home, "create-cluster", "--cloud", "local", "--cluster", LONG, "--clients", "3"))
+    ok(run(home, "create-cluster", "--cloud", "local", "--cluster", "b", "--clients", "1", "-g", "other-rg"))
+    ok(run(home, "pause", "--cluster", "b"))
+    product_cloud.admin("POST", "faults", {"kind": "lro", "resource_type": "Microsoft.Compute/virtualMachines",
+                                           "method": "PUT", "times": -1, "code": "AllocationFailed"})
+    assert run(home, "create-cluster", "--cloud", "local", "--cluster", "c", "--clients", "1").returncode == 1
+    product_cloud.admin("DELETE", "faults")
+
+    table = ok(run(home, "list", env={"COLUMNS": "80"})).stdout.splitlines()
+    assert all(len(line) <= 80 for line in table), table
+    rows = {line.split()[0]: line.split() for line in table[1:] if line.strip()}
+    assert rows[LONG][:5] == [LONG, "local", f"{LONG}-rg", "created", "4"], table
+    assert rows["b"][:5] == ["b", "local", "other-rg", "paused", "2"], table
+    assert rows["c"][:5] == ["c", "local", "c-rg", "creating", "2"], table
+
+    listed = json.loads(ok(run(home, "list", "-o", "json")).stdout)
+    keys = {"cluster", "cloud", "resource_group", "location", "state", "live", "vms", "clients", "usd_per_hour",
+            "usd_per_hour_running", "usd_per_hour_paused", "price_source", "error"}
+    assert [r["cluster"] for r in listed] == [LONG, "b", "c"]  # by name
+    assert all(set(r) == keys for r in listed)
+    by = {r["cluster"]: r for r in listed}
+    # the cost from the price list create-cluster cached: running, or what a paused cluster still costs
+    assert by[LONG]["usd_per_hour"] == by[LONG]["usd_per_hour_running"] > 0
+    assert 0 < by["b"]["usd_per_hour"] == by["b"]["usd_per_hour_paused"] < by["b"]["usd_per_hour_running"]
+    assert not any(r["live"] for r in listed)
+
+    # --refresh: as the cloud says, all clusters asked at once
+    product_cloud.compute.virtual_machines.begin_deallocate(f"{LONG}-rg", f"{LONG}-client-1").result()
+    product_cloud.resources.resource_groups.begin_delete("c-rg").result()
+    live = {r["cluster"]: r for r in json.loads(ok(run(home, "list", "--refresh", "--json")).stdout)}
+    assert {n: (r["state"], r["live"]) for n, r in live.items()} == {
+        LONG: ("partly paused", True), "b": ("paused", True), "c": ("missing", True)}
+    assert live["c"]["usd_per_hour"] == 0.0
+
+
 # -- 14: az's conventions
 
 

@@ -55,7 +55,7 @@ def test_help_never_sends_a_local_cloud_user_to_azure():
 
 
 def test_commands_of_a_recorded_cluster_do_not_mention_cloud_in_their_help():
-    for command in ("open-ports", "start", "status", "scale", "pause", "resume", "logs", "ssh", "doctor",
+    for command in ("open-ports", "start", "status", "list", "scale", "pause", "resume", "logs", "ssh", "doctor",
                     "teardown"):
         assert "--cloud" not in _cli(command, "--help").stdout, command
     assert "FLWRAZURE_CLOUD" in _cli("create-cluster", "--help").stdout
@@ -67,7 +67,8 @@ def test_bare_flwrazure_is_help_and_success():
 
 
 def test_a_mistyped_command_gets_did_you_mean():
-    for typed, meant in (("stauts", "'status'"), ("crate-cluster", "'create-cluster'"), ("teardwn", "'teardown'")):
+    for typed, meant in (("stauts", "'status'"), ("crate-cluster", "'create-cluster'"), ("teardwn", "'teardown'"),
+                         ("lst", "'list'")):
         result = _cli(typed)
         assert result.returncode == 2 and f"Did you mean {meant}" in result.stderr, result.stderr
     assert "Did you mean" not in _cli("zzzz").stderr  # nothing close: no guess
