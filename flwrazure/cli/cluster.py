@@ -157,9 +157,9 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
 
     \b
     Examples:
-      flwrazure create-cluster --clients 2 --location westeurope
+      flwrazure create-cluster --cloud azure --clients 2 -l westeurope
+      flwrazure create-cluster --cloud azure --flwr-version 1.34.0 --vm-size Standard_D4s_v3 -o json
       flwrazure local up && flwrazure create-cluster --cloud local --clients 5
-      flwrazure create-cluster --flwr-version 1.34.0 --vm-size Standard_D4s_v3 --json
     """
     from flwrazure import ui
     from flwrazure.commands import create
@@ -426,7 +426,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
 
     \b
     Examples:
-      flwrazure up --clients 2 --extra-pip numpy
+      flwrazure up --cloud azure --clients 2 --extra-pip numpy
       flwrazure local up && flwrazure up --cloud local --extra-pip numpy
     """
     import time

@@ -45,13 +45,13 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_help_never_sends_a_local_cloud_user_to_azure():
     """After `local up`, every create-cluster/up example in the top-level and `local` help says --cloud local;
     the Azure session says --cloud azure."""
-    for args in ((), ("--help",), ("local", "--help")):
+    for args in ((), ("--help",), ("local", "--help"), ("create-cluster", "--help"), ("up", "--help")):
         lines = _cli(*args).stdout.splitlines()
-        made = [line for line in lines if "flwrazure create-cluster" in line or "flwrazure up " in line]
+        made = [line for line in lines if ("flwrazure create-cluster" in line or "flwrazure up " in line)
+                and not line.startswith("Usage:")]
         assert made and all("--cloud local" in line or "--cloud azure" in line for line in made), lines
         after_local = lines[next(i for i, line in enumerate(lines) if "flwrazure local up" in line):]
-        assert all("--cloud local" in line for line in after_local
-                   if "flwrazure create-cluster" in line or "flwrazure up " in line), lines
+        assert all("--cloud local" in line for line in after_local if line in made), lines
 
 
 def test_commands_of_a_recorded_cluster_do_not_mention_cloud_in_their_help():
