@@ -94,7 +94,7 @@ def _rules_table(rows: list[dict]) -> None:
 
     ui.table("Inbound rules", ["rule", "priority", "access", "port", "from", "to"],
              [[r["name"], r["priority"], r.get("access", "Allow"), r["port"], ", ".join(map(str, r["sources"])),
-               r["destination"]] for r in rows])
+               r["destination"]] for r in rows], keep=("rule",))
 
 
 def _version(flwr_version: str | None) -> str:
@@ -328,7 +328,8 @@ def teardown(cluster, yes, no_wait, purge, as_json):
                 else f"{len(p['resources'])} resource(s) tagged for cluster {cluster} in {p['resource_group']}")
         ui.info(f"Teardown of cluster {cluster} on {p['target'].describe()}: {what}.")
         if p["resources"]:
-            ui.table("Will be deleted", ["name", "type"], [[r["name"], r["type"]] for r in p["resources"]])
+            ui.table("Will be deleted", ["name", "type"], [[r["name"], r["type"]] for r in p["resources"]],
+                     keep=("name",))
         if p["foreign"]:
             ui.info(f"Kept (not created by flwrazure): {', '.join(f['name'] for f in p['foreign'])}")
     if not yes and (p["resources"] or p["group_exists"]):

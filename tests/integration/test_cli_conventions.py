@@ -194,3 +194,45 @@ def test_open_ports_source_me_next_line_and_closing_twice(product_cloud, home):
     assert "removed" in ok(run(home, "open-ports", "--close")).stderr
     again = ok(run(home, "open-ports", "--close"))
     assert "already closed" in again.stderr and "already in place" not in again.stderr
+
+
+def _at_a_terminal(home, *args, columns=80):
+    """The CLI with its stdout on a pseudo-terminal `columns` wide (no COLUMNS: the width the terminal says)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update({"FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05", "FLWRAZURE_CLOUD": "", "TERM": "dumb"})
+    proc = subprocess.Popen([sys.executable, "-m", "flwrazure", *args], stdout=slave, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the CLI closed its end
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    return out.decode().replace("\r\n", "\n")
+
+
+def test_status_at_an_80_column_terminal_shows_whole_vm_names(product_cloud, home):
+    """At a real 80-column terminal rich cut every name to the same `abcdefghij-klmnop…`."""
+    ok(run(home, "create-cluster", "--cloud", "local", "--cluster", LONG, "--clients", "3"))
+    out = _at_a_terminal(home, "status", "--cluster", LONG)
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), out
+    first = lines[:next(i for i, line in enumerate(lines) if line.startswith("└"))]
+    assert [c for c in (line.split("│")[1].strip() for line in first if line.startswith("│")) if c] == \
+        ["server", "client-1", "client-2", "client-3"], out
