@@ -58,7 +58,7 @@ def test_commands_of_a_recorded_cluster_never_advise_a_cloud_option(product_clou
         result = run(home, *args)
         assert_one_line_exit_2(result, "The local cloud is not running: start it with `flwrazure local up`")
         assert "--cloud" not in result.stderr, (args, result.stderr)
-    assert "--cloud azure" in run(home, "create-cluster", "--cloud", "local").stderr  # there it is an option
+    assert "--cloud azure" in run(home, "create-cluster", "--cloud", "local", "--clients", "1").stderr  # an option there
 
 
 # -- 12: list
