@@ -157,7 +157,7 @@ groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nic
 CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset", "vm_updating",
                "conflicts", "conflict_window", "policy_extensions", "extension_failures",
                "unregistered_providers", "registration_seconds", "echo_address", "profile", "time_scale",
-               "throttling"}
+               "throttling", "resource_list_lag"}
 OPERATOR_IP = "198.18.0.1"  # the host side of the public range: where VMs see the operator's traffic come from
 PROFILES = (None, "none", "azure")
 
@@ -355,6 +355,9 @@ class ArmApp:
                 if "time_scale" in change and not (isinstance(change["time_scale"], (int, float))
                                                    and 0 < change["time_scale"] <= 100):
                     raise ArmError(400, "InvalidConfig", "time_scale must be a number in (0, 100].")
+                if "resource_list_lag" in change and not (isinstance(change["resource_list_lag"], (int, float))
+                                                          and change["resource_list_lag"] >= 0):
+                    raise ArmError(400, "InvalidConfig", "resource_list_lag must be a number of seconds >= 0.")
                 if "throttling" in change:
                     self.throttle.reset()
                 with self.lock:

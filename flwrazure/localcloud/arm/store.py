@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 TRANSIENT = {"Creating", "Updating", "Deleting"}
@@ -55,6 +56,9 @@ class Store:
         self.operations: dict[str, dict] = {}
         self.counters: dict[str, int] = {}
         self.tombstones: dict[str, float] = {}  # lower-case id -> monotonic time of deletion (not kept on disk)
+        # lower-case id -> (monotonic time of deletion, last body): what ARM's generic lists still show for a while
+        # after a deletion (config `resource_list_lag`; not kept on disk)
+        self.recently_deleted: dict[str, tuple[float, dict]] = {}
         self._dirty = threading.Event()
         self._flushing = threading.Lock()
         self.seq = 0  # the number of the last journaled change
@@ -179,7 +183,22 @@ class Store:
             rec = self.resources.pop(rid.lower(), None)
             if rec is not None:
                 self._types.get(_type_of(rec), {}).pop(rid.lower(), None)
+                self.recently_deleted[rid.lower()] = (time.monotonic(), rec["body"])
             self.mark_dirty(resource=rid)
+
+    def lagging(self, lag: float, rg: str | None = None) -> list[dict]:
+        """Bodies of resources deleted less than `lag` seconds ago (and not created again since), optionally only
+        those of one group; older ones are forgotten."""
+        now = time.monotonic()
+        prefix = f"/resourcegroups/{rg.lower()}/" if rg is not None else ""
+        out = []
+        with self.lock:
+            for key, (when, body) in list(self.recently_deleted.items()):
+                if now - when >= lag:
+                    del self.recently_deleted[key]
+                elif key not in self.resources and prefix in key:
+                    out.append(body)
+        return out
 
     def of_type(self, arm_type: str, rg: str | None = None) -> list[dict]:
         """Records of one type (optionally in one group), in creation order."""
