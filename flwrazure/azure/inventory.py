@@ -126,8 +126,9 @@ def group(target: Target, rg: str) -> dict | None:
 
 
 def tagged(target: Target, rg: str, cluster: str, cluster_id: str | None) -> list[dict]:
-    """What in the cluster's resource group still carries its identity (one filtered list; a group that is gone
-    holds nothing). Never the whole subscription: another cluster of the same name elsewhere is not ours."""
+    """What in the cluster's resource group still carries its identity (one filtered list, each entry confirmed by
+    its provider's GET: the list lags deletions; a group that is gone holds nothing). Never the whole subscription:
+    another cluster of the same name elsewhere is not ours."""
     from azure.core.exceptions import ResourceNotFoundError
 
     from flwrazure.plan import names
@@ -138,7 +139,41 @@ def tagged(target: Target, rg: str, cluster: str, cluster_id: str | None) -> lis
             rg, filter=f"tagName eq '{tag}' and tagValue eq '{value}'"))
     except ResourceNotFoundError:
         return []
-    return [r for r in found if names.is_ours(r.get("tags"), cluster, cluster_id)]
+    return still_there(target, [r for r in found if names.is_ours(r.get("tags"), cluster, cluster_id)])
+
+
+# API versions for a GET by id, by lower-case resource type (the kinds flwrazure creates and what Azure adds to them)
+_GET_API = {"microsoft.compute/disks": _LISTS["disk"][1]}
+
+
+def _get_api(resource_id: str) -> str | None:
+    after = resource_id.split("/providers/", 1)[1].split("/") if "/providers/" in resource_id else []
+    rtype = "/".join([after[0], *after[1::2]]).lower() if after else ""
+    provider = next((p for p in API if p.lower() == rtype.split("/", 1)[0]), None)
+    return _GET_API.get(rtype) or (API[provider] if provider else None)
+
+
+def still_there(target: Target, items: list[dict]) -> list[dict]:
+    """Those of `items` (generic-list entries with an id) that their provider's GET still finds. ARM's generic
+    lists (`/resources`) come from a cache that lags deletions (Azure/azure-rest-api-specs#21221): a resource
+    deleted moments ago can still be listed while its provider answers 404. A resource of a type whose API version
+    flwrazure does not know is kept (it cannot be confirmed gone)."""
+    from azure.core.rest import HttpRequest
+
+    def found(item: dict) -> bool:
+        api = _get_api(item["id"])
+        if api is None:
+            return True
+        response = _send(target.resources, HttpRequest("GET", item["id"], params={"api-version": api}))
+        if response.status_code == 404:
+            return False
+        _raise_unless(response, (200,))
+        return True
+
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return [item for item, there in zip(items, pool.map(found, items), strict=True) if there]
 
 
 def power_state(vm: dict) -> str:
