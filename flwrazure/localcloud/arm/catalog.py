@@ -78,9 +78,10 @@ DEFAULT = {
         "VirtualNetworks": 1000, "by_location": {},
     },
     # the Retail Prices API's answers (/api/retail/prices): the local cloud's own price list, labelled as such
-    # (USD per vCPU-hour for Linux VMs, per hour for a Standard static IPv4, per month for a P4 disk);
-    # "available": false makes the API answer 503 (to try the offline cache)
-    "prices": {"vcpu_hour": 0.05, "public_ip_hour": 0.004, "p4_disk_month": 5.0, "available": True},
+    # (USD per vCPU-hour for Linux VMs, per hour for a Standard static IPv4, per month for a P4 / an E4 disk, per
+    # 10K operations on an E4); "available": false makes the API answer 503 (to try the offline cache)
+    "prices": {"vcpu_hour": 0.05, "public_ip_hour": 0.004, "p4_disk_month": 5.0, "e4_disk_month": 2.4,
+               "e4_disk_operations": 0.002, "available": True},
     # publisher:offer:sku (versions are all "latest"-resolvable)
     "images": [
         "Canonical:ubuntu-24_04-lts:server", "Canonical:ubuntu-24_04-lts:server-gen1",

@@ -35,7 +35,7 @@ def _item(region: str, region_label: str, service: str, family: str, product: st
 
 def items(catalog: dict) -> list[dict]:
     """Every meter of the local cloud's price list: per region, each VM size (Linux, Windows, Spot), the Standard
-    static public IPv4 address, and Premium SSD P4 disks."""
+    static public IPv4 address, Premium SSD P4 and Standard SSD E4 disks."""
     table = catalog.get("prices") or {}
     out: list[dict] = []
     for region, label in sorted(catalog["locations"].items()):
@@ -53,6 +53,11 @@ def items(catalog: dict) -> list[dict]:
                          "Standard IPv4 Static Public IP", float(table.get("public_ip_hour", 0.004)), "1 Hour"))
         out.append(_item(region, label, "Storage", "Storage", "Premium SSD Managed Disks", "P4 LRS", "P4 LRS Disk",
                          float(table.get("p4_disk_month", 5.0)), "1/Month"))
+        # Azure lists a Standard SSD tier with its disk meter and a per-10K-transactions meter of the same SKU
+        out.append(_item(region, label, "Storage", "Storage", "Standard SSD Managed Disks", "E4 LRS", "E4 LRS Disk",
+                         float(table.get("e4_disk_month", 2.4)), "1/Month"))
+        out.append(_item(region, label, "Storage", "Storage", "Standard SSD Managed Disks", "E4 LRS",
+                         "E4 LRS Disk Operations", float(table.get("e4_disk_operations", 0.002)), "10K"))
     return out
 
 
