@@ -62,10 +62,20 @@ def _fetch(url: str, verify, flt: str, timeout: float) -> tuple[list[dict], str]
     return items, label
 
 
-def lookup(target, location: str, sizes: list[str], timeout: float = 8.0) -> cost.Estimate | None:
-    """The estimate for VMs of these sizes (one entry per VM), or None when no price is known at all."""
+def lookup(target, location: str, sizes: list[str], disks: list[str] | None = None,
+           timeout: float = 8.0) -> cost.Estimate | None:
+    """The estimate for VMs of these sizes (one entry per VM) with these OS disk types (one per VM; default
+    Premium SSD), or None when no price is known at all."""
+    got = fetch(target, location, sizes, disks, timeout)
+    return cost.estimate(sizes, got[0], got[1], disks) if got is not None else None
+
+
+def fetch(target, location: str, sizes: list[str], disks: list[str] | None = None,
+          timeout: float = 8.0) -> tuple[dict[str, float | None], str] | None:
+    """The hourly prices (cost.queries' keys) for these sizes and disk types, and where they came from; None when
+    no price is known at all."""
     url, verify = endpoint(target)
-    asks = cost.queries(location, sizes)
+    asks = cost.queries(location, sizes, disks)
     cache = _load_cache(target.cloud)
     answers: dict[str, list[dict] | None] = {}
     labels: set[str] = set()
@@ -101,7 +111,7 @@ def lookup(target, location: str, sizes: list[str], timeout: float = 8.0) -> cos
         where = f"cached list prices from {when}" if fresh == 0 else f"list prices (partly cached from {when})"
     own = "the local cloud's own price list, not Azure's" if target.cloud == "local" or \
         any("local" in lb for lb in labels) else "Azure Retail Prices API, pay-as-you-go, USD"
-    return cost.estimate(sizes, prices, f"{where}: {own}")
+    return prices, f"{where}: {own}"
 
 
 def cached(cloud: str, location: str, sizes: list[str]) -> cost.Estimate | None:
@@ -120,3 +130,8 @@ def cluster_sizes(st: dict, clients: int | None = None) -> list[str]:
     """One size per VM of the recorded cluster (server first)."""
     n = st["clients"] if clients is None else clients
     return [st["server_size"]] + [st["client_size"]] * n
+
+
+def cluster_disks(st: dict, clients: int | None = None) -> list[str]:
+    """One OS disk type per VM of the recorded cluster, as create-cluster chose them for their sizes."""
+    return cost.os_disks(cluster_sizes(st, clients), st.get("os_disks"))

@@ -10,14 +10,15 @@ from pathlib import Path
 from flwrazure import ui
 from flwrazure.commands import in_background
 from flwrazure.errors import UsageError
-from flwrazure.plan import names, versions
+from flwrazure.plan import cost, names, versions
 from flwrazure.spec import ClusterSpec
 from flwrazure.workstation import operator, sshkeys, state
 
 GROUP_CREATED_TAG = "flwrazure-created-group"
 
 
-def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status: str) -> dict:
+def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status: str,
+            os_disks: dict[str, str]) -> dict:
     plan = versions.port_plan(spec.flwr_version)
     data = {**spec.to_dict(), "subscription": target.subscription, "rg_created": rg_created,
             "ssh_private_key": str(key_path), "port_plan": plan.__dict__, "status": status,
@@ -27,9 +28,11 @@ def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status:
         # keep what later commands recorded (open-ports' sources, start's registrations, ...): re-running
         # create-cluster, or scale through it, must not make the cluster forget that Flower runs on it
         data = {**old, **data, "control_sources": old.get("control_sources")}
+        os_disks = {**(old.get("os_disks") or {}), **os_disks}
         data["created"] = old.get("created", data["updated"])
     else:
         data["created"] = data["updated"]
+    data["os_disks"] = os_disks  # the OS disk type each VM size gets (for the cost estimate of status, pause)
     state.save(spec.cluster, data)
     return data
 
@@ -130,21 +133,26 @@ def check_existing_vms(spec: ClusterSpec, snap: dict, public_key: str | None, ke
                              f"{spec.admin_user} --ssh-key-value {key_path}.pub`) and re-run with it.")
 
 
+def _sizes(spec: ClusterSpec) -> list[str]:
+    return [spec.server_size] + [spec.client_size] * spec.clients
+
+
 def _price_lookup(target, spec: ClusterSpec):
-    """The cost estimate, asked in a background thread (a Future)."""
+    """The prices the estimate needs, asked in a background thread (a Future) before preflight has read which OS
+    disk type each VM size gets: every type create-cluster may give is asked (one query each, at the same time)."""
     from flwrazure.azure import prices
 
-    sizes = [spec.server_size] + [spec.client_size] * spec.clients
-    return in_background(prices.lookup, target, spec.location, sizes, name="prices")
+    return in_background(prices.fetch, target, spec.location, _sizes(spec), list(cost.DISK_TIERS), name="prices")
 
 
-def estimate_of(future) -> dict | None:
-    """The estimate's dict from a lookup Future; None when no price is known (never an invented number)."""
+def estimate_of(future, sizes: list[str], disks: list[str]) -> dict | None:
+    """The estimate's dict from a prices.fetch Future, for VMs of these sizes and OS disk types; None when no price
+    is known (never an invented number)."""
     try:
-        est = future.result(timeout=30)
+        got = future.result(timeout=30)
     except Exception:  # no answer at all: no estimate
         return None
-    return est.to_dict() if est is not None else None
+    return cost.estimate(sizes, got[0], got[1], disks).to_dict() if got is not None else None
 
 
 def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
@@ -240,7 +248,8 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
         key_path = state.cluster_dir(spec.cluster) / "id_ed25519"
         state.cluster_dir(spec.cluster).mkdir(parents=True, exist_ok=True)
         public_key = sshkeys.generate(key_path, f"flwrazure-{spec.cluster}")
-    _record(spec, target, rg_created, key_path, "creating")
+    os_disks = {size: disk for size, (_image, disk) in machines.items()}
+    _record(spec, target, rg_created, key_path, "creating", os_disks)
     if group is None:
         tags = {**names.tags(spec.cluster, cluster_id=spec.cluster_id), GROUP_CREATED_TAG: spec.cluster}
         try:
@@ -263,10 +272,11 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     final = inventory.snapshot(target, rg, ("vmview", "nic", "pip"))
     rows = inventory.vm_rows(final, vms)
     _forget_new_hosts(spec.cluster, run_.writes, rows)
-    data = _record(spec, target, rg_created, key_path, "created")
+    data = _record(spec, target, rg_created, key_path, "created", os_disks)
     return {"cluster": spec.cluster, "cloud": spec.cloud, "resource_group": rg, "location": spec.location,
             "flwr_version": spec.flwr_version, "port_plan": data["port_plan"], "vms": rows,
             "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources), "operator_ip": me,
             "writes": len(run_.writes) + (1 if group is None else 0), "status_reads": waiter.reads,
-            "cost": estimate_of(priced), "failed_extensions": dict(run_.failed_extensions),
+            "cost": estimate_of(priced, _sizes(spec), cost.os_disks(_sizes(spec), data["os_disks"])),
+            "failed_extensions": dict(run_.failed_extensions),
             "next": f"flwrazure open-ports --cluster {spec.cluster} --source {you}"}

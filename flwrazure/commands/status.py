@@ -15,7 +15,8 @@ def run(cluster: str) -> dict:
     st = state.load(cluster)
     target = connect(st["cloud"], st["subscription"])
     rg = st["resource_group"]
-    priced = in_background(prices.lookup, target, st["location"], prices.cluster_sizes(st), name="prices")
+    priced = in_background(prices.lookup, target, st["location"], prices.cluster_sizes(st),
+                           prices.cluster_disks(st), name="prices")
     # the lists beside the group's read (one round trip less); they are used only when the group exists
     listed = in_background(inventory.snapshot, target, rg, ("vmview", "nic", "pip", "nsg"), name="lists")
     group = inventory.group(target, rg)

@@ -3,7 +3,8 @@ pick the one price that applies from its answer, and the arithmetic). Never an i
 not in the answer makes the estimate incomplete, and it says which one is missing.
 
 What a cluster is billed for: each VM's compute (pay-as-you-go Linux price of its size in its region) while it runs;
-each Standard static public IPv4 address and each OS disk (Premium SSD, 30 GiB image -> the P4 tier) always, also
+each Standard static public IPv4 address and each OS disk (a Premium SSD P4 or, on sizes without premium storage,
+a Standard SSD E4: the tier that holds the 30 GiB image) always, also
 while the VMs are deallocated (`flwrazure pause`). Disks are priced per month; Azure's calculators use 730 hours a
 month, and so do we."""
 
@@ -12,24 +13,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 HOURS_PER_MONTH = 730
-OS_DISK_TIER = "P4"  # Ubuntu 24.04's image disk is 30 GiB: the smallest Premium SSD tier that holds it (32 GiB)
+# OS disk type (what create-cluster gives a VM: plan.resources.machine_for, Premium SSD where the size has premium
+# storage, else Standard SSD) -> the disk tier its 30 GiB image disk is billed as (the smallest tier that holds
+# it: 32 GiB) and the Retail Prices API's product of that tier
+DISK_TIERS = {"Premium_LRS": ("P4", "Premium SSD Managed Disks"),
+              "StandardSSD_LRS": ("E4", "Standard SSD Managed Disks")}
+DEFAULT_DISK = "Premium_LRS"  # what a VM gets when its size's capabilities were not read (as create-cluster does)
+OS_DISK_TIER = DISK_TIERS[DEFAULT_DISK][0]
 IP_METER = "Standard IPv4 Static Public IP"
+
+
+def disk_key(disk_type: str) -> str:
+    return f"disk:{disk_type}"
 
 
 @dataclass(frozen=True)
 class Query:
-    key: str  # what the price is for: "vm:Standard_D2s_v3", "ip", "disk"
+    key: str  # what the price is for: "vm:Standard_D2s_v3", "ip", "disk:Premium_LRS"
     filter: str  # the OData $filter the Retail Prices API takes
 
 
-def queries(location: str, sizes: list[str]) -> list[Query]:
-    """One query per VM size and one each for the public IP and the OS disk, in this region."""
+def queries(location: str, sizes: list[str], disks: list[str] | None = None) -> list[Query]:
+    """One query per VM size, one for the public IP and one per OS disk type (`disks`, default Premium SSD), in
+    this region."""
     region = f"armRegionName eq '{location}'"
     out = [Query(f"vm:{s}", f"serviceName eq 'Virtual Machines' and {region} and armSkuName eq '{s}' and "
                             "priceType eq 'Consumption'") for s in sorted(set(sizes))]
     out.append(Query("ip", f"serviceName eq 'Virtual Network' and {region} and meterName eq '{IP_METER}'"))
-    out.append(Query("disk", f"serviceName eq 'Storage' and {region} and skuName eq '{OS_DISK_TIER} LRS' and "
-                             "priceType eq 'Consumption'"))
+    for disk in sorted(set(disks or [DEFAULT_DISK])):
+        tier = DISK_TIERS[disk][0]
+        out.append(Query(disk_key(disk), f"serviceName eq 'Storage' and {region} and skuName eq '{tier} LRS' and "
+                                         "priceType eq 'Consumption'"))
     return out
 
 
@@ -37,7 +51,7 @@ def hourly(key: str, items: list[dict]) -> float | None:
     """The hourly USD price that applies to `key` among the API's items, None when none applies.
 
     VMs: the Linux pay-as-you-go meter (not Windows, Spot or Low Priority), per hour. IPs: per hour. Disks: the
-    Premium SSD managed disk meter of the tier, per month -> per hour."""
+    managed disk meter of the disk type's tier (P4 Premium SSD, E4 Standard SSD), per month -> per hour."""
     def usd(i: dict) -> bool:
         return i.get("currencyCode", "USD") == "USD" and i.get("type", "Consumption") == "Consumption" \
             and float(i.get("tierMinimumUnits") or 0) == 0
@@ -48,9 +62,10 @@ def hourly(key: str, items: list[dict]) -> float | None:
                  and i.get("unitOfMeasure") == "1 Hour"]
     elif key == "ip":
         picks = [i for i in items if usd(i) and i.get("meterName") == IP_METER and i.get("unitOfMeasure") == "1 Hour"]
-    elif key == "disk":
-        picks = [i for i in items if usd(i) and i.get("skuName") == f"{OS_DISK_TIER} LRS" and
-                 "Premium SSD Managed Disks" in i.get("productName", "") and i.get("unitOfMeasure") == "1/Month"
+    elif key.startswith("disk:") and key[5:] in DISK_TIERS:
+        tier, product = DISK_TIERS[key[5:]]
+        picks = [i for i in items if usd(i) and i.get("skuName") == f"{tier} LRS" and
+                 product in i.get("productName", "") and i.get("unitOfMeasure") == "1/Month"
                  and i.get("meterName", "").endswith("Disk")]  # not e.g. a "... Disk Mount" meter
         picks = [{**i, "retailPrice": float(i["retailPrice"]) / HOURS_PER_MONTH} for i in picks]
     else:
@@ -73,15 +88,27 @@ class Estimate:
                 "missing": self.missing, "source": self.source}
 
 
-def estimate(sizes: list[str], prices: dict[str, float | None], source: str) -> Estimate:
-    """sizes: one VM size per VM of the cluster; prices: key -> hourly price (None: unknown)."""
+def os_disks(sizes: list[str], disk_of: dict[str, str] | None) -> list[str]:
+    """The OS disk type of each VM (one per entry of `sizes`), from the disk type each size gets (create-cluster's
+    choice, plan.resources.machine_for; recorded with the cluster); a size not in it gets the default."""
+    return [(disk_of or {}).get(s, DEFAULT_DISK) for s in sizes]
+
+
+def estimate(sizes: list[str], prices: dict[str, float | None], source: str,
+             disks: list[str] | None = None) -> Estimate:
+    """sizes: one VM size per VM of the cluster; disks: each VM's OS disk type (default Premium SSD); prices: key ->
+    hourly price (None: unknown)."""
     counts: dict[str, int] = {}
     for s in sizes:
         counts[s] = counts.get(s, 0) + 1
+    disk_counts: dict[str, int] = {}
+    for d in disks or [DEFAULT_DISK] * len(sizes):
+        disk_counts[d] = disk_counts.get(d, 0) + 1
     lines, missing = [], []
     compute = always = 0.0
     for what, n, key in [*[(f"VM {s}", n, f"vm:{s}") for s, n in sorted(counts.items())],
-                         ("Standard public IP", len(sizes), "ip"), (f"OS disk {OS_DISK_TIER}", len(sizes), "disk")]:
+                         ("Standard public IP", len(sizes), "ip"),
+                         *[(f"OS disk {DISK_TIERS[d][0]}", n, disk_key(d)) for d, n in sorted(disk_counts.items())]]:
         price = prices.get(key)
         if price is None:
             missing.append(key)
@@ -93,7 +120,7 @@ def estimate(sizes: list[str], prices: dict[str, float | None], source: str) -> 
         else:
             always += price * n
     if missing:
-        return Estimate(None, None if any(k in ("ip", "disk") for k in missing) else round(always, 4), lines,
+        return Estimate(None, None if any(not k.startswith("vm:") for k in missing) else round(always, 4), lines,
                         missing, source)
     return Estimate(round(compute + always, 4), round(always, 4), lines, missing, source)
 

@@ -77,6 +77,17 @@ def test_image_and_disk_follow_the_vm_size(product_cloud, home, size, sku, disk)
         assert props["storageProfile"]["osDisk"]["managedDisk"]["storageAccountType"] == disk
 
 
+def test_cost_prices_the_os_disk_the_vm_gets(product_cloud, home):
+    """A size without premium storage gets a Standard SSD OS disk (create-cluster's choice): the estimate prices
+    an E4 Standard SSD for it, not a P4 Premium SSD; status says the same from the record."""
+    made = json.loads(create(home, "--clients", "1", "--vm-size", "Standard_D2_v3", "--json").stdout)
+    lines = {line["what"]: line for line in made["cost"]["lines"]}
+    assert "OS disk P4" not in lines and lines["OS disk E4"]["count"] == 2
+    assert lines["OS disk E4"]["usd_per_hour_each"] == round(2.4 / 730, 6)  # the local price list's E4
+    status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+    assert [line["what"] for line in status["cost"]["lines"]][-1] == "OS disk E4"
+
+
 def test_rerun_create_and_open_ports_write_nothing(product_cloud, home):
     cloud = product_cloud
     create(home, "--clients", "2", "--ssh-source", "203.0.113.9")

@@ -25,13 +25,19 @@ def test_ip_hourly_and_disk_monthly_to_hourly():
     disk = item(meterName="P4 LRS Disk", productName="Premium SSD Managed Disks", skuName="P4 LRS",
                 unitOfMeasure="1/Month", retailPrice=7.30)
     assert cost.hourly("ip", [ip]) == 0.005
-    assert cost.hourly("disk", [disk]) == 0.01  # 7.30 a month / 730 hours
-    assert cost.hourly("disk", [{**disk, "skuName": "P6 LRS"}]) is None
-    assert cost.hourly("disk", [{**disk, "meterName": "P4 LRS Disk Mount", "retailPrice": 0.73}, disk]) == 0.01
+    assert cost.hourly("disk:Premium_LRS", [disk]) == 0.01  # 7.30 a month / 730 hours
+    assert cost.hourly("disk:Premium_LRS", [{**disk, "skuName": "P6 LRS"}]) is None
+    assert cost.hourly("disk:Premium_LRS", [{**disk, "meterName": "P4 LRS Disk Mount", "retailPrice": 0.73},
+                                            disk]) == 0.01
+    e4 = {**disk, "meterName": "E4 LRS Disk", "productName": "Standard SSD Managed Disks", "skuName": "E4 LRS",
+          "retailPrice": 2.92}
+    assert cost.hourly("disk:StandardSSD_LRS", [disk, e4]) == 0.004  # its own tier and product only
+    assert cost.hourly("disk:StandardSSD_LRS", [disk]) is None
 
 
 def test_estimate_running_and_paused():
-    est = cost.estimate(["Standard_D2s_v3"] * 3, {"vm:Standard_D2s_v3": 0.1, "ip": 0.005, "disk": 0.01}, "src")
+    est = cost.estimate(["Standard_D2s_v3"] * 3, {"vm:Standard_D2s_v3": 0.1, "ip": 0.005, "disk:Premium_LRS": 0.01},
+                        "src")
     assert est.running == round(3 * (0.1 + 0.005 + 0.01), 4) and est.paused == round(3 * 0.015, 4)
     assert [(line["what"], line["count"], line["billed_while_paused"]) for line in est.lines] == [
         ("VM Standard_D2s_v3", 3, False), ("Standard public IP", 3, True), ("OS disk P4", 3, True)]
@@ -42,7 +48,8 @@ def test_estimate_running_and_paused():
 
 def test_missing_price_makes_the_estimate_incomplete_not_invented():
     est = cost.estimate(["Standard_D2s_v3", "Standard_D4s_v3"], {"vm:Standard_D2s_v3": 0.1, "vm:Standard_D4s_v3":
-                                                                 None, "ip": 0.005, "disk": 0.01}, "src")
+                                                                 None, "ip": 0.005, "disk:Premium_LRS": 0.01},
+                        "src")
     assert est.running is None and est.missing == ["vm:Standard_D4s_v3"] and est.paused == 0.03
     assert "incomplete" in cost.describe(est.to_dict()) and "vm:Standard_D4s_v3" in cost.describe(est.to_dict())
     assert "unknown" in cost.describe(None)
@@ -50,14 +57,16 @@ def test_missing_price_makes_the_estimate_incomplete_not_invented():
 
 def test_queries_cover_each_size_once_plus_ip_and_disk():
     qs = cost.queries("eastus", ["Standard_D2s_v3", "Standard_D2s_v3", "Standard_D4s_v3"])
-    assert [q.key for q in qs] == ["vm:Standard_D2s_v3", "vm:Standard_D4s_v3", "ip", "disk"]
+    assert [q.key for q in qs] == ["vm:Standard_D2s_v3", "vm:Standard_D4s_v3", "ip", "disk:Premium_LRS"]
+    both = cost.queries("eastus", ["Standard_D2s_v3"], list(cost.DISK_TIERS))
+    assert [q.key for q in both][-2:] == ["disk:Premium_LRS", "disk:StandardSSD_LRS"]
     assert all("armRegionName eq 'eastus'" in q.filter for q in qs)
     assert all(prices.parse_filter(q.filter) for q in qs)  # the local cloud understands every query we send
 
 
 def test_local_price_list_answers_our_queries_and_labels_itself():
     cat = catalog.merged({})
-    for q in cost.queries("westeurope", ["Standard_D2s_v3"]):
+    for q in cost.queries("westeurope", ["Standard_D2s_v3"], list(cost.DISK_TIERS)):
         resp = prices.retail_prices(cat, "https://x", {"$filter": q.filter})
         assert resp.status == 200 and resp.body["CustomerEntityId"] == "flwrazure-local-cloud"
         assert all(prices.LABEL in i["productName"] for i in resp.body["Items"])
@@ -74,3 +83,21 @@ def test_local_price_list_pages():
     last = prices.retail_prices(cat, "https://x", {"$filter": "serviceName eq 'Virtual Machines'",
                                                    "$skip": "10000"}).body
     assert last["Items"] == [] and last["NextPageLink"] is None
+
+
+def test_each_vm_s_os_disk_is_priced_as_the_disk_type_its_size_gets():
+    """A size without premium storage gets a Standard SSD (plan.resources.machine_for): its OS disk is an E4,
+    not a P4; the disk types come from the sizes through the same choice create-cluster makes."""
+    from flwrazure.plan import resources
+
+    premium = resources.machine_for({"PremiumIO": "True"})[1]
+    standard = resources.machine_for({"PremiumIO": "False", "HyperVGenerations": "V1"})[1]
+    disks = cost.os_disks(["Standard_D2s_v3", "Standard_D2_v3", "Standard_D2_v3"],
+                          {"Standard_D2s_v3": premium, "Standard_D2_v3": standard})
+    assert disks == ["Premium_LRS", "StandardSSD_LRS", "StandardSSD_LRS"]
+    est = cost.estimate(["Standard_D2s_v3", "Standard_D2_v3", "Standard_D2_v3"],
+                        {"vm:Standard_D2s_v3": 0.1, "vm:Standard_D2_v3": 0.1, "ip": 0.005,
+                         "disk:Premium_LRS": 0.01, "disk:StandardSSD_LRS": 0.004}, "src", disks)
+    assert [(line["what"], line["count"]) for line in est.lines][-2:] == [("OS disk P4", 1), ("OS disk E4", 2)]
+    assert est.paused == round(3 * 0.005 + 0.01 + 2 * 0.004, 4)
+    assert cost.os_disks(["Standard_X"], None) == ["Premium_LRS"]  # not read: the default create-cluster uses
