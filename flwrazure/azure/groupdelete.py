@@ -61,10 +61,31 @@ def _too_slow(rg: str, seconds: float, retry: str) -> FlwrazureError:
                           "FLWRAZURE_GROUP_DELETE_TIMEOUT in seconds).")
 
 
+def _after_success(target: Target, rg: str, every: float, reads: int = 3) -> dict | None:
+    """Azure reported the deletion done while a read still showed the group: read it again (a few times, `every`
+    apart). None once it is gone; the group when it is still there (then it is a group created since)."""
+    group = None
+    for i in range(reads):
+        if i:
+            time.sleep(every)
+        try:
+            group = inventory.group(target, rg)
+        except Exception as exc:
+            raise translate(exc, f"resource group {rg}") from exc
+        if group is None:
+            return None
+    return group
+
+
 def wait_gone(target: Target, rg: str, deletion: Deletion | None = None, limit: float | None = None,
-              retry: str = "re-run `flwrazure teardown`") -> None:
-    """Return once the group no longer exists. Raise (naming the group, Azure's code and the next step) if its
-    deletion failed, or if it is still there after `limit` seconds.
+              retry: str = "re-run `flwrazure teardown`") -> dict | None:
+    """Return once the group no longer exists (None). Raise (naming the group, Azure's code and the next step) if
+    its deletion failed, or if it is still there after `limit` seconds.
+
+    A group read that is not Deleting means a roll-back only when Azure's operation says the deletion failed.
+    When the operation succeeded, that read came before the deletion showed, or from a cache, or a group of that
+    name was created again in between: the group is read again, and a group still there is returned (it is not
+    the one deleted).
 
     With `deletion` (Azure's own operation, polled as its Retry-After says: 15 s) the verdict comes from there, while
     the group itself is read every poll interval, as create-cluster reads what it builds: its 404 ends the wait when
@@ -98,9 +119,11 @@ def wait_gone(target: Target, rg: str, deletion: Deletion | None = None, limit: 
         if group is None:
             return
         state = (group.get("properties") or {}).get("provisioningState", "")
-        if state != "Deleting":  # Azure rolled the group back: the deletion failed
-            if poller is not None and decided.wait(max(0.0, deadline - time.monotonic())) and "error" in verdict:
-                continue  # Azure's own code and message, raised above
+        if state != "Deleting":  # Azure rolled the group back (the deletion failed), or this read is stale
+            if poller is not None and decided.wait(max(0.0, deadline - time.monotonic())):
+                if "error" in verdict:
+                    continue  # Azure's own code and message, raised above
+                return _after_success(target, rg, every)
             raise FlwrazureError(f"resource group {rg}: its deletion failed (Azure rolled it back to "
                                  f"provisioningState {state}, keeping what it could not delete). Next: "
                                  f"{NEXT_STEP['ResourceGroupDeletionBlocked']}.")

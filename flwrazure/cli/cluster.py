@@ -248,6 +248,15 @@ def status(cluster, as_json):
     if as_json:
         ui.emit_json(result)
         return
+    if result.get("note"):  # the resource group is gone or going
+        from rich.markup import escape
+
+        ui.info(escape(f"Cluster {cluster} ({result['cloud']}): {result['note']}."))
+        if result["cost"] is not None:
+            _cost_line(result["cost"])
+        if result["next"]:
+            ui.info(escape(f"Next: {result['next']}"))
+        return
     plan = result["port_plan"]
     _vm_table(f"Cluster {cluster} ({result['cloud']}, {result['resource_group']}, {result['location']})", result["vms"], cluster)
     ports = f"fleet {plan['fleet']}, control {plan['control']}"
@@ -318,29 +327,56 @@ def teardown(cluster, yes, no_wait, purge, as_json):
       flwrazure teardown
       flwrazure teardown --cluster exp-2 --yes --purge
     """
+    from rich.markup import escape
+
     from flwrazure import ui
     from flwrazure.commands import teardown as td
     from flwrazure.spec import cluster_name
 
+    done = td.already_torn_down(cluster_name(cluster), purge)
+    if done is not None:
+        if as_json:
+            ui.emit_json(done)
+        elif done["purged"]:
+            ui.info(f"Cluster {cluster} was torn down already: nothing is left in the cloud; its local keys and "
+                    "certificates are removed now.")
+        elif done["keys"]:
+            ui.info(escape(f"Cluster {cluster} was torn down already: nothing is left (its keys are kept in "
+                           f"{done['keys']}; --purge removes them)."))
+        else:
+            known = ", ".join(done["known_clusters"]) or "none"
+            ui.info(f"Nothing to tear down: no cluster named {cluster} is recorded here (known clusters: {known}).")
+        return
     p = td.plan(cluster_name(cluster))
     if not as_json:
         what = (f"resource group {p['resource_group']} and everything in it" if p["mode"] == "group"
                 else f"{len(p['resources'])} resource(s) tagged for cluster {cluster} in {p['resource_group']}")
         ui.info(f"Teardown of cluster {cluster} on {p['target'].describe()}: {what}.")
+        if p["why"]:
+            ui.info(escape(f"Why not the whole group: {p['why']}."))
         if p["resources"]:
             ui.table("Will be deleted", ["name", "type"], [[r["name"], r["type"]] for r in p["resources"]],
                      keep=("name",))
         if p["foreign"]:
-            ui.info(f"Kept (not created by flwrazure): {', '.join(f['name'] for f in p['foreign'])}")
+            ui.info(escape(f"Kept (not cluster {cluster}'s): {td.foreign_names(p['foreign'])}"))
     if not yes and (p["resources"] or p["group_exists"]):
         confirm(f"Delete the resources of cluster {cluster}?")
+    planned = p["mode"]
     with ui.Steps({"resources": len(p["resources"])}, enabled=not as_json and p["mode"] == "tagged") as steps:
         result = td.execute(p, wait=not no_wait, purge=purge, progress=steps)
     if as_json:
         ui.emit_json(result)
         return
+    if planned != result["mode"] and result.get("why"):
+        ui.info(escape(f"Not the whole group after all: {result['why']}."))
     ui.info(f"Deleted: {', '.join(result['deleted']) or 'nothing was left'}." +
             ("" if result["waited"] else " (deletion continues in Azure)"))
+    if result.get("note"):
+        ui.info(escape(result["note"][0].upper() + result["note"][1:]))
+    if not result["waited"]:
+        ui.info(f"The cluster stays recorded until its group is gone: `flwrazure status --cluster {cluster}` or "
+                f"`flwrazure teardown --cluster {cluster}` checks, then forgets it.")
+        return
     ui.info("Local state removed" + (" with keys." if purge else "; keys kept (use --purge to remove them)."))
 
 

@@ -14,7 +14,7 @@ from flwrazure.plan import cost, names, versions
 from flwrazure.spec import ClusterSpec
 from flwrazure.workstation import operator, sshkeys, state
 
-GROUP_CREATED_TAG = "flwrazure-created-group"
+GROUP_CREATED_TAG = names.TAG_CREATED_GROUP
 
 
 def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status: str,
@@ -28,6 +28,7 @@ def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status:
         # keep what later commands recorded (open-ports' sources, start's registrations, ...): re-running
         # create-cluster, or scale through it, must not make the cluster forget that Flower runs on it
         data = {**old, **data, "control_sources": old.get("control_sources")}
+        data.pop("teardown", None)  # created again after `teardown --no-wait`: no longer being torn down
         os_disks = {**(old.get("os_disks") or {}), **os_disks}
         data["created"] = old.get("created", data["updated"])
     else:
@@ -133,6 +134,18 @@ def check_existing_vms(spec: ClusterSpec, snap: dict, public_key: str | None, ke
                              f"{spec.admin_user} --ssh-key-value {key_path}.pub`) and re-run with it.")
 
 
+def _recorded_here(cluster_id: str) -> str | None:
+    """The cluster of this FLWRAZURE_HOME that has this identity, if any: a group or resource carrying it is this
+    workstation's own, not another user's."""
+    for name in state.known_clusters():
+        try:
+            if state.load(name).get("cluster_id") == cluster_id:
+                return name
+        except Exception:  # an unreadable record names nothing
+            continue
+    return None
+
+
 def _sizes(spec: ClusterSpec) -> list[str]:
     return [spec.server_size] + [spec.client_size] * spec.clients
 
@@ -204,6 +217,11 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     group_tags = (group or {}).get("tags") or {}
     ours = names.is_ours(group_tags, spec.cluster, spec.cluster_id)
     other = names.other_identity(group_tags, spec.cluster_id)
+    sibling = _recorded_here(other) if other else None
+    if group and sibling and not spec.allow_existing_group:
+        raise UsageError(f"resource group {rg} was created for cluster {sibling} (recorded here): pass "
+                         f"--use-existing-group to add cluster {spec.cluster} to it (its teardown never deletes "
+                         "the group), or choose another --resource-group.")
     if group and other and not spec.allow_existing_group:
         raise UsageError(f"resource group {rg} holds flwrazure cluster {group_tags.get(names.TAG_CLUSTER)} of "
                          f"another user or machine ({names.TAG_ID} {other}); it is never adopted, changed or "
@@ -216,7 +234,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     if group and group.get("location") != spec.location:
         raise UsageError(f"resource group {rg} is in {group.get('location')}, not {spec.location}: pass "
                          f"--location {group.get('location')} or choose another --resource-group.")
-    rg_created = group is None or (ours and group_tags.get(GROUP_CREATED_TAG) == spec.cluster)
+    rg_created = group is None or names.created_group(group_tags, spec.cluster, spec.cluster_id)
     snap = inventory.snapshot(target, rg) if group else {k: {} for k in inventory.KINDS}
     vms = names.all_vms(spec.cluster, spec.clients)
     planned = {("vnet", names.vnet(spec.cluster)), ("nsg", names.nsg(spec.cluster))}
@@ -225,7 +243,9 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
         found = snap[kind].get(name.lower())
         if found and not names.is_ours(found.get("tags"), spec.cluster, spec.cluster_id):
             other = names.other_identity(found.get("tags"), spec.cluster_id)
-            whose = (f"belongs to flwrazure cluster {found['tags'].get(names.TAG_CLUSTER)} of another user or machine "
+            sibling = _recorded_here(other) if other else None
+            whose = (f"belongs to cluster {sibling} (recorded here)" if sibling else
+                     f"belongs to flwrazure cluster {found['tags'].get(names.TAG_CLUSTER)} of another user or machine "
                      f"({names.TAG_ID} {other}; never adopted, changed or deleted from here)" if other else
                      f"was not created by flwrazure for cluster {spec.cluster}")
             raise UsageError(f"{inventory.LABELS[kind]} {name} already exists in {rg} and {whose}: choose another "

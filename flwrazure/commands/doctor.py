@@ -18,6 +18,11 @@ from flwrazure.workstation import flwrconfig, operator, state
 
 def ssh_fix(st: dict, ip: str) -> str:
     """The exact create-cluster command that re-admits SSH from `ip` without changing anything else."""
+    return f"{create_command(st)} --ssh-source {ip}"
+
+
+def create_command(st: dict) -> str:
+    """The create-cluster command that converges to the recorded cluster (re-creates what is missing)."""
     parts = ["flwrazure create-cluster", f"--cluster {st['cluster']}", f"--cloud {st['cloud']}",
              f"--clients {st['clients']}", f"--location {st['location']}", f"--resource-group {st['resource_group']}",
              f"--server-vm-size {st['server_size']}", f"--client-vm-size {st['client_size']}",
@@ -27,7 +32,7 @@ def ssh_fix(st: dict, ip: str) -> str:
         parts.append(f"--ssh-key {st['ssh_private_key']}")
     if not st.get("rg_created"):
         parts.append("--use-existing-group")
-    return " ".join(parts + [f"--ssh-source {ip}"])
+    return " ".join(parts)
 
 
 def _rule_sources(nsg: dict | None, name: str) -> list[str] | None:

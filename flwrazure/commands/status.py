@@ -19,7 +19,14 @@ def run(cluster: str) -> dict:
                            prices.cluster_disks(st), name="prices")
     # the lists beside the group's read (one round trip less); they are used only when the group exists
     listed = in_background(inventory.snapshot, target, rg, ("vmview", "nic", "pip", "nsg"), name="lists")
-    group = inventory.group(target, rg)
+    try:
+        group = inventory.group(target, rg)
+    except Exception as exc:
+        raise translate(exc, f"resource group {rg}") from exc
+    if group is None or (group.get("properties") or {}).get("provisioningState") == "Deleting":
+        gone = _gone(cluster, st, target, group)
+        if gone is not None:
+            return gone
     vms = names.all_vms(cluster, st["clients"])
     rules_out: list[dict] = []
     rows = [{"vm": v.vm, "role": v.role, "public_ip": None, "private_ip": None, "size": None, "state": "missing",
@@ -50,6 +57,41 @@ def run(cluster: str) -> dict:
             "port_plan": {"generation": plan.generation, "fleet": plan.fleet, "control": plan.control},
             "vms": rows, "rules": sorted(rules_out, key=lambda r: r["priority"]),
             "secure": st.get("secure"), "supernodes_online": online}
+
+
+def _gone(cluster: str, st: dict, target, group: dict | None) -> dict | None:
+    """The status of a cluster whose resource group is gone or going: after `teardown --no-wait` the check
+    teardown skipped (the group gone, so nothing of the cluster is left) is finished here and the cluster forgotten;
+    a group deleted outside flwrazure is said to be gone, nothing billed, with the next step. None: a group being
+    deleted by someone else (its resources are still there until it is gone)."""
+    rg = st["resource_group"]
+    base = {"cluster": cluster, "cloud": st["cloud"], "resource_group": rg, "location": st["location"],
+            "resource_group_exists": group is not None, "flwr_version": st["flwr_version"], "vms": [], "rules": [],
+            "paused": False, "secure": st.get("secure"), "supernodes_online": None}
+    if st.get("teardown"):  # `teardown --no-wait` asked for the group's deletion
+        if group is not None:
+            return {**base, "power": "being deleted", "cost": None, "forgotten": False,
+                    "note": f"resource group {rg} is being deleted (teardown --no-wait)",
+                    "next": f"flwrazure teardown --cluster {cluster}   (waits for it, then forgets the cluster)"}
+        from flwrazure.commands import teardown
+
+        teardown.finish_forgotten(cluster, st, target)
+        return {**base, "power": "deleted", "cost": _nothing_billed(rg), "forgotten": True,
+                "note": f"resource group {rg} is gone: cluster {cluster} is torn down and forgotten", "next": None}
+    if group is not None:
+        return None
+    from flwrazure.commands.doctor import create_command
+
+    return {**base, "power": "deleted", "cost": _nothing_billed(rg), "forgotten": False,
+            "note": f"resource group {rg} no longer exists (deleted outside flwrazure): nothing of cluster "
+                    f"{cluster} is left or billed",
+            "next": f"flwrazure teardown --cluster {cluster}   (forgets it), or re-create it: {create_command(st)}"}
+
+
+def _nothing_billed(rg: str) -> dict:
+    from flwrazure.plan.cost import Estimate
+
+    return Estimate(0.0, 0.0, [], [], f"resource group {rg} no longer exists").to_dict()
 
 
 def _services(st: dict, rows: list[dict], plan) -> int | None:

@@ -9,6 +9,7 @@ TAG_CLUSTER = "flwrazure-cluster"
 TAG_ROLE = "flwrazure-role"
 TAG_MANAGED = "flwrazure-managed"
 TAG_ID = "flwrazure-cluster-id"  # the cluster's identity: a UUID made at its first create-cluster, kept in its state
+TAG_CREATED_GROUP = "flwrazure-created-group"  # on a group create-cluster made: the cluster it made it for
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,14 @@ def is_ours(resource_tags: dict | None, cluster: str, cluster_id: str | None) ->
     if cluster_id is None:
         return t.get(TAG_CLUSTER) == cluster and TAG_ID not in t
     return t.get(TAG_ID) == cluster_id
+
+
+def created_group(group_tags: dict | None, cluster: str, cluster_id: str | None) -> bool:
+    """The group carries what create-cluster put on the group it made for this cluster: the cluster's identity and
+    the created-group tag naming it. A group deleted and made again by someone else, or made by another cluster,
+    does not: only such a group may be deleted as a whole by the cluster's teardown."""
+    t = group_tags or {}
+    return is_ours(t, cluster, cluster_id) and t.get(TAG_CREATED_GROUP) == cluster
 
 
 def other_identity(resource_tags: dict | None, cluster_id: str | None) -> str | None:
