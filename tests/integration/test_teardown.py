@@ -101,7 +101,7 @@ def test_no_wait_keeps_the_record_until_status_or_teardown_sees_the_group_gone(p
     cloud = product_cloud
     create(home, "--cluster", "a")
     create(home, "--cluster", "b")
-    cloud.admin("PATCH", "config", {"latency_by_type": {"Microsoft.Resources/resourceGroups": 6}})
+    cloud.admin("PATCH", "config", {"latency_by_type": {"Microsoft.Resources/resourceGroups": 10}})
     for c in ("a", "b"):
         result = json.loads(ok(flwrazure(home, "teardown", "--cluster", c, "--yes", "--no-wait", "--json")).stdout)
         assert result["waited"] is False
