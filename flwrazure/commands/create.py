@@ -28,7 +28,8 @@ def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status:
         # keep what later commands recorded (open-ports' sources, start's registrations, ...): re-running
         # create-cluster, or scale through it, must not make the cluster forget that Flower runs on it
         data = {**old, **data, "control_sources": old.get("control_sources")}
-        data.pop("teardown", None)  # created again after `teardown --no-wait`: no longer being torn down
+        for key in ("teardown", "teardown_started"):  # created again after a teardown: no longer being torn down
+            data.pop(key, None)
         os_disks = {**(old.get("os_disks") or {}), **os_disks}
         data["created"] = old.get("created", data["updated"])
     else:

@@ -15,7 +15,7 @@ REFRESH_WORKERS = 8
 def recorded_state(st: dict) -> str:
     """What the record says the cluster is: creating (or interrupted: create-cluster resumes it), created (VMs,
     no Flower yet), started (Flower runs), paused, tearing-down (a teardown began and did not finish)."""
-    if st.get("teardown"):
+    if st.get("teardown") or st.get("teardown_started"):
         return "tearing-down"
     if st.get("status") == "creating":
         return "creating"
@@ -37,7 +37,7 @@ def _live(st: dict) -> str:
     vms = inventory.vm_rows(inventory.snapshot(target, st["resource_group"], ("vmview",)),
                             names.all_vms(st["cluster"], st["clients"]))
     power = cluster_power([v["state"] for v in vms])
-    if st.get("teardown"):
+    if st.get("teardown") or st.get("teardown_started"):
         return "tearing-down"
     return "started" if power == "running" and st.get("started") else power
 

@@ -170,7 +170,6 @@ def _forget_host_keys(p: dict, names_: list[str]) -> None:
 
 
 def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
-    import time
 
     from flwrazure.azure import groupdelete, inventory
     from flwrazure.azure.errors import translate
@@ -178,7 +177,7 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
 
     target, rg, cluster = p["target"], p["resource_group"], p["cluster"]
     # an interrupted teardown shows in `flwrazure list` as tearing-down (re-run it to finish)
-    state.update(cluster, {"teardown": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    state.update(cluster, {"teardown_started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     deleted: list[str] = []
     recreated = None
     if p["mode"] == "group" and not p["group_deleting"]:

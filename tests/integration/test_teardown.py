@@ -66,16 +66,23 @@ def test_a_resource_added_while_teardown_asks_keeps_the_group(product_cloud, hom
 
     cloud = product_cloud
     create(home)
+    import pty
+
     env = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05", "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "flwrazure", "teardown"], env=env, stdin=subprocess.PIPE,
+    terminal, tty = pty.openpty()  # a user at a terminal answers the prompt (without one, teardown asks for --yes)
+    proc = subprocess.Popen([sys.executable, "-m", "flwrazure", "teardown"], env=env, stdin=tty,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(tty)
     seen, deadline = b"", time.monotonic() + 60
-    while b"Delete these resources?" not in seen:
+    while b"Delete the resources of cluster flower?" not in seen:
         assert time.monotonic() < deadline and proc.poll() is None, seen
         seen += os.read(proc.stderr.fileno(), 4096)
     cloud.network.network_security_groups.begin_create_or_update(
         "flower-rg", "someone-elses", {"location": "eastus"}).result()
-    out, err = proc.communicate(b"y\n", timeout=120)
+    os.write(terminal, b"y\n")
+    out, err = proc.communicate(timeout=120)
+    os.close(terminal)
+    err = seen + err
     told = " ".join((out + err).decode().split())
     assert proc.returncode == 0, told
     assert "since the prompt" in told and "someone-elses" in told
