@@ -116,8 +116,9 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     # mirror on the local cloud): nothing to pass unless the user gives --index-url
     if runtime_deps is None:
         runtime_deps = True
-    if not versions.runtime_installer(version):
-        runtime_deps = True  # nothing to turn off before 1.29
+    if runtime_deps and not extra_pip and versions.runtime_deps_support(version) == versions.NO_INSTALLER:
+        ui.warn(f"Flower {version} installs no app dependencies at run time: pass --extra-pip PKG for each "
+                "package your app imports.")
     rows = _addresses(target, st)
     server, clients = rows[0], rows[1:]
     layout = services.Layout(f"/home/{st['admin_user']}")
@@ -156,7 +157,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
                 for name in ("ca.crt", "server.pem", "server.key"):
                     ssh.put_text(srv, (cdir / "tls" / name).read_text(), layout.path(name), "600")
             service(srv, server["vm"], SUPERLINK, "Flower SuperLink",
-                    services.superlink_command(plan, layout, secure, runtime_deps))
+                    services.superlink_command(version, layout, secure, runtime_deps))
             # the admin's flwr files need no SuperLink: written while it boots, not after
             adm = flwradmin.setup(srv, layout, version, plan.control, secure)
             _wait_superlink(srv, plan, layout, secure, kinds[server["vm"]])
@@ -182,7 +183,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
                 return
         total = int(partitions.get(row["vm"]) or len(clients))
         service(conn, row["vm"], SUPERNODE, f"Flower SuperNode {i}", services.supernode_command(
-            plan, layout, server["public_ip"], i - 1, total, secure))
+            version, layout, server["public_ip"], i - 1, total, secure, runtime_deps=runtime_deps))
         partitions[row["vm"]] = total
 
     progress = ui.Milestones(f"Starting Flower {version} on {len(rows)} VMs", show)

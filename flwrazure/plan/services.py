@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flwrazure.plan.versions import PortPlan
+from flwrazure.plan import versions
 
 REMOTE_DIR = "flwrazure"  # under the admin user's home
 VENV = "flwr-venv"
@@ -31,12 +31,29 @@ class Layout:
         return f"{self.base}/{name}"
 
 
-def superlink_command(plan: PortPlan, layout: Layout, secure: bool, runtime_deps: bool) -> list[str]:
+ALLOW_DEPS = "--allow-runtime-dependency-installation"
+DISABLE_DEPS = "--disable-runtime-dependency-installation"
+
+
+def runtime_deps_flags(version: str, superlink: bool, on: bool) -> list[str]:
+    """The flag that makes this release's SuperLink (or SuperNode) install apps' dependencies at run time exactly
+    when `on`: none where it cannot (< 1.29) or already does by default (SuperLink 1.32+ when on)."""
+    support = versions.runtime_deps_support(version)
+    if support == versions.NO_INSTALLER:
+        return []
+    if support == versions.OPT_IN or not superlink:
+        return [ALLOW_DEPS] if on else []
+    return [] if on else [DISABLE_DEPS]
+
+
+def superlink_command(version: str, layout: Layout, secure: bool, runtime_deps: bool) -> list[str]:
+    plan = versions.port_plan(version)
     cmd = [f"{layout.venv}/bin/flower-superlink", "--database", layout.path("superlink.db")]
-    if plan.generation == "http":
-        cmd += ["--host", "0.0.0.0", "--port", str(plan.fleet)]
-    if not runtime_deps:  # both generations install apps' dependencies with `uv sync` unless told not to
-        cmd.append("--disable-runtime-dependency-installation")
+    if plan.generation == "http":  # one port: Fleet, Control, and the Runtime API its own SuperExec uses
+        cmd += ["--host", versions.ANY, "--port", str(plan.fleet)]
+    else:  # Fleet and Control listen on 0.0.0.0 by default; the ServerAppIo API is for its own SuperExec only
+        cmd += ["--serverappio-api-address", f"{versions.LOOPBACK}:{plan.superlink_local}"]
+    cmd += runtime_deps_flags(version, True, runtime_deps)
     if secure:
         cmd += ["--ssl-ca-certfile", layout.path("ca.crt"), "--ssl-certfile", layout.path("server.pem"),
                 "--ssl-keyfile", layout.path("server.key"), "--enable-supernode-auth"]
@@ -45,13 +62,16 @@ def superlink_command(plan: PortPlan, layout: Layout, secure: bool, runtime_deps
     return cmd
 
 
-def supernode_command(plan: PortPlan, layout: Layout, superlink_ip: str, partition: int, partitions: int,
-                      secure: bool) -> list[str]:
+def supernode_command(version: str, layout: Layout, superlink_ip: str, partition: int, partitions: int,
+                      secure: bool, *, runtime_deps: bool) -> list[str]:
+    plan = versions.port_plan(version)
     cmd = [f"{layout.venv}/bin/flower-supernode", "--superlink", f"{superlink_ip}:{plan.fleet}"]
+    local = str(plan.supernode_local)  # the API its own SuperExec (and the ClientApps) use: loopback only
     if plan.generation == "http":
-        cmd += ["--port", str(plan.supernode_local)]
+        cmd += ["--host", versions.LOOPBACK, "--port", local]
     else:
-        cmd += ["--clientappio-api-address", f"0.0.0.0:{plan.supernode_local}"]
+        cmd += ["--clientappio-api-address", f"{versions.LOOPBACK}:{local}"]
+    cmd += runtime_deps_flags(version, False, runtime_deps)
     cmd += ["--node-config", f"partition-id={partition} num-partitions={partitions}"]
     if secure:
         cmd += ["--root-certificates", layout.path("ca.crt"), "--auth-supernode-private-key",

@@ -15,18 +15,23 @@ DEFAULT_VERSION = "1.42.0"
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 
+LOOPBACK = "127.0.0.1"  # where every API that only processes on the same VM use listens
+ANY = "0.0.0.0"  # only the SuperLink's Fleet and Control APIs
+
+
 @dataclass(frozen=True)
 class PortPlan:
     generation: str  # "grpc" | "http"
     fleet: int  # what SuperNodes connect to
     control: int  # what the flwr CLI connects to
-    supernode_local: int  # each SuperNode's local app API (never opened in the NSG)
+    supernode_local: int  # each SuperNode's local app API (ClientAppIo / Runtime API), on loopback
+    superlink_local: int | None = None  # the SuperLink's ServerAppIo API, on loopback (HTTP: served on `fleet`)
 
     def inbound(self) -> list[int]:
         return sorted({self.fleet, self.control})
 
 
-GRPC = PortPlan("grpc", 9092, 9093, 9094)
+GRPC = PortPlan("grpc", 9092, 9093, 9094, 9091)
 HTTP = PortPlan("http", 8000, 8000, 9094)
 
 
@@ -59,10 +64,16 @@ def config_toml(version: str) -> bool:
     return parse(version)[:2] >= (1, 26)
 
 
-def runtime_installer(version: str) -> bool:
-    """From 1.29 the SuperLink installs apps' dependencies at run time (and has
-    `--disable-runtime-dependency-installation`); before, the flag is rejected (argparse, exit 2)."""
-    return parse(version)[:2] >= (1, 29)
+# Whether and where an app's dependencies are installed at run time (`uv sync` by the SuperExec that runs the app),
+# read from each release's source and --help (docs/flower-versions.md):
+NO_INSTALLER = "none"  # 1.21-1.28: no installer at all; an app's dependencies come with `start --extra-pip`
+OPT_IN = "opt-in"  # 1.29-1.31: off in SuperLink and SuperNode; `--allow-runtime-dependency-installation` on each
+SUPERLINK_ON = "superlink-on"  # 1.32+: on in the SuperLink (`--disable-…` turns it off), off in SuperNodes (`--allow-…`)
+
+
+def runtime_deps_support(version: str) -> str:
+    minor = parse(version)[:2]
+    return NO_INSTALLER if minor < (1, 29) else OPT_IN if minor < (1, 32) else SUPERLINK_ON
 
 
 def same_minor(a: str, b: str) -> bool:

@@ -23,8 +23,13 @@ def test_capabilities(version, cli, toml):
     assert versions.supernode_cli(version) is cli and versions.config_toml(version) is toml
 
 
-def test_runtime_installer_flag_only_where_it_exists():
-    assert not versions.runtime_installer("1.28.0") and versions.runtime_installer("1.29.0")
+@pytest.mark.parametrize("version, support", [
+    ("1.21.0", versions.NO_INSTALLER), ("1.28.0", versions.NO_INSTALLER), ("1.29.0", versions.OPT_IN),
+    ("1.31.0", versions.OPT_IN), ("1.32.0", versions.SUPERLINK_ON), ("1.34.0", versions.SUPERLINK_ON),
+    ("1.42.0", versions.SUPERLINK_ON)])
+def test_runtime_dependency_installer_per_release(version, support):
+    """1.29 brought the installer (opt-in, `--allow-…` only); 1.32 turned it on in the SuperLink (`--disable-…`)."""
+    assert versions.runtime_deps_support(version) == support
 
 
 def test_same_minor():

@@ -1,17 +1,18 @@
 import stat
 
+import pytest
 import tomlkit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from flwrazure.plan import services, versions
+from flwrazure.plan import services
 from flwrazure.workstation import certs, flwrconfig
 
 L = services.Layout("/home/azureuser")
 
 
 def test_superlink_http_secure_flags():
-    cmd = services.superlink_command(versions.HTTP, L, secure=True, runtime_deps=False)
+    cmd = services.superlink_command("1.42.0", L, secure=True, runtime_deps=False)
     assert cmd[0] == "/home/azureuser/flwr-venv/bin/flower-superlink"
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "8000"
     assert "--enable-supernode-auth" in cmd and "--insecure" not in cmd
@@ -20,18 +21,61 @@ def test_superlink_http_secure_flags():
 
 
 def test_seed_flags_for_grpc_insecure():
-    link = services.superlink_command(versions.GRPC, L, secure=False, runtime_deps=True)
+    link = services.superlink_command("1.34.0", L, secure=False, runtime_deps=True)
     assert "--insecure" in link and "--host" not in link and "--enable-supernode-auth" not in link
-    node = services.supernode_command(versions.GRPC, L, "198.18.0.10", 0, 2, secure=False)
+    node = services.supernode_command("1.34.0", L, "198.18.0.10", 0, 2, secure=False, runtime_deps=False)
     assert node[node.index("--superlink") + 1] == "198.18.0.10:9092"
-    assert node[node.index("--clientappio-api-address") + 1] == "0.0.0.0:9094"
     assert node[node.index("--node-config") + 1] == "partition-id=0 num-partitions=2"
 
 
 def test_supernode_http_secure():
-    node = services.supernode_command(versions.HTTP, L, "198.18.0.10", 1, 3, secure=True)
+    node = services.supernode_command("1.42.0", L, "198.18.0.10", 1, 3, secure=True, runtime_deps=False)
     assert node[node.index("--superlink") + 1] == "198.18.0.10:8000" and node[node.index("--port") + 1] == "9094"
     assert node[node.index("--auth-supernode-private-key") + 1] == "/home/azureuser/flwrazure/supernode.key"
+
+
+def _value(cmd: list[str], flag: str) -> str | None:
+    return cmd[cmd.index(flag) + 1] if flag in cmd else None
+
+
+@pytest.mark.parametrize("version", ["1.21.0", "1.28.0", "1.29.0", "1.33.0", "1.34.0"])
+def test_grpc_generation_internal_apis_on_loopback(version):
+    """ServerAppIo (its default is 0.0.0.0:9091) and the SuperNode's ClientAppIo are for processes on the same VM;
+    Fleet and Control keep their 0.0.0.0 defaults (measured per release: tests/integration/test_flower_versions)."""
+    link = services.superlink_command(version, L, secure=True, runtime_deps=True)
+    assert _value(link, "--serverappio-api-address") == "127.0.0.1:9091"
+    assert "--fleet-api-address" not in link and "--control-api-address" not in link
+    node = services.supernode_command(version, L, "198.18.0.10", 0, 2, secure=True, runtime_deps=True)
+    assert _value(node, "--clientappio-api-address") == "127.0.0.1:9094" and "--host" not in node
+
+
+@pytest.mark.parametrize("version", ["1.40.0", "1.42.0"])
+def test_http_generation_runtime_api_on_loopback(version):
+    """The SuperLink's one port serves Fleet, Control and its SuperExec's Runtime API (which connects to 127.0.0.1);
+    the SuperNode's Runtime API gets --host 127.0.0.1 (its default, said so it cannot change under us)."""
+    link = services.superlink_command(version, L, secure=True, runtime_deps=True)
+    assert (_value(link, "--host"), _value(link, "--port")) == ("0.0.0.0", "8000")
+    assert "--serverappio-api-address" not in link
+    node = services.supernode_command(version, L, "198.18.0.10", 0, 2, secure=True, runtime_deps=True)
+    assert (_value(node, "--host"), _value(node, "--port")) == ("127.0.0.1", "9094")
+    assert "--clientappio-api-address" not in node
+
+
+ALLOW, DISABLE = "--allow-runtime-dependency-installation", "--disable-runtime-dependency-installation"
+
+
+@pytest.mark.parametrize("version, link_on, link_off, node_on", [
+    ("1.21.0", [], [], []), ("1.28.0", [], [], []),  # no installer: nothing to turn on or off
+    ("1.29.0", [ALLOW], [], [ALLOW]), ("1.31.0", [ALLOW], [], [ALLOW]),  # opt-in everywhere, no --disable-…
+    ("1.32.1", [], [DISABLE], [ALLOW]), ("1.34.0", [], [DISABLE], [ALLOW]), ("1.42.0", [], [DISABLE], [ALLOW])])
+def test_runtime_dependency_flags_per_release(version, link_on, link_off, node_on):
+    def deps(cmd):
+        return [a for a in cmd if a in (ALLOW, DISABLE)]
+
+    assert deps(services.superlink_command(version, L, True, runtime_deps=True)) == link_on
+    assert deps(services.superlink_command(version, L, True, runtime_deps=False)) == link_off
+    assert deps(services.supernode_command(version, L, "198.18.0.10", 0, 1, True, runtime_deps=True)) == node_on
+    assert deps(services.supernode_command(version, L, "198.18.0.10", 0, 1, True, runtime_deps=False)) == []
 
 
 def test_unit_text():
