@@ -16,13 +16,12 @@ import tomlkit
 
 from tests.helpers.cloud import flwrazure as _flwrazure
 from tests.helpers.cloud import local_log_tail
+from tests.helpers.flwr import CACHE, FLWR_ENV
 from tests.helpers.hosts import port_state, run, wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
 pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
 APP = Path(__file__).resolve().parents[2] / "examples" / "numpy-app"
-CACHE = Path(os.environ.get("FLWRAZURE_TEST_CACHE", Path.home() / ".cache" / "flwrazure-tests"))
-FLWR_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
 
 
 def flwr_tools(version: str) -> tuple[Path, Path]:
