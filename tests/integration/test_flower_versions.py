@@ -12,6 +12,7 @@ nsenter, ip and ss; the releases are installed once into venvs under $FLWRAZURE_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -77,6 +78,7 @@ class Outcome:
     commands: tuple[list[str], list[str]]
     listening: str  # `ss -ltnpH` in the namespace after HOLD
     established: str
+    superexec_peers: set[int]  # loopback ports a SuperExec was seen connected to (keep-alive may close them)
     exits: dict[str, str]  # "superlink"/"supernode" -> exit code, for those that exited
     logs: dict[str, str]
     ready_after: float | None  # seconds until every planned port listened (at any address) and both SuperExecs
@@ -160,10 +162,14 @@ def run_pair(case: Case, venv: Path, home: Path) -> Outcome:
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     netns, end = os.readlink("/proc/self/ns/net"), time.monotonic() + 10
     while netns == os.readlink("/proc/self/ns/net"):  # until unshare has entered its own
-        assert time.monotonic() < end and proc.poll() is None, "unshare did not start"
+        if time.monotonic() > end or proc.poll() is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            raise AssertionError(f"unshare did not start: exit {proc.returncode}")
         netns = os.readlink(f"/proc/{proc.pid}/ns/net")
         time.sleep(0.01)
-    exits = {}
+    exits, peers = {}, set()
     start, ready = time.monotonic(), None
     try:
         while time.monotonic() - start < READY_TIMEOUT:
@@ -171,20 +177,22 @@ def run_pair(case: Case, venv: Path, home: Path) -> Outcome:
                      if (base / f"{n}.rc").exists()}
             if exits:
                 break
-            if set(want) <= set(_listeners(_ss(proc.pid, "-ltnH"))) and \
-                    superexecs <= _superexec_peers(_ss(proc.pid, "-tnpH", "state", "established")):
+            peers |= _superexec_peers(_ss(proc.pid, "-tnpH", "state", "established"))
+            if set(want) <= set(_listeners(_ss(proc.pid, "-ltnH"))) and superexecs <= peers:
                 ready = time.monotonic() - start
                 time.sleep(HOLD)
                 break
             time.sleep(0.5)
         listening = _ss(proc.pid, "-ltnpH")
         established = _ss(proc.pid, "-tnpH", "state", "established")
+        peers |= _superexec_peers(established)
         exits = {n: (base / f"{n}.rc").read_text().strip() for n in ("superlink", "supernode")
                  if (base / f"{n}.rc").exists()}
     finally:
         members = _netns_members(netns)
         cpu = sum(_cpu_seconds(pid) for pid in members)
-        os.killpg(proc.pid, signal.SIGKILL)  # unshare, and with it (--kill-child) the namespace's every process
+        with contextlib.suppress(ProcessLookupError):  # unshare and (--kill-child) the namespace's every process
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         left, end = members, time.monotonic() + 15
         while left and time.monotonic() < end:
@@ -192,7 +200,7 @@ def run_pair(case: Case, venv: Path, home: Path) -> Outcome:
             left = [p for p in members if _in_netns(p, netns)]
     logs = {n: (base / f"{n}.log").read_text(errors="replace") if (base / f"{n}.log").exists() else ""
             for n in ("superlink", "supernode")}
-    return Outcome((link, node), listening, established, exits, logs, ready, left, cpu)
+    return Outcome((link, node), listening, established, peers, exits, logs, ready, left, cpu)
 
 
 @pytest.fixture(scope="module")
@@ -225,4 +233,4 @@ def test_release_runs_the_planned_commands_with_internal_apis_on_loopback(matrix
     assert public == set(versions.port_plan(case.version).inbound()) and \
         all(seen[p] == "any" for p in public), f"only Fleet/Control on 0.0.0.0{out.why()}"
     assert all(seen.get(p) == b for p, b in want.items()), f"planned listeners {want}{out.why()}"
-    assert superexecs <= _superexec_peers(out.established), f"SuperExecs connected to {superexecs}{out.why()}"
+    assert superexecs <= out.superexec_peers, f"SuperExecs connected to {superexecs}{out.why()}"
