@@ -69,6 +69,13 @@ def cloud_of(given: str | None, cluster: str) -> str:
     return "azure"
 
 
+CLIENT_DATA = click.option(
+    "--client-data", type=click.Path(path_type=Path), metavar="DIR",
+    help="Per-client data: DIR/<i>/ is copied to client VM i (NAME-client-<i>) as ~/flwrazure/data (0700, files "
+         "0600; only changed files are copied, files gone from DIR/<i> are removed there) and given to its "
+         "SuperNode as node config data-path. Remembered for scale and resume.")
+
+
 def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
           client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group):
     from flwrazure import ui
@@ -267,6 +274,9 @@ def status(cluster, as_json):
                                                                    else "") for v in result["vms"])
         online = result["supernodes_online"]
         ui.info(f"Services ({mode}): {services}; SuperNodes online: {'?' if online is None else online}")
+    if any(v.get("data_path") for v in result["vms"]):
+        ui.info("Client data: " + ", ".join(f"{v['vm']}: {v['data_path']} ({v['data_bytes']} bytes)"
+                                            for v in result["vms"] if v.get("data_path")))
     _rules_table(result["rules"])
     if plan["fleet"] == plan["control"]:
         ui.info(f"Fleet and Control share port {plan['control']}: the client VMs reach the Control API too (a "
@@ -396,8 +406,9 @@ def teardown(cluster, yes, no_wait, purge, as_json):
                    "at run time, on the SuperLink and on every SuperNode, with `uv sync` from the VMs' package "
                    "index, for every `flwr run` (cached on each VM after the first) [default: on, from Flower "
                    "1.29; before 1.29 Flower cannot: use --extra-pip].")
+@CLIENT_DATA
 @JSON
-def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, as_json):
+def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, client_data, as_json):
     """Run Flower on the cluster: SuperLink and SuperNodes as systemd services, secure by default (TLS with a
     cluster CA, SuperNode keys registered with the SuperLink), and a `[superlink.CLUSTER]` connection in your
     ~/.flwr/config.toml. Safe to re-run: nothing is reinstalled or restarted without a change.
@@ -407,12 +418,14 @@ def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, as_json):
       flwrazure start --extra-pip numpy
       flwrazure start --cluster exp-2 --app ./my-app
       flwrazure start --insecure        # the seed guide's setup, for a quick try only
+      flwrazure start --extra-pip scikit-learn --client-data ./data   # ./data/1, ./data/2, …
     """
     from flwrazure import ui
     from flwrazure.commands import start as start_cmd
     from flwrazure.spec import cluster_name
 
-    result = start_cmd.run(cluster_name(cluster), insecure, list(extra_pip), index_url, app, runtime_deps)
+    result = start_cmd.run(cluster_name(cluster), insecure, list(extra_pip), index_url, app, runtime_deps,
+                           client_data=client_data)
     if as_json:
         ui.emit_json(result)
         return
@@ -454,10 +467,11 @@ def _connection_line(cluster: str, result: dict) -> None:
                    "[default: me, your public address, detected].")
 @click.option("--allow-public-control", is_flag=True,
               help="Allow --control-source any: anyone could then submit runs, i.e. run code on every VM.")
+@CLIENT_DATA
 @JSON
 def up(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size, client_vm_size,
        admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, insecure, extra_pip, index_url,
-       runtime_deps, app, control_source, allow_public_control, as_json):
+       runtime_deps, app, control_source, allow_public_control, client_data, as_json):
     """create-cluster + open-ports (Control port from your address, or --control-source) + start, in one
     resumable command: from nothing to a federation with every SuperNode online.
 
@@ -480,6 +494,12 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
     start_cmd.check(spec.flwr_version, not insecure, app)
+    if client_data is not None:  # the layout and names, before anything is created (start reads the files)
+        from flwrazure.workstation import clientdata
+
+        root = clientdata.check(client_data, spec.clients)
+        for i in range(1, spec.clients + 1):
+            clientdata.listing(root / str(i), digests=False)
     start_cmd.check_hosts(spec.cloud)
     created = create.run(spec, ssh_key, show_progress=not as_json, operator_address=control is None)
     control = control or (created["operator_ip"],)
@@ -488,7 +508,8 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     # retries until it connects
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
         opening = side.submit(ports.run, cluster, control, False, allow_public=True)  # checked above
-        started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps)
+        started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps,
+                                client_data=client_data)
         opened = opening.result()
     result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
               "cost": created.get("cost"), "seconds": round(time.monotonic() - began, 1)}

@@ -77,8 +77,10 @@ def pause(cluster: str) -> dict:
 
 def resume(cluster: str, show: bool = True) -> dict:
     from flwrazure.azure.target import connect
+    from flwrazure.commands.start import recorded_client_data
 
     st = state.load(cluster)
+    recorded_client_data(st, st["clients"])  # start runs again with it: said before any VM is started
     target = connect(st["cloud"], st["subscription"])
     began = time.monotonic()
     power = _vms(target, st)

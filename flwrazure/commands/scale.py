@@ -43,6 +43,9 @@ def run(cluster: str, clients: int, force: bool = False, repartition: bool = Fal
     st = state.load(cluster)
     if st.get("paused"):
         raise UsageError(f"cluster {cluster} is paused: run `flwrazure resume --cluster {cluster}` first, then scale.")
+    from flwrazure.commands.start import recorded_client_data
+
+    recorded_client_data(st, clients)  # a joining client's DIR/<i> is there, before any VM is created
     target = connect(st["cloud"], st["subscription"])
     began = time.monotonic()
     existing = _client_vms(target, st)
@@ -179,6 +182,7 @@ def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
         (st.get("registered_supernodes") or {}).pop(vm, None)
         (st.get("partitions") or {}).pop(vm, None)
         (st.get("supervisors") or {}).pop(vm, None)
+        (st.get("client_data") or {}).pop(vm, None)
     state.save(cluster, st)
     if show:
         ui.info(f"{len(ch.leaving)} client(s) removed: {', '.join(ch.leaving)}")

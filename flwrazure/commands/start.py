@@ -98,14 +98,26 @@ def check(version: str, secure: bool, app: Path | None) -> None:
                          "app's pyproject.toml); give a Flower app directory.")
 
 
+def check_client_data(root: Path | None, clients: int) -> tuple[Path | None, dict[int, dict]]:
+    """--client-data, before anything is copied or created: DIR/1 … DIR/<clients> exist and every name in them may
+    travel to a VM. Returns DIR (absolute) and each client's listing (relative path -> size, sha256)."""
+    if root is None:
+        return None, {}
+    from flwrazure.workstation import clientdata
+
+    root = clientdata.check(root, clients)
+    return root, {i: clientdata.listing(root / str(i)) for i in range(1, clients + 1)}
+
+
 def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | None, app: Path | None,
-        runtime_deps: bool | None = None, show: bool = True) -> dict:
+        runtime_deps: bool | None = None, show: bool = True, client_data: Path | None = None) -> dict:
     from flwrazure.azure.target import connect
     from flwrazure.remote import bootstrap, daemons, flwradmin, ssh
 
     st = state.load(cluster)
     version, secure = st["flwr_version"], not insecure
     check(version, secure, app)
+    data_root, data_lists = check_client_data(client_data, st["clients"])
     ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
     check_hosts(st["cloud"])
     target = connect(st["cloud"], st["subscription"])
@@ -131,6 +143,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     installed: dict[str, bool] = {}
     kinds: dict[str, str] = {}
     changed: dict[str, bool] = {}
+    data: dict[str, dict] = {}  # per client VM: what its data directory holds and what this run copied
     conns: dict = {}
     registered = dict(st.get("registered_supernodes") or {})
     # num-partitions each SuperNode was started with: kept when the cluster is scaled (no restart), see scale.py
@@ -178,12 +191,20 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         if secure:
             ssh.put_text(conn, (cdir / "tls" / "ca.crt").read_text(), layout.path("ca.crt"), "600")
             ssh.put_text(conn, keys[row["vm"]][0].read_text(), layout.path("supernode.key"), "600")
+        data_path = None
+        if data_root is not None:  # while the SuperLink may still be booting
+            from flwrazure.plan.clientdata import DATA_DIR
+            from flwrazure.remote import clientdata
+
+            data_path = layout.path(DATA_DIR)
+            data[row["vm"]] = clientdata.sync(conn, data_path, data_root / str(i), data_lists[i])
         while not ready.wait(0.5):
             if failed.is_set():
                 return
         total = int(partitions.get(row["vm"]) or len(clients))
         service(conn, row["vm"], SUPERNODE, f"Flower SuperNode {i}", services.supernode_command(
-            version, layout, server["public_ip"], i - 1, total, secure, runtime_deps=runtime_deps))
+            version, layout, server["public_ip"], i - 1, total, secure, runtime_deps=runtime_deps,
+            data_path=data_path))
         partitions[row["vm"]] = total
 
     progress = ui.Milestones(f"Starting Flower {version} on {len(rows)} VMs", show)
@@ -194,6 +215,9 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
             srv, adm = head.result()
             for job in jobs:
                 job.result()
+            if data:
+                copied = sum(len(d["copied"]) for d in data.values())
+                progress.done("data", f"client data in place on {len(data)} VM(s) ({copied} file(s) copied)")
             progress.done("supernodes", f"{len(clients)} SuperNode service(s) on, flwr installed on every VM")
             online = flwradmin.wait_online(srv, adm, len(clients))
             progress.done("online", f"{len(clients)} SuperNode(s) online" if online is not None else
@@ -215,8 +239,10 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
                 f"[tool.flwr.federations.{cluster}] there (address {address}).")
     recorded.update({"started": True, "secure": secure, "superlink_address": address, "supervisors": kinds,
                      "partitions": {r["vm"]: partitions[r["vm"]] for r in clients if r["vm"] in partitions},
+                     "client_data": {vm: {k: d[k] for k in ("path", "files", "bytes")} for vm, d in data.items()},
                      "start_options": {"extra_pip": list(extra_pip), "index_url": given_index,
-                                       "app": str(app) if app else None, "runtime_deps": given_runtime_deps}})
+                                       "app": str(app) if app else None, "runtime_deps": given_runtime_deps,
+                                       "client_data": str(data_root) if data_root else None}})
     state.update(cluster, recorded)
     if not secure:
         ui.warn("--insecure: no TLS and no SuperNode authentication (the seed guide's setup). Not for production.")
@@ -226,7 +252,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
                 f"{'none is on your PATH' if mine is None else f'yours is {mine}'}: pip install flwr=={version}")
     return {"cluster": cluster, "secure": secure, "superlink": address,
             "flwr_config": str(config) if config else None, "operator_flwr": mine, "installed": installed,
-            "services_changed": changed, "supervisors": kinds, "supernodes_online": online,
+            "services_changed": changed, "supervisors": kinds, "supernodes_online": online, "client_data": data,
             "milestones": progress.seconds, "next": f"flwr run {app or '<app-dir>'} {cluster}"}
 
 
@@ -236,5 +262,20 @@ def rerun(cluster: str, show: bool = True) -> dict:
     st = state.load(cluster)
     opts = st.get("start_options") or {}
     app = Path(opts["app"]) if opts.get("app") else None
+    data = Path(opts["client_data"]) if opts.get("client_data") else None
     return run(cluster, not st.get("secure", True), list(opts.get("extra_pip") or []), opts.get("index_url"),
-               app if app is None or app.is_dir() else None, opts.get("runtime_deps"), show)
+               app if app is None or app.is_dir() else None, opts.get("runtime_deps"), show, data)
+
+
+def recorded_client_data(st: dict, clients: int) -> None:
+    """For scale and resume, before they change anything: the --client-data DIR that start was last given must
+    still have a directory for each of `clients` clients (start re-runs with it)."""
+    from flwrazure.workstation import clientdata
+
+    opts = st.get("start_options") or {}
+    if st.get("started") and opts.get("client_data"):
+        try:
+            clientdata.check(Path(opts["client_data"]), clients)
+        except UsageError as exc:
+            raise UsageError(f"start runs again with the --client-data it was given: {exc} (or run `flwrazure "
+                             f"start` with another --client-data, or none, first)") from None

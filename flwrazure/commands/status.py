@@ -43,6 +43,11 @@ def run(cluster: str) -> dict:
             rules_out.append({"name": r["name"], "priority": p["priority"], "port": p.get("destinationPortRange"),
                               "sources": p.get("sourceAddressPrefixes") or [p.get("sourceAddressPrefix")],
                               "destination": p.get("destinationAddressPrefix"), "access": p["access"]})
+    data = st.get("client_data") or {}  # recorded when start copied it: no remote call
+    for row in rows:
+        if row["role"] == "client":
+            row["data_path"] = (data.get(row["vm"]) or {}).get("path")
+            row["data_bytes"] = (data.get(row["vm"]) or {}).get("bytes")
     plan = versions.port_plan(st["flwr_version"])
     online = _services(st, rows, plan) if st.get("started") and group is not None else None
     try:

@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flwrazure.plan import versions
+from flwrazure.plan import clientdata, versions
 
 REMOTE_DIR = "flwrazure"  # under the admin user's home
 VENV = "flwr-venv"
@@ -63,7 +63,7 @@ def superlink_command(version: str, layout: Layout, secure: bool, runtime_deps: 
 
 
 def supernode_command(version: str, layout: Layout, superlink_ip: str, partition: int, partitions: int,
-                      secure: bool, *, runtime_deps: bool) -> list[str]:
+                      secure: bool, *, runtime_deps: bool, data_path: str | None = None) -> list[str]:
     plan = versions.port_plan(version)
     cmd = [f"{layout.venv}/bin/flower-supernode", "--superlink", f"{superlink_ip}:{plan.fleet}"]
     local = str(plan.supernode_local)  # the API its own SuperExec (and the ClientApps) use: loopback only
@@ -72,7 +72,7 @@ def supernode_command(version: str, layout: Layout, superlink_ip: str, partition
     else:
         cmd += ["--clientappio-api-address", f"{versions.LOOPBACK}:{local}"]
     cmd += runtime_deps_flags(version, False, runtime_deps)
-    cmd += ["--node-config", f"partition-id={partition} num-partitions={partitions}"]
+    cmd += ["--node-config", clientdata.node_config(partition, partitions, data_path)]
     if secure:
         cmd += ["--root-certificates", layout.path("ca.crt"), "--auth-supernode-private-key",
                 layout.path("supernode.key")]
