@@ -22,6 +22,7 @@ def ssh(home: Path, vm: str, command: str) -> str:
     return ok(flwrazure(home, "ssh", vm, "--", command, timeout=60)).stdout
 
 
+@pytest.mark.timeout(900)
 def test_client_data_copied_once_private_and_in_the_node_config(home, tmp_path):
     data = tmp_path / "client-data"
     files = {"1/train.npz": b"\x93NUMPY" + bytes(range(256)) * 40, "1/old/notes.txt": b"gone soon\n",
