@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,26 +18,35 @@ import tomlkit
 from tests.helpers.cloud import flwrazure as _flwrazure
 from tests.helpers.cloud import local_log_tail
 from tests.helpers.flwr import CACHE, FLWR_ENV
-from tests.helpers.hosts import port_state, run, wait_ssh
+from tests.helpers.hosts import listening, port_state, port_state_from, run, wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
 pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
 APP = Path(__file__).resolve().parents[2] / "examples" / "numpy-app"
+SKLEARN_APP = Path(__file__).resolve().parents[2] / "examples" / "sklearn-app"
 
 
 def flwr_tools(version: str) -> tuple[Path, Path]:
-    """(wheelhouse, flwr CLI) for one Flower version, downloaded once from the package registry and cached."""
+    """(wheelhouse, flwr CLI) for one Flower version, downloaded once from the package registry and cached. The
+    CLI's venv also has scikit-learn, to cut the clients' data for examples/sklearn-app as a user would."""
     base = CACHE / f"flwr-{version}"
     wheels, venv = base / "wheels", base / "venv"
-    if not (base / "ready").exists():
+    if not (base / "ready-2").exists():
         wheels.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheels),
-                        f"flwr=={version}", "numpy", "hatchling"], check=True, timeout=900)
+                        f"flwr=={version}", "numpy", "hatchling", "scikit-learn"], check=True, timeout=900)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels),
-                        f"flwr=={version}", "numpy"], check=True, timeout=900)
-        (base / "ready").write_text("ok\n")
+                        f"flwr=={version}", "numpy", "scikit-learn"], check=True, timeout=900)
+        (base / "ready-2").write_text("ok\n")
     return wheels, venv / "bin" / "flwr"
+
+
+def client_data(cli: Path, where: Path, clients: int = 2) -> Path:
+    """Each client's own part of the digits, laid out as `start --client-data` takes it (DIR/<i>/train.npz)."""
+    subprocess.run([str(cli.parent / "python"), "-m", "sklearn_app.prepare", str(where), "--clients", str(clients)],
+                   cwd=SKLEARN_APP, check=True, capture_output=True, timeout=120)
+    return where
 
 
 def flwrazure(home: Path, *args: str, timeout: float = 120):
@@ -94,7 +104,7 @@ def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, 
     ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
     if before_start:
         before_start()
-    result = flwrazure(home, "start", "--extra-pip", "numpy", *start_args, "--json", timeout=900)
+    result = flwrazure(home, "start", *start_args, "--json", timeout=900)
     if result.returncode != 0:  # the local cloud's log carries boot diagnostics of VMs that did not finish booting
         raise AssertionError(f"{result.stderr[-2000:]}\nlocal cloud log:\n{local_log_tail(home, 15)}")
     return cli, json.loads(result.stdout)
@@ -108,6 +118,35 @@ def run_app(cli: Path, home: Path, app: Path = APP) -> str:
     return out
 
 
+def accuracies(out: str) -> list[float]:
+    return [float(x) for x in re.findall(r"flwrazure-example: round \d+ accuracy ([0-9.]+)", out)]
+
+
+def run_sklearn(cli: Path, home: Path) -> str:
+    """examples/sklearn-app for real: it completes, every round trained both clients on the data copied to them
+    (data-path), and the model learnt (accuracy after the last round above the first)."""
+    result = ok(flwr(cli, home, "run", str(SKLEARN_APP), "flower", "--stream", timeout=600))
+    out = result.stdout + result.stderr
+    acc = accuracies(out)
+    assert len(acc) == 3 and acc[-1] > acc[0], out[-3000:]
+    assert out.count("from 2 clients (2 read their data-path)") == 3, out[-3000:]
+    assert "flwrazure-example: final accuracy" in out, out[-3000:]
+    return out
+
+
+def installed_at_run_time(home: Path, run_output: str) -> dict[str, str]:
+    """Where Flower says what it installed for a run (uv sync of the app's dependencies): the ServerApp's line
+    comes with the run's stream, each ClientApp's is in its SuperNode's journal."""
+    key = str(home / "clusters" / "flower" / "id_ed25519")
+    status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+    found = {"server": next((line for line in run_output.splitlines() if "Installed: [" in line), "")}
+    for vm in status["vms"][1:]:
+        log = run(vm["public_ip"], "journalctl -u flower-supernode --no-pager -o cat | grep -F 'Installed: [' "
+                  "| tail -n 1", key=key, timeout=60)
+        found[vm["vm"]] = log.strip()
+    return found
+
+
 def tear_down(home: Path) -> None:
     from tests.integration.test_hosts_lifecycle import EMPTY, leftovers
 
@@ -118,9 +157,11 @@ def tear_down(home: Path) -> None:
     assert leftovers(home / "local") == EMPTY
 
 
-@pytest.mark.timeout(1200)
-def test_flwr_142_secure_default(home):
-    """On the default image with its first boot (provisioning lag, apt lock) and an empty wheel cache."""
+@pytest.mark.timeout(1500)
+def test_flwr_142_secure_default(home, tmp_path):
+    """The newest Flower on the default image with its first boot (provisioning lag, apt lock) and an empty wheel
+    cache, a real app (scikit-learn, declared by the app and installed by Flower at run time on the SuperLink and
+    both SuperNodes: no --extra-pip) on each client's own data."""
     key = str(home / "clusters" / "flower" / "id_ed25519")
     seen = {}
 
@@ -129,16 +170,21 @@ def test_flwr_142_secure_default(home):
             wait_ssh(ip, timeout=120, key=key)
             seen[name] = run(ip, BARE, key=key).split()
 
+    data = client_data(flwr_tools("1.42.0")[1], tmp_path / "data")
     try:
-        cli, started = bring_up(home, "1.42.0", prefill=False, before_start=bare)
+        cli, started = bring_up(home, "1.42.0", "--client-data", str(data), prefill=False, before_start=bare)
         assert seen and all(v == ["ensurepip=1", "python3_venv=1"] for v in seen.values()), seen
         assert started["secure"] and started["superlink"].endswith(":8000")
         for ip in _public_ips(home).values():
             assert run(ip, BARE, key=key).split() == ["ensurepip=0", "python3_venv=0"]
         assert any((home / "local" / "wheelhouse").glob("flwr-1.42.0-*.whl"))  # pulled through, now cached
         wait_online(cli, home, 2)
-        run_app(cli, home)
-        again = json.loads(ok(flwrazure(home, "start", "--extra-pip", "numpy", "--json")).stdout)
+        out = run_sklearn(cli, home)
+        installed = installed_at_run_time(home, out)  # server and both clients: scikit-learn came at run time
+        assert sorted(installed) == ["flower-client-1", "flower-client-2", "server"], installed
+        assert all("scikit-learn" in line for line in installed.values()), installed
+        assert any((home / "local" / "wheelhouse").glob("scikit_learn-*.whl"))  # uv pulled it through the mirror
+        again = json.loads(ok(flwrazure(home, "start", "--client-data", str(data), "--json")).stdout)
         assert not any(again["installed"].values()) and not any(again["services_changed"].values())
         status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
         server, client1 = status["vms"][0], status["vms"][1]
@@ -166,15 +212,18 @@ def test_flwr_142_secure_default(home):
         wait_online(cli, home, 2, timeout=180)
     finally:
         tear_down(home)
-    # a second cluster after `local down`/`up`, the package registry unreachable: everything comes from the cache
+    # a second cluster after `local down`/`up`, the package registry unreachable: everything comes from the cache,
+    # the app's run-time installs too
     try:
         offline = {"FLWRAZURE_MIRROR_UPSTREAM": "http://127.0.0.1:9/simple"}
         ok(_flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1", *FIRST_BOOT,
                       env={**FLWR_ENV, **offline}))
         up = json.loads(ok(flwrazure(home, "up", "--cloud", "local", "--clients", "1", "--flwr-version", "1.42.0",
-                                     "--extra-pip", "numpy", "--ssh-source", "198.18.0.1", "--json",
-                                     timeout=900)).stdout)
+                                     "--ssh-source", "198.18.0.1", "--json", timeout=900)).stdout)
         assert up["supernodes_online"] == 1, up
+        out = ok(flwr(cli, home, "run", str(SKLEARN_APP), "flower", "--stream", "--run-config", "min-nodes=1",
+                      timeout=600)).stdout
+        assert len(accuracies(out)) == 3, out[-3000:]
     finally:
         tear_down(home)
 
@@ -218,14 +267,40 @@ def test_flwr_125_app_federation_on_hosts_without_systemd(home, tmp_path):
     assert (app / "pyproject.toml").read_text().rstrip() == original.rstrip()  # teardown removed the federation
 
 
-def test_flwr_134_insecure_seed_ports(home):
+@pytest.mark.timeout(1200)
+def test_flwr_131_up_insecure_real_app_internal_apis_closed(home, tmp_path):
+    """Flower 1.31 (the seed guide's ports; only `--allow-runtime-dependency-installation` exists, on both
+    processes) with `up --insecure` as the seed guide runs it: the real app with each client's own data, its
+    dependency installed at run time everywhere; inside the VNet a client reaches only the Fleet port, and every
+    other Flower API listens on loopback."""
+    version = "1.31.0"
+    wheels, cli = flwr_tools(version)
+    data = client_data(cli, tmp_path / "data")
+    house = home / "local" / "wheelhouse"
+    house.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels.iterdir():  # the version's wheels cached in the mirror already (as in bring_up)
+        shutil.copyfile(wheel, house / wheel.name)
     try:
-        cli, started = bring_up(home, "1.34.0", "--insecure")
-        assert not started["secure"] and started["superlink"].endswith(":9093")
+        ok(flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1", *FIRST_BOOT))
+        up = json.loads(ok(flwrazure(home, "up", "--cloud", "local", "--clients", "2", "--flwr-version", version,
+                                     "--insecure", "--client-data", str(data), "--ssh-source", "198.18.0.1",
+                                     "--json", timeout=900)).stdout)
+        assert up["supernodes_online"] == 2, up
         status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
-        assert {r["port"] for r in status["rules"]} == {"22", "9092", "9093"}
-        assert started["supernodes_online"] == 2 and status["supernodes_online"] == 2
-        run_app(cli, home)
+        assert {int(r["port"]) for r in status["rules"] if r.get("access", "Allow") == "Allow"} == {22, 9092, 9093}
+        installed = installed_at_run_time(home, run_sklearn(cli, home))
+        assert all("scikit-learn" in line for line in installed.values()) and len(installed) == 3, installed
+        key = str(home / "clusters" / "flower" / "id_ed25519")
+        server, client1 = status["vms"][0], status["vms"][1]
+        # from a client VM, inside the VNet: Fleet answers; Control (NSG deny) and ServerAppIo (loopback) do not
+        probe = {port: port_state_from(client1["public_ip"], server["private_ip"], port, key=key)
+                 for port in (9091, 9092, 9093)}
+        assert probe[9092] == "open" and probe[9093] == "timeout" and probe[9091] != "open", probe
+        # nothing but sshd and the SuperLink's Fleet/Control ports listens beyond loopback, on any VM
+        for vm in status["vms"]:
+            public = {(a, p) for a, p in listening(vm["public_ip"], key=key) if a not in ("127.0.0.1", "::1")}
+            allowed = {22, 9092, 9093} if vm is server else {22}
+            assert {p for _, p in public} <= allowed, (vm["vm"], public)
     finally:
         tear_down(home)
 

@@ -77,9 +77,20 @@ PROBE = ("python3 -c \"import socket,sys\ntry:\n socket.create_connection(('{hos
          "except ConnectionRefusedError: print('refused')\nexcept OSError: print('timeout')\"")
 
 
-def port_state_from(vm_ip: str, host: str, port: int) -> str:
+def port_state_from(vm_ip: str, host: str, port: int, key: str = KEY) -> str:
     """The same probe, run on a VM (so the packet's source is that VM)."""
-    return run(vm_ip, PROBE.format(host=host, port=port)).strip()
+    return run(vm_ip, PROBE.format(host=host, port=port), key=key).strip()
+
+
+def listening(ip: str, key: str = KEY) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket listening on a VM."""
+    out = run(ip, "ss -ltnH", key=key)
+    found = set()
+    for line in out.splitlines():
+        local = line.split()[3]
+        address, _, port = local.rpartition(":")
+        found.add((address.strip("[]").split("%")[0], int(port)))
+    return found
 
 
 def ssh_cli(ip: str, key: str, *extra: str) -> subprocess.CompletedProcess:

@@ -38,7 +38,9 @@ pytestmark = [pytest.mark.skipif(os.geteuid() != 0 or not all(TOOLS.values()),
 # the newest patch of every supported minor (`pip index versions flwr`, 2026-12-07)
 RELEASES = ("1.21.0", "1.22.0", "1.23.0", "1.24.0", "1.25.0", "1.26.1", "1.27.0", "1.28.0", "1.29.0", "1.30.0",
             "1.31.0", "1.32.1", "1.33.0", "1.34.0", "1.40.0", "1.41.0", "1.42.0")
-UNREACHABLE = "192.0.2.1"  # TEST-NET-1: no route in the namespace, so a SuperNode keeps retrying
+# a loopback address the namespace does not have (its lo keeps 127.0.0.1/32 only): no route, nothing leaves the
+# namespace, and a SuperNode pointed there keeps retrying
+UNREACHABLE = "127.0.0.2"
 READY_TIMEOUT = 180.0  # a cold first start (bytecode not written yet) on 2 busy cores
 HOLD = 3.0  # after everything is up: a process that exits late still shows
 WORKERS = 4
@@ -152,7 +154,9 @@ def run_pair(case: Case, venv: Path, home: Path) -> Outcome:
         certs.ensure_server_cert(base, "matrix", [])  # ca.crt, server.pem, server.key where the plan wants them
         certs.ensure_supernode_key(Path(layout.path("supernode.key")))
     link, node = _commands(case, layout)
-    script = "\n".join([f"{TOOLS['ip']} link set lo up", f"cd {shlex.quote(layout.base)}",
+    ip = TOOLS["ip"]
+    script = "\n".join([f"{ip} link set lo up", f"{ip} addr del 127.0.0.1/8 dev lo", f"{ip} addr add 127.0.0.1/32 dev lo",
+                        f"cd {shlex.quote(layout.base)}",
                         *[f"( {shlex.join(cmd)} > {name}.log 2>&1; echo $? > {name}.rc ) &"
                           for name, cmd in (("superlink", link), ("supernode", node))], "wait"])
     env = {**services.environment(layout, None), "HOME": str(home)}  # as the unit; systemd sets HOME
