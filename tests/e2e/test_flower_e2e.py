@@ -186,6 +186,28 @@ def test_flwr_142_secure_default(home, tmp_path):
         assert any((home / "local" / "wheelhouse").glob("scikit_learn-*.whl"))  # uv pulled it through the mirror
         again = json.loads(ok(flwrazure(home, "start", "--client-data", str(data), "--json")).stdout)
         assert not any(again["installed"].values()) and not any(again["services_changed"].values())
+        assert all(d["copied"] == [] and d["deleted"] == [] for d in again["client_data"].values()), again
+        # each client's data: private (0700 directory, 0600 files, the admin user's), in its SuperNode's node
+        # config; a file added to DIR/<i> is copied by the next start, one removed there is removed on the VM
+        home_data = "/home/azureuser/flwrazure/data"
+        client2 = _public_ips(home)["flower-client-2"]
+        modes = run(client2, f"cd {home_data} && stat -c '%a %U %n' . train.npz", key=key)
+        assert modes.split("\n")[:2] == ["700 azureuser .", "600 azureuser train.npz"], modes
+        args = run(client2, "cat /proc/$(systemctl show -p MainPID --value flower-supernode)/cmdline | tr '\\0' '\\n'",
+                   key=key)
+        assert f'partition-id=1 num-partitions=2 data-path="{home_data}"' in args.splitlines(), args
+        (data / "2" / "notes.txt").write_text("added\n")
+        added = json.loads(ok(flwrazure(home, "start", "--client-data", str(data), "--json")).stdout)
+        assert [added["client_data"][vm]["copied"] for vm in ("flower-client-1", "flower-client-2")] == \
+            [[], ["notes.txt"]], added["client_data"]
+        assert not any(added["services_changed"].values())
+        (data / "2" / "notes.txt").unlink()
+        removed = json.loads(ok(flwrazure(home, "start", "--client-data", str(data), "--json")).stdout)
+        assert removed["client_data"]["flower-client-2"]["deleted"] == ["notes.txt"]
+        shown = {v["vm"]: (v.get("data_path"), v.get("data_bytes"))
+                 for v in json.loads(ok(flwrazure(home, "status", "--json")).stdout)["vms"]}
+        assert shown["flower-client-2"] == (home_data, (data / "2" / "train.npz").stat().st_size), shown
+        assert shown["flower-server"] == (None, None)
         status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
         server, client1 = status["vms"][0], status["vms"][1]
         assert [v["service"] for v in status["vms"]] == ["active"] * 3 and status["supernodes_online"] == 2
