@@ -169,11 +169,12 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
       flwrazure local up && flwrazure create-cluster --cloud local --clients 5
     """
     from flwrazure import ui
-    from flwrazure.commands import create
+    from flwrazure.commands import create, exclusive
 
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
-    result = create.run(spec, ssh_key, show_progress=not as_json)
+    with exclusive(cluster, "create-cluster", create=True):
+        result = create.run(spec, ssh_key, show_progress=not as_json)
     if as_json:
         ui.emit_json(result)
         return
@@ -211,7 +212,7 @@ def open_ports(cluster, source, close, allow_public_control, as_json):
     client VMs must reach.
     """
     from flwrazure import ui
-    from flwrazure.commands import ports
+    from flwrazure.commands import exclusive, ports
     from flwrazure.errors import UsageError
     from flwrazure.plan.rules import parse_sources
     from flwrazure.spec import cluster_name
@@ -223,7 +224,8 @@ def open_ports(cluster, source, close, allow_public_control, as_json):
         raise UsageError("--source is required: the address that will run `flwr run` (your IP, or 'me' to detect "
                          "it), a CIDR, or 'any'.")
     sources = None if close else parse_sources(source, "--source", allow_me=True)
-    result = ports.run(cluster, sources, close, allow_public=allow_public_control)
+    with exclusive(cluster, "open-ports"):
+        result = ports.run(cluster, sources, close, allow_public=allow_public_control)
     if as_json:
         ui.emit_json(result)
         return
@@ -337,13 +339,20 @@ def teardown(cluster, yes, no_wait, purge, as_json):
       flwrazure teardown
       flwrazure teardown --cluster exp-2 --yes --purge
     """
+    from flwrazure.commands import exclusive
+    from flwrazure.spec import cluster_name
+
+    with exclusive(cluster_name(cluster), "teardown"):
+        _teardown(cluster_name(cluster), yes, no_wait, purge, as_json)
+
+
+def _teardown(cluster, yes, no_wait, purge, as_json):
     from rich.markup import escape
 
     from flwrazure import ui
     from flwrazure.commands import teardown as td
-    from flwrazure.spec import cluster_name
 
-    done = td.already_torn_down(cluster_name(cluster), purge)
+    done = td.already_torn_down(cluster, purge)
     if done is not None:
         if as_json:
             ui.emit_json(done)
@@ -357,7 +366,7 @@ def teardown(cluster, yes, no_wait, purge, as_json):
             known = ", ".join(done["known_clusters"]) or "none"
             ui.info(f"Nothing to tear down: no cluster named {cluster} is recorded here (known clusters: {known}).")
         return
-    p = td.plan(cluster_name(cluster))
+    p = td.plan(cluster)
     if not as_json:
         what = (f"resource group {p['resource_group']} and everything in it" if p["mode"] == "group"
                 else f"{len(p['resources'])} resource(s) tagged for cluster {cluster} in {p['resource_group']}")
@@ -421,11 +430,13 @@ def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, client_dat
       flwrazure start --extra-pip scikit-learn --client-data ./data   # ./data/1, ./data/2, …
     """
     from flwrazure import ui
+    from flwrazure.commands import exclusive
     from flwrazure.commands import start as start_cmd
     from flwrazure.spec import cluster_name
 
-    result = start_cmd.run(cluster_name(cluster), insecure, list(extra_pip), index_url, app, runtime_deps,
-                           client_data=client_data)
+    with exclusive(cluster_name(cluster), "start"):
+        result = start_cmd.run(cluster_name(cluster), insecure, list(extra_pip), index_url, app, runtime_deps,
+                               client_data=client_data)
     if as_json:
         ui.emit_json(result)
         return
@@ -486,7 +497,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     from rich.markup import escape
 
     from flwrazure import ui
-    from flwrazure.commands import create, ports
+    from flwrazure.commands import create, exclusive, ports
     from flwrazure.commands import start as start_cmd
 
     began = time.monotonic()
@@ -501,12 +512,14 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
         for i in range(1, spec.clients + 1):
             clientdata.listing(root / str(i), digests=False)
     start_cmd.check_hosts(spec.cloud)
-    created = create.run(spec, ssh_key, show_progress=not as_json, operator_address=control is None)
-    control = control or (created["operator_ip"],)
-    # open-ports beside start: its rule writes (one NSG, one at a time: seconds each on Azure) need nothing start
-    # does, and start needs only SSH, which create-cluster's rule admits; a SuperNode up before the Fleet rule
-    # retries until it connects
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
+    # one hold for all three steps (the open-ports thread shares it): no other command slips in between them
+    with exclusive(cluster, "up", create=True), \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
+        created = create.run(spec, ssh_key, show_progress=not as_json, operator_address=control is None)
+        control = control or (created["operator_ip"],)
+        # open-ports beside start: its rule writes (one NSG, one at a time: seconds each on Azure) need nothing
+        # start does, and start needs only SSH, which create-cluster's rule admits; a SuperNode up before the
+        # Fleet rule retries until it connects
         opening = side.submit(ports.run, cluster, control, False, allow_public=True)  # checked above
         started = start_cmd.run(cluster, insecure, list(extra_pip), index_url, app, runtime_deps,
                                 client_data=client_data)

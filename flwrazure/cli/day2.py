@@ -31,6 +31,7 @@ def scale(cluster, clients, force, repartition, yes, as_json):
     from rich.markup import escape
 
     from flwrazure import ui
+    from flwrazure.commands import exclusive
     from flwrazure.commands import scale as scale_cmd
     from flwrazure.spec import cluster_name
     from flwrazure.workstation import state
@@ -42,7 +43,8 @@ def scale(cluster, clients, force, repartition, yes, as_json):
         leaving = [names.client(cluster, i).vm for i in range(clients + 1, had + 1)]
         which = ", ".join(leaving) if len(leaving) <= 3 else f"{leaving[0]} .. {leaving[-1]}"
         confirm(f"Delete {which} (VM, NIC, public IP and OS disk of each)?")
-    result = scale_cmd.run(cluster_name(cluster), clients, force, repartition, show=not as_json)
+    with exclusive(cluster_name(cluster), "scale"):
+        result = scale_cmd.run(cluster_name(cluster), clients, force, repartition, show=not as_json)
     if as_json:
         ui.emit_json(result)
         return
@@ -79,10 +81,11 @@ def pause(cluster, as_json):
     from rich.markup import escape
 
     from flwrazure import ui
-    from flwrazure.commands import power
+    from flwrazure.commands import exclusive, power
     from flwrazure.spec import cluster_name
 
-    result = power.pause(cluster_name(cluster))
+    with exclusive(cluster_name(cluster), "pause"):
+        result = power.pause(cluster)
     if as_json:
         ui.emit_json(result)
         return
@@ -107,10 +110,11 @@ def resume(cluster, as_json):
     from rich.markup import escape
 
     from flwrazure import ui
-    from flwrazure.commands import power
+    from flwrazure.commands import exclusive, power
     from flwrazure.spec import cluster_name
 
-    result = power.resume(cluster_name(cluster), show=not as_json)
+    with exclusive(cluster_name(cluster), "resume"):
+        result = power.resume(cluster, show=not as_json)
     if as_json:
         ui.emit_json(result)
         return
@@ -201,7 +205,10 @@ def doctor(cluster, local_only, renew_cert, as_json):
 
     cluster_name(cluster)
     if renew_cert:
-        result = doctor_cmd.renew_cert(cluster, show=not as_json)
+        from flwrazure.commands import exclusive
+
+        with exclusive(cluster, "doctor --renew-cert"):
+            result = doctor_cmd.renew_cert(cluster, show=not as_json)
         if as_json:
             ui.emit_json(result)
         return

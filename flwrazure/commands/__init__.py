@@ -11,3 +11,11 @@ def in_background(fn, *args, name: str):
     future = pool.submit(fn, *args)
     pool.shutdown(wait=False)
     return future
+
+
+def exclusive(cluster: str, command: str, create: bool = False):
+    """A context for a command that changes the cluster: another process's such command on it is refused while
+    this one runs (see workstation.state.exclusive)."""
+    from flwrazure.workstation import state
+
+    return state.exclusive(cluster, command, create)
