@@ -96,6 +96,11 @@ def check(version: str, secure: bool, app: Path | None) -> None:
     if app is not None and not versions.config_toml(version) and not (app / "pyproject.toml").is_file():
         raise UsageError(f"--app {app}: no pyproject.toml there (Flower {version} reads the federation from the "
                          "app's pyproject.toml); give a Flower app directory.")
+    # the connection is written last, after minutes of work: a file it cannot go into is said now
+    if versions.config_toml(version):
+        flwrconfig.check(flwrconfig.config_path())
+    elif app is not None:
+        flwrconfig.check(app / "pyproject.toml", legacy=True)
 
 
 def check_client_data(root: Path | None, clients: int) -> tuple[Path | None, dict[int, dict]]:
@@ -228,22 +233,24 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     address = f"{server['public_ip']}:{plan.control}"
     root = str((cdir / "tls" / "ca.crt").resolve()) if secure else None
     recorded: dict = {}
-    if versions.config_toml(version):
-        config = flwrconfig.write_connection(cluster, address, root)
-    elif app is not None:
-        config = flwrconfig.write_federation(app.resolve(), cluster, address, root)
-        recorded["federation_pyproject"] = str(config)
-    else:
-        config = None
-        ui.warn(f"Flower {version} reads federations from the app's pyproject.toml: re-run with --app DIR to write "
-                f"[tool.flwr.federations.{cluster}] there (address {address}).")
+    legacy = not versions.config_toml(version) and app is not None
+    if legacy:  # recorded before it is written: a teardown after an interrupted start still removes it
+        recorded["federation_pyproject"] = str(app.resolve() / "pyproject.toml")
     recorded.update({"started": True, "secure": secure, "superlink_address": address, "supervisors": kinds,
                      "partitions": {r["vm"]: partitions[r["vm"]] for r in clients if r["vm"] in partitions},
                      "client_data": {vm: {k: d[k] for k in ("path", "files", "bytes")} for vm, d in data.items()},
                      "start_options": {"extra_pip": list(extra_pip), "index_url": given_index,
                                        "app": str(app) if app else None, "runtime_deps": given_runtime_deps,
                                        "client_data": str(data_root) if data_root else None}})
-    state.update(cluster, recorded)
+    state.update(cluster, recorded)  # first: Flower runs, whatever happens to the user's file next
+    if versions.config_toml(version):
+        config = flwrconfig.write_connection(cluster, address, root)
+    elif legacy:
+        config = flwrconfig.write_federation(app.resolve(), cluster, address, root)
+    else:
+        config = None
+        ui.warn(f"Flower {version} reads federations from the app's pyproject.toml: re-run with --app DIR to write "
+                f"[tool.flwr.federations.{cluster}] there (address {address}).")
     if not secure:
         ui.warn("--insecure: no TLS and no SuperNode authentication (the seed guide's setup). Not for production.")
     mine = mine_f.result()

@@ -155,9 +155,10 @@ def _delete_fn(target, kind: str):
 
 
 def _forget(p: dict, purge: bool) -> None:
-    """The cluster's local record and the user's flwr connection to it (config.toml, or the app's federation)."""
-    state.forget(p["cluster"], purge)
+    """The user's flwr connection to the cluster (config.toml, or the app's federation), then the cluster's local
+    record: in this order, so a teardown stopped in between still finds the record and finishes on re-run."""
     flwrconfig.remove_connection(p["cluster"], p["state"].get("federation_pyproject"))
+    state.forget(p["cluster"], purge)
 
 
 def _forget_host_keys(p: dict, names_: list[str]) -> None:
