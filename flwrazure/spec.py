@@ -13,11 +13,11 @@ from flwrazure.plan import names, versions
 
 CLOUDS = ("azure", "local")
 MAX_CLIENTS = 100
-_CLUSTER = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$|^[a-z]$")
-_RG = re.compile(r"^[-\w.()]{1,90}$")
-_SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_]+$", re.IGNORECASE)  # Azure's size names ignore case
-_LOCATION = re.compile(r"^[a-z][a-z0-9]{2,40}$")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_CLUSTER = re.compile(r"[a-z][a-z0-9-]{0,18}[a-z0-9]|[a-z]")
+_RG = re.compile(r"[-\w.()]{1,90}")
+_SIZE = re.compile(r"(Standard|Basic)_[A-Za-z0-9_]+", re.IGNORECASE)  # Azure's size names ignore case
+_LOCATION = re.compile(r"[a-z][a-z0-9]{2,40}")
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # The adminUsername values the compute API refuses (InvalidParameter at the VM PUT), as listed under "Disallowed
 # values" in the API reference of osProfile.adminUsername; Azure compares them case-insensitively.
 RESERVED_USERS = frozenset({
@@ -55,9 +55,30 @@ class ClusterSpec:
 
 
 def cluster_name(value: str) -> str:
-    if not _CLUSTER.match(value or ""):
+    if not _CLUSTER.fullmatch(value or ""):
         raise UsageError(f"--cluster {value!r}: use 1-20 lowercase letters, digits and '-', starting with a letter "
                          "and not ending with '-' (e.g. flower, exp-2).")
+    return value
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!&()*+,;=]+")  # RFC 3986 characters, less ' $ % (unit files)
+
+
+def index_url(value: str | None) -> str | None:
+    """--index-url: an http(s) URL with a host, made of URL characters only (it goes into the VMs' unit files,
+    pip's and uv's settings: no space, newline, quote, '$' or '%')."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value) if _URL_SAFE.fullmatch(value) else None
+        host = parts.hostname if parts else None
+    except ValueError:  # e.g. an unclosed [IPv6 address
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"--index-url {value!r}: give an http:// or https:// URL of a package index, without "
+                         "spaces, quotes, '$' or '%' (e.g. https://pypi.example.org/simple).")
     return value
 
 
@@ -74,19 +95,19 @@ def validate(spec: ClusterSpec) -> ClusterSpec:
             raise UsageError(f"--subscription {spec.subscription!r} is not a subscription ID "
                              "(a GUID such as 00000000-0000-0000-0000-000000000000).") from None
     spec.resource_group = spec.resource_group or names.default_resource_group(spec.cluster)
-    if not _RG.match(spec.resource_group) or spec.resource_group.endswith("."):
+    if not _RG.fullmatch(spec.resource_group) or spec.resource_group.endswith("."):
         raise UsageError(f"--resource-group {spec.resource_group!r}: use up to 90 letters, digits, '-', '_', '.', "
                          "'(' or ')', not ending with '.'.")
     spec.location = spec.location.replace(" ", "").lower()
-    if not _LOCATION.match(spec.location):
+    if not _LOCATION.fullmatch(spec.location):
         raise UsageError(f"--location {spec.location!r} is not an Azure region name (e.g. eastus, westeurope).")
     for flag, size in zip(spec.size_flags, (spec.server_size, spec.client_size), strict=True):
-        if not _SIZE.match(size or ""):
+        if not _SIZE.fullmatch(size or ""):
             raise UsageError(f"{flag} {size!r} is not a VM size name (e.g. Standard_D2s_v3).")
     if (spec.admin_user or "").lower() in RESERVED_USERS:
         raise UsageError(f"--admin-user {spec.admin_user!r} is a name Azure reserves (like admin, root, test2, "
                          "user5): choose another, e.g. azureuser.")
-    if not _USER.match(spec.admin_user or ""):
+    if not _USER.fullmatch(spec.admin_user or ""):
         raise UsageError(f"--admin-user {spec.admin_user!r}: use 1-32 lowercase letters, digits, '_' or '-', "
                          "starting with a letter or '_' (e.g. azureuser).")
     versions.port_plan(spec.flwr_version)

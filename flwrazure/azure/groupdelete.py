@@ -7,7 +7,6 @@ operation's own verdict or notices the roll-back, and gives up at a deadline."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -17,16 +16,14 @@ from flwrazure.azure.errors import NEXT_STEP, translate
 from flwrazure.azure.target import Target
 from flwrazure.azure.waiter import watch_floor
 from flwrazure.errors import FlwrazureError
+from flwrazure.workstation import settings
 
 DEFAULT_TIMEOUT = 1800.0  # Azure takes ~1-2 min for a small group, much longer for many VMs; 30 min is "stuck"
 
 
 def timeout() -> float:
     """Seconds to wait for a group deletion ($FLWRAZURE_GROUP_DELETE_TIMEOUT, default 30 min)."""
-    try:
-        return max(1.0, float(os.environ.get("FLWRAZURE_GROUP_DELETE_TIMEOUT", DEFAULT_TIMEOUT)))
-    except ValueError:
-        return DEFAULT_TIMEOUT
+    return max(1.0, settings.seconds("FLWRAZURE_GROUP_DELETE_TIMEOUT", DEFAULT_TIMEOUT))
 
 
 @dataclass

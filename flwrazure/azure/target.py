@@ -250,7 +250,7 @@ def _connect(cloud: str, subscription: str | None, choosing: bool = False) -> Ta
             disable_instance_discovery=True, connection_verify=info["ca_bundle"]))
         _prefetch_token(cred)
         return Target("local", info["subscription_id"], cred, info["endpoint"], info["ca_bundle"],
-                      poll=float(os.environ.get("FLWRAZURE_POLL", "0.05")), echo_url=info.get("echo_url"),
+                      poll=settings.seconds("FLWRAZURE_POLL", 0.05), echo_url=info.get("echo_url"),
                       operator_ip=info.get("operator_ip"),
                       pip_index=info.get("pip_index"))
     if not subscription:
@@ -259,4 +259,4 @@ def _connect(cloud: str, subscription: str | None, choosing: bool = False) -> Ta
             "--cloud local)." if choosing else "set AZURE_SUBSCRIPTION_ID or run `az login`."))
     cred = azure_credential()
     _prefetch_token(cred)
-    return Target("azure", subscription, cred, poll=float(os.environ.get("FLWRAZURE_POLL", "2")))
+    return Target("azure", subscription, cred, poll=settings.seconds("FLWRAZURE_POLL", 2))

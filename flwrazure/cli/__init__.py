@@ -107,6 +107,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     \b
     FLWRAZURE_CLOUD=local|azure sets the default of --cloud.
     """
+    from flwrazure.workstation import settings
+
+    settings.check_environment()  # a FLWRAZURE_* number that is none: one line, before anything happens
     _set_verbose(ctx, None, verbose)
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose

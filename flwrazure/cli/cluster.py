@@ -504,7 +504,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     control = _control_sources(control_source, allow_public_control, _version(flwr_version))
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
-    start_cmd.check(spec.flwr_version, not insecure, app)
+    start_cmd.check(spec.flwr_version, not insecure, app, index_url)
     if client_data is not None:  # the layout and names, before anything is created (start reads the files)
         from flwrazure.workstation import clientdata
 

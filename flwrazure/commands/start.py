@@ -88,8 +88,11 @@ def check_hosts(cloud: str) -> None:
     require_hosts(cloud)
 
 
-def check(version: str, secure: bool, app: Path | None) -> None:
-    """Refuse, before touching anything, what this Flower version cannot do."""
+def check(version: str, secure: bool, app: Path | None, index_url: str | None = None) -> None:
+    """Refuse, before touching anything, what this Flower version cannot do, and an index URL that is none."""
+    from flwrazure.spec import index_url as valid_index_url
+
+    valid_index_url(index_url)
     if secure and not versions.supernode_cli(version):
         raise UsageError(f"Flower {version} authenticates SuperNodes with CSV key lists, which flwrazure does not "
                          "manage: pass --insecure, or use a cluster with flwr 1.23 or newer (e.g. 1.42.0).")
@@ -121,7 +124,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
 
     st = state.load(cluster)
     version, secure = st["flwr_version"], not insecure
-    check(version, secure, app)
+    check(version, secure, app, index_url)
     data_root, data_lists = check_client_data(client_data, st["clients"])
     ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
     check_hosts(st["cloud"])

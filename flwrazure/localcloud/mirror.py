@@ -300,11 +300,11 @@ class _Index(BaseHTTPRequestHandler):
         if path in ("/simple", "/simple/"):
             names = sorted({project_of(p.name) for p in mirror.cached()})
             return self._page("".join(f'<a href="/simple/{n}/">{n}</a>\n' for n in names))
-        m = re.match(r"^/simple/([^/]+)/?$", path)
+        m = re.fullmatch(r"/simple/([^/]+)/?", path)
         if m:
             files = mirror.files_of(normalize(m.group(1)))
             return self._page(render_page(files)) if files else self.send_error(404)
-        m = re.match(r"^/files/([^/]+)$", path)
+        m = re.fullmatch(r"/files/([^/]+)", path)
         if m:
             local = mirror.fetch(m.group(1))
             return self._file(local) if local else self.send_error(404)

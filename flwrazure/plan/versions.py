@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flwrazure.errors import UsageError
 
 DEFAULT_VERSION = "1.42.0"
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
 LOOPBACK = "127.0.0.1"  # where every API that only processes on the same VM use listens
@@ -36,7 +36,7 @@ HTTP = PortPlan("http", 8000, 8000, 9094)
 
 
 def parse(version: str) -> tuple[int, int, int]:
-    m = _VERSION.match(version or "")
+    m = _VERSION.fullmatch(version or "")
     if not m:
         raise UsageError(f"--flwr-version {version!r} is not a version: give one like 1.42.0 (major.minor.patch).")
     return int(m.group(1)), int(m.group(2)), int(m.group(3))

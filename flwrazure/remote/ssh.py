@@ -103,12 +103,12 @@ def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeou
     authorized_keys, so refused keys are retried, but only while provisioning can still be in progress:
     `auth_grace` seconds from the first refusal (FLWRAZURE_SSH_AUTH_GRACE). After that a refusal means the key is
     not on the VM, and is reported as such instead of being retried until the overall timeout."""
-    import os
-
     import paramiko
 
+    from flwrazure.workstation import settings
+
     if auth_grace is None:
-        auth_grace = float(os.environ.get("FLWRAZURE_SSH_AUTH_GRACE", AUTH_GRACE))
+        auth_grace = settings.seconds("FLWRAZURE_SSH_AUTH_GRACE", AUTH_GRACE)
     start, delay, last, refused_since = time.monotonic(), 0.5, None, None
     while time.monotonic() - start < timeout:
         conn = connect(ip, user, key_file, known_hosts)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+
+from flwrazure.errors import UsageError
+
+# the FLWRAZURE_* settings that are numbers of seconds, and what each one sets
+SECONDS = {"FLWRAZURE_POLL": "the pause between status reads",
+           "FLWRAZURE_GROUP_DELETE_TIMEOUT": "how long teardown waits for a resource group deletion",
+           "FLWRAZURE_SSH_AUTH_GRACE": "how long a VM may refuse the SSH key while it is provisioned"}
 
 
 def home() -> Path:
@@ -21,3 +29,25 @@ def ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
     return path
+
+
+def seconds(name: str, default: float) -> float:
+    """The number of seconds in $name (unset or empty: default); anything else than a finite number >= 0 is one
+    line naming the variable and what it takes."""
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{name}={raw!r} is not a number of seconds ({SECONDS[name]}): set it to a number >= 0 "
+                         f"such as {name}={default:g}, or unset it.")
+    return value
+
+
+def check_environment() -> None:
+    """Every FLWRAZURE_* number, before a command starts (so a bad one stops it before it changes anything)."""
+    for name in SECONDS:
+        seconds(name, 0)

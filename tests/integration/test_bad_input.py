@@ -53,6 +53,14 @@ CASES = [
     (("no-such-command",), "No such command"),
     (("up", "--cloud", "local", "--flwr-version", "1.22.0"), "CSV key lists"),
     (("up", "--cloud", "local", "--flwr-version", "1.25.0", "--app", "/"), "no pyproject.toml"),
+    # a value is checked whole: `$` alone would let a trailing newline through to Azure, a unit file, a shell
+    *[(CREATE + (flag, value + "\n"), said) for flag, value, said in (
+        ("--admin-user", "azureuser", "--admin-user"), ("--resource-group", "rg", "--resource-group"),
+        ("--cluster", "flower", "--cluster"), ("--location", "eastus", "--location"),
+        ("--vm-size", "Standard_D2s_v3", "--server-vm-size"), ("--flwr-version", "1.42.0", "--flwr-version"))],
+    (("status", "--cluster", "flower\n"), "--cluster"),
+    # it would end up in the VMs' unit files: a newline there is a directive of its own
+    (("up", "--cloud", "local", "--index-url", "http://198.18.0.1/simple\nExecStartPre=/bin/true"), "--index-url"),
 ]
 
 
@@ -174,3 +182,11 @@ def test_undetectable_operator_address_asks_for_ssh_source(product_cloud, home):
     assert_one_line_exit_2(flwrazure(home, *CREATE), "could not detect your public IPv4 address")
     assert_one_line_exit_2(flwrazure(home, *CREATE), "pass --ssh-source <your-ip>")
     assert product_cloud.writes(since) == [] and list(product_cloud.resources.resource_groups.list()) == []
+
+
+@pytest.mark.parametrize("name", ["FLWRAZURE_POLL", "FLWRAZURE_GROUP_DELETE_TIMEOUT", "FLWRAZURE_SSH_AUTH_GRACE"])
+def test_a_numeric_setting_that_is_no_number(product_cloud, home, name):
+    since = time.time()
+    result = flwrazure(home, *CREATE, env={name: "abc"})
+    assert_one_line_exit_2(result, f"{name}='abc' is not a number of seconds")
+    assert product_cloud.writes(since) == [] and not (home / "clusters").exists()

@@ -34,3 +34,43 @@ def test_reserved_admin_names_match_what_the_local_cloud_refuses():
     from flwrazure.spec import RESERVED_USERS
 
     assert set(RESERVED_USERS) == RESERVED_USERNAMES and len(RESERVED_USERS) == 32
+
+
+@pytest.mark.parametrize("change, flag", [
+    ({"cluster": "flower\n"}, "--cluster"), ({"cluster": "f\n"}, "--cluster"),
+    ({"resource_group": "rg\n"}, "--resource-group"), ({"location": "eastus\n"}, "--location"),
+    ({"server_size": "Standard_D2s_v3\n"}, "--server-vm-size"), ({"client_size": "Standard_D2s_v3\n"},
+                                                                 "--client-vm-size"),
+    ({"admin_user": "azureuser\n"}, "--admin-user"), ({"flwr_version": "1.42.0\n"}, "--flwr-version")])
+def test_a_trailing_newline_is_refused(change, flag):
+    """`$` in re.match also matches before a final newline: every user value is checked whole."""
+    with pytest.raises(UsageError, match=flag):
+        validate(ClusterSpec(**change))
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "inf", "-1", "2s"])
+def test_a_numeric_setting_that_is_no_number_is_one_line_naming_it(monkeypatch, value):
+    from flwrazure.workstation import settings
+
+    monkeypatch.setenv("FLWRAZURE_POLL", value)
+    with pytest.raises(UsageError) as err:
+        settings.check_environment()
+    assert str(err.value).startswith(f"FLWRAZURE_POLL={value!r} is not a number of seconds")
+    monkeypatch.setenv("FLWRAZURE_POLL", " 0.5 ")
+    assert settings.seconds("FLWRAZURE_POLL", 2) == 0.5
+    monkeypatch.setenv("FLWRAZURE_POLL", "")
+    assert settings.seconds("FLWRAZURE_POLL", 2) == 2
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://pypi.example.org/simple", True), ("http://198.18.0.1:8080/simple/", True), ("http://u:p@h/s", True),
+    ("http://h/simple\nExecStartPre=/bin/true", False), ("ftp://h/simple", False), ('https://h/"x', False),
+    ("https:///simple", False), ("http://h/%2e", False), ("http://[::1/simple", False), ("http://h/$HOME", False)])
+def test_index_url_is_an_http_url_of_url_characters(url, ok):
+    from flwrazure.spec import index_url
+
+    if ok:
+        assert index_url(url) == url
+    else:
+        with pytest.raises(UsageError, match="--index-url"):
+            index_url(url)

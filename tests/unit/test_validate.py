@@ -76,3 +76,12 @@ def test_catalog_quota_overrides_and_locations():
     assert quota_limit(catalog, "eastus", "standardDSv3Family") == 100
     assert normalize_location(catalog, "East US") == "eastus"
     assert normalize_location(catalog, "atlantis") is None
+
+
+@pytest.mark.parametrize("fn, args, expected", [
+    (validate.resource_group_name, ("rg\n",), "InvalidResourceGroup"),
+    (validate.network_name, ("nsg\n", "t"), "InvalidResourceName"),
+    (validate.vm_name, ("vm\n",), "InvalidParameter"), (validate.computer_name, ("host\n",), "InvalidParameter"),
+    (validate.admin_username, ("azureuser\n",), "InvalidParameter")])
+def test_a_trailing_newline_is_refused_as_azure_does(fn, args, expected):
+    assert code(fn, *args) == expected

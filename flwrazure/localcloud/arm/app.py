@@ -42,7 +42,7 @@ RG = S + r"/resourcegroups/(?P<rg>[^/]+)"
 NW = RG + r"/providers/microsoft\.network"
 CP = RG + r"/providers/microsoft\.compute"
 N = r"(?P<name>[^/]+)"
-_API = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta)?$")
+_API = re.compile(r"\d{4}-\d{2}-\d{2}(-preview|-beta)?")
 TOP_NETWORK = {"virtualnetworks": (vnets.VNET, vnets.put_vnet, vnets.delete_vnet),
                "networksecuritygroups": (nsgs.NSG, nsgs.put_nsg, nsgs.delete_nsg),
                "publicipaddresses": (pips.PIP, pips.put_pip, pips.delete_pip),
@@ -90,7 +90,7 @@ def _op_result(ctx: Ctx, ns: str, loc: str, op_id: str) -> Resp:
     return groups.operation_result(ctx, op_id)
 
 
-ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p + "$", re.I), h) for m, p, h in [
+ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p, re.I), h) for m, p, h in [
     ("GET", S + r"/resourcegroups", lambda c: groups.list_groups(c)),
     ("PUT", RG, lambda c, rg: groups.put_group(c, rg)),
     ("PATCH", RG, lambda c, rg: groups.patch_group(c, rg)),
@@ -233,10 +233,10 @@ class ArmApp:
         low = path.lower()
         if low == "/_localcloud/health":
             return Resp(200, {"status": "ok", "subscription_id": self.identity.subscription_id})
-        m = re.match(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$", path)
+        m = re.fullmatch(r"/([^/]+)/v2\.0/\.well-known/openid-configuration", path)
         if m and method == "GET":
             return Resp(200, self.identity.openid_configuration(self.base_url, m.group(1)))
-        m = re.match(r"^/([^/]+)/oauth2/v2\.0/token$", path)
+        m = re.fullmatch(r"/([^/]+)/oauth2/v2\.0/token", path)
         if m and method == "POST":
             status, body = self.identity.token_response(m.group(1), dict(parse_qsl(raw.decode())))
             return Resp(status, body)
@@ -257,7 +257,7 @@ class ArmApp:
         if not api:
             raise ArmError(400, "MissingApiVersionParameter",
                            "The api-version query parameter (?api-version=) is required for all requests.")
-        if not _API.match(api):
+        if not _API.fullmatch(api):
             raise ArmError(400, "InvalidApiVersionParameter",
                            f"The api-version '{api}' is invalid. The supported versions are 'yyyy-mm-dd'.")
         if low.startswith("/subscriptions/"):
@@ -275,7 +275,7 @@ class ArmApp:
                                "found.")
             return Resp(200, cloudmeta.subscription(self.identity))
         for route_method, pattern, handler in ROUTES:
-            m = pattern.match(path)
+            m = pattern.fullmatch(path)
             if m is None or route_method != method:
                 continue
             groups_ = m.groupdict()
@@ -287,7 +287,7 @@ class ArmApp:
                       self.driver, self.faults, self.busy)
             groups.require_registered(ctx)
             return handler(ctx, **groups_)
-        if any(p.match(path) for _, p, _ in ROUTES):
+        if any(p.fullmatch(path) for _, p, _ in ROUTES):
             raise ArmError(405, "MethodNotAllowed", f"The requested method '{method}' is not allowed for '{path}'.",
                            style="gateway")
         raise ArmError(400, "InvalidResourceType", f"The resource type for path '{path}' could not be found for "

@@ -240,7 +240,7 @@ def _provider(ctx: Ctx, namespace: str) -> dict:
 # A new subscription has most resource providers unregistered: ARM answers 409 MissingSubscriptionRegistration to
 # every request for their resource types until POST .../providers/{ns}/register, after which the provider is
 # Registering for a while, then Registered. Knobs: `unregistered_providers` (namespaces), `registration_seconds`.
-_NS_PATH = re.compile(r"^/subscriptions/[^/]+(?:/resourcegroups/[^/]+)?/providers/([^/]+)/(.+)$", re.I)
+_NS_PATH = re.compile(r"/subscriptions/[^/]+(?:/resourcegroups/[^/]+)?/providers/([^/]+)/(.+)", re.I)
 
 
 def registration_state(ctx: Ctx, namespace: str) -> str:
@@ -259,7 +259,7 @@ def registration_state(ctx: Ctx, namespace: str) -> str:
 
 def require_registered(ctx: Ctx) -> None:
     """409 MissingSubscriptionRegistration for a request to a resource type of an unregistered provider."""
-    m = _NS_PATH.match(ctx.path)
+    m = _NS_PATH.fullmatch(ctx.path)
     if m is None or not ctx.config.get("unregistered_providers") or m.group(2).lower() == "register":
         return
     canon = next((ns for ns in PROVIDER_TYPES if ns.lower() == m.group(1).lower()), m.group(1))

@@ -14,7 +14,7 @@ from flwrazure.localcloud.arm.common import Resp
 
 PAGE = 100
 LABEL = "(flwrazure local cloud price list)"
-_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$", re.I)
+_CLAUSE = re.compile(r"\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*", re.I)
 EFFECTIVE = "2026-01-01T00:00:00Z"
 
 
@@ -67,7 +67,7 @@ def parse_filter(text: str) -> list[tuple[str, str]] | None:
         return []
     clauses = []
     for part in re.split(r"\s+and\s+", text.strip(), flags=re.I):
-        m = _CLAUSE.match(part)
+        m = _CLAUSE.fullmatch(part)
         if m is None:
             return None
         clauses.append((m.group(1), m.group(2).replace("''", "'")))

@@ -7,11 +7,11 @@ import re
 
 from flwrazure.localcloud.arm.errors import ArmError
 
-_NETWORK_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
-_RG_NAME = re.compile(r"^[-\w.()]{1,90}$")
-_VM_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$")
-_LINUX_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$")
-_USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?")
+_RG_NAME = re.compile(r"[-\w.()]{1,90}")
+_VM_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?")
+_LINUX_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?")
+_USERNAME = re.compile(r"[a-z_][a-z0-9_.-]{0,63}")
 RESERVED_USERNAMES = {
     "administrator", "admin", "user", "user1", "test", "user2", "test1", "user3", "admin1", "1", "123", "a",
     "actuser", "adm", "admin2", "aspnet", "backup", "console", "david", "guest", "john", "owner", "root", "server",
@@ -23,7 +23,7 @@ PROTOCOLS = {"tcp": "Tcp", "udp": "Udp", "icmp": "Icmp", "esp": "Esp", "ah": "Ah
 
 def resource_group_name(name: str) -> None:
     bad = sorted({c for c in name if not (c.isalnum() or c in "-_.()")})
-    if not name or len(name) > 90 or bad or name.endswith(".") or not _RG_NAME.match(name):
+    if not name or len(name) > 90 or bad or name.endswith(".") or not _RG_NAME.fullmatch(name):
         listed = "".join(bad) or name[-1:]
         raise ArmError(400, "InvalidResourceGroup",
                        f"The provided resource group name '{name}' has these invalid characters: '{listed}'. "
@@ -31,7 +31,7 @@ def resource_group_name(name: str) -> None:
 
 
 def network_name(name: str, arm_type: str) -> None:
-    if not _NETWORK_NAME.match(name or ""):
+    if not _NETWORK_NAME.fullmatch(name or ""):
         raise ArmError(400, "InvalidResourceName",
                        f"Resource name {name} is invalid. The name can be up to 80 characters long. It must begin "
                        "with a word character, and it must end with a word character or with '_'. The name may "
@@ -39,7 +39,7 @@ def network_name(name: str, arm_type: str) -> None:
 
 
 def vm_name(name: str) -> None:
-    if not _VM_NAME.match(name or ""):
+    if not _VM_NAME.fullmatch(name or ""):
         raise ArmError(400, "InvalidParameter",
                        f"Virtual machine name '{name}' is invalid: 1-64 characters, letters, digits, '-', '.' "
                        "and '_', starting with a letter or digit and not ending with '.' or '-'.",
@@ -47,7 +47,7 @@ def vm_name(name: str) -> None:
 
 
 def computer_name(name: str) -> None:
-    if not _LINUX_HOSTNAME.match(name or ""):
+    if not _LINUX_HOSTNAME.fullmatch(name or ""):
         raise ArmError(400, "InvalidParameter",
                        f"Linux host name '{name}' cannot exceed 64 characters in length or contain the following "
                        "characters: ` ~ ! @ # $ % ^ & * ( ) = + _ [ ] { } \\ | ; : ' \" , < > / ?.",
@@ -58,7 +58,7 @@ def admin_username(name: str) -> None:
     if not name:
         raise ArmError(400, "InvalidParameter", "Required parameter 'adminUsername' is missing (null).",
                        target="adminUsername")
-    if name.lower() in RESERVED_USERNAMES or not _USERNAME.match(name):
+    if name.lower() in RESERVED_USERNAMES or not _USERNAME.fullmatch(name):
         raise ArmError(400, "InvalidParameter", f"The Admin Username specified is not allowed: '{name}'.",
                        target="adminUsername")
 
