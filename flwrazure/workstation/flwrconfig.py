@@ -110,29 +110,34 @@ def _rewrite(path: Path, change) -> bool:
     """Apply change(old text) -> new text to the file `path` names (through a symlink: its target is rewritten,
     the link stays), keeping the target's mode and owner; a new file is 0600. True when the text changed."""
     target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with files.locked(target.parent, directory=True):  # two commands on two clusters: both entries stay
-        old = _read(target)
-        try:
-            new = change(old)
-        except Malformed as exc:
-            raise _bad(path, str(exc)) from None
-        if new == old:
-            return False
-        try:
-            st = target.stat()
-            mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
-        except FileNotFoundError:
-            mode, owner = 0o600, None
-        try:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with files.locked(target.parent, directory=True):  # two commands on two clusters: both entries stay
+            old = _read(target)
+            try:
+                new = change(old)
+            except Malformed as exc:
+                raise _bad(path, str(exc)) from None
+            if new == old:
+                return False
+            try:
+                st = target.stat()
+                mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
+            except FileNotFoundError:
+                mode, owner = 0o600, None
             files.write_atomic(target, new, mode, owner)
-        except OSError as exc:
-            raise _bad(path, f"it cannot be written ({exc.strerror or exc})") from None
+    except OSError as exc:
+        raise _bad(path, f"it cannot be written ({exc.strerror or exc})") from None
     return True
 
 
 def check(path: Path, legacy: bool = False) -> None:
     """Refuse now (UsageError naming the file) what the connection could not be written into later."""
+    folder = Path(os.path.realpath(path)).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise _bad(path, f"{folder} is not a folder, so the file cannot be written")
     text = _read(path)
     try:
         (upsert_federation if legacy else upsert)(text, "flwrazure-check", "127.0.0.1:1", None)

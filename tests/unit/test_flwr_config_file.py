@@ -111,3 +111,14 @@ def test_processes_writing_connections_at_once_lose_none(flwr_home):
     names = set(tomlkit.parse((flwr_home / "config.toml").read_text())["superlink"])
     assert names == {"default"} | {f"p{i}-{j}" for i in range(3) for j in range(15)}
     assert os.listdir(flwr_home) == ["config.toml"]
+
+
+def test_a_config_whose_folder_cannot_be_made_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "afile" / "flwr"))
+    path = tmp_path / "afile" / "flwr" / "config.toml"
+    with pytest.raises(UsageError, match=f"{tmp_path / 'afile'} is not a folder"):
+        flwrconfig.check(path)
+    with pytest.raises(UsageError) as err:
+        flwrconfig.write_connection("c", "1.2.3.4:8000", None)
+    assert str(err.value).startswith(f"{path}: it cannot be written")
