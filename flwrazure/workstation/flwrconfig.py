@@ -46,16 +46,17 @@ def _parse(text: str):
         raise Malformed(f"it is not valid TOML ({' '.join(str(exc).split())})") from None
 
 
-def _section(doc, keys: tuple[str, ...], create: bool):
+def _section(doc, keys: tuple[str, ...], create: bool, only_tables: bool = False):
     """The table at doc[keys[0]][keys[1]]…: None when a level is missing (and not create); Malformed when a level
-    holds something else than a table (`superlink = 3`)."""
+    holds something else than a table (`superlink = 3`). Levels created here are headerless (super tables) where
+    they hold tables only (all of them with only_tables), so removing what was added leaves the text as it was."""
     section = doc
     for depth, key in enumerate(keys):
         value = section.get(key)
         if value is None:
             if not create:
                 return None
-            value = tomlkit.table(is_super_table=depth < len(keys) - 1)
+            value = tomlkit.table(is_super_table=only_tables or depth < len(keys) - 1)
             section[key] = value
             value = section[key]
         elif not isinstance(value, dict):
@@ -80,7 +81,7 @@ def upsert(text: str, name: str, address: str, root_certificates: str | None) ->
 def upsert_federation(text: str, name: str, address: str, root_certificates: str | None) -> str:
     """The app's pyproject with `[tool.flwr.federations.<name>]` set (Flower < 1.26)."""
     doc = _parse(text)
-    _section(doc, FEDERATION_KEYS, create=True)[name] = _entry(address, root_certificates)
+    _section(doc, FEDERATION_KEYS, create=True, only_tables=True)[name] = _entry(address, root_certificates)
     return tomlkit.dumps(doc)
 
 

@@ -122,3 +122,13 @@ def test_a_config_whose_folder_cannot_be_made_is_one_line(tmp_path, monkeypatch)
     with pytest.raises(UsageError) as err:
         flwrconfig.write_connection("c", "1.2.3.4:8000", None)
     assert str(err.value).startswith(f"{path}: it cannot be written")
+
+
+def test_an_app_without_federations_is_as_it_was_after_remove(tmp_path):
+    """The example app has no [tool.flwr.federations]: start adds one, teardown leaves the file as it found it."""
+    original = (REPO / "examples" / "numpy-app" / "pyproject.toml").read_text()
+    (tmp_path / "pyproject.toml").write_text(original)
+    flwrconfig.write_federation(tmp_path, "flower", "198.18.0.10:9093", "/abs/ca.crt")
+    assert tomlkit.parse((tmp_path / "pyproject.toml").read_text())["tool"]["flwr"]["federations"]["flower"]
+    assert flwrconfig.remove_connection("flower", str(tmp_path / "pyproject.toml"))
+    assert (tmp_path / "pyproject.toml").read_text().rstrip() == original.rstrip()
