@@ -50,7 +50,7 @@ _REQUIRED = {"cluster": (str,), "cloud": (str,), "subscription": (str, type(None
              "ssh_private_key": (str,)}
 _OPTIONAL = {"ssh_sources": (list,), "control_sources": (list, type(None)), "registered_supernodes": (dict,),
              "partitions": (dict,), "port_plan": (dict,), "start_options": (dict,), "supervisors": (dict,),
-             "started": (bool,), "paused": (bool,), "secure": (bool,), "federation_pyproject": (str,),
+             "started": (bool,), "paused": (str,), "secure": (bool,), "federation_pyproject": (str,),
              "cluster_id": (str, type(None))}
 
 

@@ -7,7 +7,7 @@ import tomlkit
 
 from flwrazure.errors import UsageError
 from flwrazure.plan import clientdata as plan
-from flwrazure.plan import services, versions
+from flwrazure.plan import services
 from flwrazure.workstation import clientdata
 
 L = services.Layout("/home/azureuser")
@@ -71,13 +71,13 @@ def test_node_config_carries_a_quoted_data_path_flower_reads_as_a_string():
 
 
 def test_supernode_command_with_and_without_data_path():
-    node = services.supernode_command(versions.HTTP, L, "198.18.0.10", 0, 2, secure=False,
+    node = services.supernode_command("1.42.0", L, "198.18.0.10", 0, 2, secure=False, runtime_deps=True,
                                       data_path=L.path(plan.DATA_DIR))
     assert node[node.index("--node-config") + 1] == \
         'partition-id=0 num-partitions=2 data-path="/home/azureuser/flwrazure/data"'
     unit = services.unit("Flower SuperNode 1", node, L, "azureuser", None)
     assert """'partition-id=0 num-partitions=2 data-path="/home/azureuser/flwrazure/data"'""" in unit
-    node = services.supernode_command(versions.GRPC, L, "198.18.0.10", 0, 2, secure=False)
+    node = services.supernode_command("1.34.0", L, "198.18.0.10", 0, 2, secure=False, runtime_deps=True)
     assert node[node.index("--node-config") + 1] == "partition-id=0 num-partitions=2"
 
 
