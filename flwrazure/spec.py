@@ -115,3 +115,78 @@ def validate(spec: ClusterSpec) -> ClusterSpec:
     if not ipaddress.ip_network(spec.subnet_prefix).subnet_of(space):
         raise UsageError(f"subnet {spec.subnet_prefix} is outside the address space {spec.address_space}.")
     return spec
+
+
+# -- what `start` sends to the VMs' pip: it reaches shells, systemd units and pip's own option parser ----------
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+# RFC 3986's characters minus the quotes; anything else (spaces, controls, quotes, backslash, `<>{}|^`) is refused
+_URL_CHARS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]+$")
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_CLAUSE = r"(?:===|==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+_REQUIREMENT = re.compile(rf"^{_NAME}(?:\[\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\])?"
+                          rf"(?:\s*{_CLAUSE}(?:\s*,\s*{_CLAUSE})*)?$")
+_DIRECT = re.compile(rf"^({_NAME}(?:\[\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\])?)\s*@\s*(\S+)$")
+
+
+def index_url(value: str | None, flag: str = "--index-url") -> str | None:
+    """A package index URL the VMs may be given: http(s), a host name or IP address, only URL characters (no
+    whitespace, quotes or control characters). Credentials in it (user:token@) are allowed; start keeps them out of
+    argv and world-readable files."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    hint = "give an http(s) URL such as https://pypi.example.org/simple/"
+    if not _URL_CHARS.match(value):
+        bad = next((c for c in value if not _URL_CHARS.match(c)), "")
+        raise UsageError(f"{flag}: {_shown(value)} contains {bad!r}, which a URL cannot hold: {hint} "
+                         "(percent-encode such characters).")
+    try:
+        parts = urlsplit(value)
+        host, port = parts.hostname or "", parts.port
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {_shown(value)} is not a URL ({exc}): {hint}.") from None
+    if parts.scheme not in ("http", "https"):
+        raise UsageError(f"{flag}: {_shown(value)} is not an http(s) URL: {hint}.")
+    if not host:
+        raise UsageError(f"{flag}: {_shown(value)} names no host: {hint}.")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            raise UsageError(f"{flag}: {_shown(value)}: {host!r} is not a host name: {hint}.") from None
+    del port  # parsed only to refuse a port that is not a number
+    return value
+
+
+def pip_requirement(value: str) -> str:
+    """One --extra-pip value: a requirement pip takes as a package (name, extras, version clauses) or `name @ URL`;
+    never something pip would read as an option (`--index-url=…`) or a local path."""
+    hint = "give a package as pip takes it, e.g. numpy, scikit-learn>=1.3, torch==2.5.1 or pkg[extra]"
+    if not value or any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
+        raise UsageError(f"--extra-pip {value!r} is not a package requirement: {hint}.")
+    direct = _DIRECT.match(value)
+    if direct:
+        index_url(direct.group(2), f"--extra-pip {direct.group(1)} @")
+        return value
+    if not _REQUIREMENT.match(value):
+        raise UsageError(f"--extra-pip {value!r} is not a package requirement: {hint}.")
+    return value
+
+
+def _shown(url: str) -> str:
+    """A URL as an error message may show it: without the password or token in it."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        userinfo, sep, tail = rest.partition("@")
+        if sep and "/" not in userinfo:
+            return repr(f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}")
+    return repr(url)
+
+
+def packages(index: str | None, extra: list[str] | tuple[str, ...]) -> None:
+    """start's --index-url and --extra-pip, checked before anything is created or sent."""
+    index_url(index)
+    for requirement in extra:
+        pip_requirement(requirement)

@@ -432,8 +432,9 @@ def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, client_dat
     from flwrazure import ui
     from flwrazure.commands import exclusive
     from flwrazure.commands import start as start_cmd
-    from flwrazure.spec import cluster_name
+    from flwrazure.spec import cluster_name, packages
 
+    packages(index_url, extra_pip)
     with exclusive(cluster_name(cluster), "start"):
         result = start_cmd.run(cluster_name(cluster), insecure, list(extra_pip), index_url, app, runtime_deps,
                                client_data=client_data)
@@ -499,8 +500,10 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     from flwrazure import ui
     from flwrazure.commands import create, exclusive, ports
     from flwrazure.commands import start as start_cmd
+    from flwrazure.spec import packages
 
     began = time.monotonic()
+    packages(index_url, extra_pip)
     control = _control_sources(control_source, allow_public_control, _version(flwr_version))
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)

@@ -121,7 +121,9 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         runtime_deps: bool | None = None, show: bool = True, client_data: Path | None = None) -> dict:
     from flwrazure.azure.target import connect
     from flwrazure.remote import bootstrap, daemons, flwradmin, ssh
+    from flwrazure.spec import packages
 
+    packages(index_url, extra_pip)  # they reach the VMs' shells, units and pip: refused before anything is sent
     st = state.load(cluster)
     version, secure = st["flwr_version"], not insecure
     check(version, secure, app, index_url)

@@ -60,6 +60,11 @@ CASES = [
     (("status", "--cluster", "flower\n"), "--cluster"),
     # it would end up in the VMs' unit files: a newline there is a directive of its own
     (("up", "--cloud", "local", "--index-url", "http://198.18.0.1/simple\nExecStartPre=/bin/true"), "--index-url"),
+    # what reaches the VMs' shells, units and pip is refused before anything is created
+    (("up", "--cloud", "local", "--index-url", "http://m;touch pwned;x/simple/"), "--index-url"),
+    (("up", "--cloud", "local", "--index-url", 'http://h/simple/"\nEnvironment=X=1'), "--index-url"),
+    (("up", "--cloud", "local", "--index-url", "ftp://h/simple/"), "not an http(s) URL"),
+    (("up", "--cloud", "local", "--extra-pip", "--index-url=http://evil/simple"), "--extra-pip"),
 ]
 
 
