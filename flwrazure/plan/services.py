@@ -3,6 +3,8 @@ as systemd units (Restart=on-failure, the venv on PATH, telemetry off, a working
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -96,14 +98,58 @@ def environment(layout: Layout, index_url: str | None) -> dict[str, str]:
     return env
 
 
+# The services' environment lives in a file of its own (0600, the admin user's), not in the unit: unit files are
+# world-readable and an index URL may carry a token. The same file is read by systemd (EnvironmentFile=), by the
+# restart loop and by the bootstrap's pip (`set -a; . FILE`), so pip's index is never on a command line either.
+ENV_FILE = "flower.env"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def env_file_text(env: dict[str, str]) -> str:
+    """KEY='value' lines. Single quotes mean the same to systemd's EnvironmentFile= parser and to sh: everything up
+    to the next quote, literally (no $, %, ` or \\ processing); a value that holds a quote or a line break cannot
+    be written this way and is refused (the CLI refuses such index URLs first)."""
+    lines = ["# flwrazure: the Flower services' environment (read by systemd, the restart loop and pip)"]
+    for key, value in env.items():
+        if not _ENV_NAME.match(key):
+            raise ValueError(f"not an environment variable name: {key!r}")
+        if any(c in value for c in "'\n\r\0"):
+            raise ValueError(f"{key}: a value with a quote or a line break cannot go into the environment file")
+        lines.append(f"{key}='{value}'")
+    return "\n".join(lines) + "\n"
+
+
+def digest(text: str | None) -> str | None:
+    """What may stand for a secret in a world-readable place (a marker, a unit's change stamp): its sha256."""
+    return None if text is None else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _unit_value(value: str) -> str:
+    """A unit setting's value as written: systemd expands %-specifiers in most settings, so % is doubled."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"a unit setting cannot hold control characters: {value!r}")
+    return value.replace("%", "%%")
+
+
+def exec_argument(arg: str) -> str:
+    """One ExecStart= argument as systemd reads it back (systemd.service "Command lines"): %-specifiers (%%),
+    variable expansion ($$) and its own quoting and C-style escapes (a double-quoted word, \\ and \" escaped)."""
+    value = _unit_value(arg).replace("$", "$$")
+    if value and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def unit(description: str, command: list[str], layout: Layout, user: str, index_url: str | None) -> str:
+    env = env_file_text(environment(layout, index_url))
     lines = [
-        "[Unit]", f"Description={description} (flwrazure)", "After=network-online.target",
-        "Wants=network-online.target", "", "[Service]", "Type=simple", f"User={user}",
-        f"WorkingDirectory={layout.base}",
-        *[f'Environment="{k}={v}"' for k, v in environment(layout, index_url).items()],
-        f"ExecStart={shlex.join(command)}", "Restart=on-failure", f"RestartSec={RESTART_SEC:g}", "", "[Install]",
-        "WantedBy=multi-user.target", ""]
+        "[Unit]", f"Description={_unit_value(description)} (flwrazure)", "After=network-online.target",
+        "Wants=network-online.target", "", "[Service]", "Type=simple", f"User={_unit_value(user)}",
+        f"WorkingDirectory={_unit_value(layout.base)}",
+        # the stamp changes the unit (and so restarts the service) when the environment changes
+        f"# environment {digest(env)}", f"EnvironmentFile={_unit_value(layout.path(ENV_FILE))}",
+        f"ExecStart={' '.join(exec_argument(a) for a in command)}", "Restart=on-failure",
+        f"RestartSec={RESTART_SEC:g}", "", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
 
 
@@ -111,11 +157,13 @@ def loop_script(description: str, name: str, command: list[str], layout: Layout,
                 restart_sec: float = RESTART_SEC) -> str:
     """For hosts without systemd: a shell loop with the unit's environment and working directory that restarts
     the process when it fails (as Restart=on-failure) and records its own PID (= its process group)."""
+    env = env_file_text(environment(layout, index_url))
     lines = [
-        "#!/bin/sh", f"# {description} (flwrazure): this host has no systemd, so this loop keeps it running",
+        "#!/bin/sh", f"# {' '.join(description.split())} (flwrazure): this host has no systemd, so this loop keeps "
+        "it running", f"# environment {digest(env)}",
         f"echo $$ > {shlex.quote(layout.path(name + '.pid'))}", f"cd {shlex.quote(layout.base)} || exit 1",
-        *[f"export {k}={shlex.quote(v)}" for k, v in environment(layout, index_url).items()],
+        f"set -a; . {shlex.quote(layout.path(ENV_FILE))} || exit 1; set +a",
         "while :; do", f"  {shlex.join(command)}", "  code=$?", "  [ $code -eq 0 ] && break",
-        f'  echo "{RESTART_MARK} {name} exited with $code, restarting in {restart_sec:g} s"', f"  sleep {restart_sec:g}",
-        "done", ""]
+        f'  echo "{RESTART_MARK} {shlex.quote(name)} exited with $code, restarting in {restart_sec:g} s"',
+        f"  sleep {restart_sec:g}", "done", ""]
     return "\n".join(lines)

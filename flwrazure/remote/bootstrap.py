@@ -9,7 +9,8 @@ import shlex
 
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import bootstrap as plan
-from flwrazure.plan.services import Layout, index_host
+from flwrazure.plan import services
+from flwrazure.plan.services import Layout
 from flwrazure.remote.ssh import put_text, read, run, succeeds
 
 APT_TIMEOUT = 900  # seconds: first-boot unattended-upgrades can hold the locks for many minutes on Azure
@@ -38,20 +39,21 @@ def ensure_venv_support(conn, name: str, probe: str = plan.VENV_PROBE, timeout: 
 
 def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url: str | None, name: str = "",
                 venv_probe: str = plan.VENV_PROBE) -> bool:
-    """Returns True when something was installed."""
-    want = json.dumps({"flwr": version, "extra": sorted(extra), "index": index_url}, sort_keys=True) + "\n"
-    marker = layout.path("installed.json")
-    run(conn, f"mkdir -p {layout.base}")
-    if read(conn, marker) == want and succeeds(conn, f"test -x {layout.venv}/bin/flower-superlink"):
+    """Returns True when something was installed.
+
+    The index URL (which may carry a token) reaches pip only through the services' environment file (0600, the
+    admin user's): not pip's argv (visible in `ps` to every user of the VM), not the marker (a digest there)."""
+    want = json.dumps({"flwr": version, "extra": sorted(extra), "index": services.digest(index_url)},
+                      sort_keys=True) + "\n"
+    marker, env_file = layout.path("installed.json"), layout.path(services.ENV_FILE)
+    run(conn, f"mkdir -p {shlex.quote(layout.base)} && chmod 700 {shlex.quote(layout.base)}")
+    put_text(conn, services.env_file_text(services.environment(layout, index_url)), env_file, "600")
+    if read(conn, marker) == want and succeeds(conn, f"test -x {shlex.quote(layout.venv)}/bin/flower-superlink"):
         return False
     ensure_venv_support(conn, name or conn.host, venv_probe)
     run(conn, plan.venv_command(layout.venv))
-    index = ""
-    if index_url:
-        index = f"--index-url {shlex.quote(index_url)}"
-        if index_url.startswith("http://"):
-            index += f" --trusted-host {index_host(index_url)}"
     packages = " ".join(shlex.quote(p) for p in [f"flwr=={version}", *extra])
-    run(conn, f"{layout.venv}/bin/pip install --disable-pip-version-check --no-compile -q {index} {packages}")
-    put_text(conn, want, marker, "644")
+    run(conn, f"set -a && . {shlex.quote(env_file)} && set +a && {shlex.quote(layout.venv)}/bin/pip install "
+              f"--disable-pip-version-check --no-compile -q -- {packages}")
+    put_text(conn, want, marker, "600")
     return True

@@ -21,31 +21,33 @@ def install(conn, name: str, kind: str, layout: Layout, unit_text: str, loop_tex
     Returns True when it changed."""
     if kind == SYSTEMD:
         path = f"/etc/systemd/system/{name}.service"
+        unit = shlex.quote(name)
         changed = read(conn, path) != unit_text
         if changed:
-            run(conn, f"printf %s {shlex.quote(unit_text)} | sudo -n tee {path} >/dev/null && "
+            run(conn, f"printf %s {shlex.quote(unit_text)} | sudo -n tee {shlex.quote(path)} >/dev/null && "
                       "sudo -n systemctl daemon-reload")
-        run(conn, f"sudo -n systemctl enable {name} >/dev/null 2>&1; "
-                  f"sudo -n systemctl {'restart' if changed else 'start'} {name}")
+        run(conn, f"sudo -n systemctl enable {unit} >/dev/null 2>&1; "
+                  f"sudo -n systemctl {'restart' if changed else 'start'} {unit}")
         return changed
-    script, log = layout.path(f"{name}.sh"), layout.path(f"{name}.log")
-    changed = put_text(conn, loop_text, script, "755")
+    plain = layout.path(f"{name}.sh")
+    changed = put_text(conn, loop_text, plain, "755")
+    script, log = shlex.quote(plain), shlex.quote(layout.path(f"{name}.log"))
     running = state(conn, name, kind, layout) == "active"
     if running and changed:
         stop(conn, name, kind, layout)
     if changed or not running:
         run(conn, f"setsid nohup sh {script} >> {log} 2>&1 < /dev/null &")
     boot = f"@reboot setsid nohup sh {script} >> {log} 2>&1 < /dev/null &"
-    run(conn, f"command -v crontab >/dev/null || exit 0; (crontab -l 2>/dev/null | grep -vF {shlex.quote(script)};"
+    run(conn, f"command -v crontab >/dev/null || exit 0; (crontab -l 2>/dev/null | grep -vF {shlex.quote(plain)};"
               f" echo {shlex.quote(boot)}) | crontab -")
     return changed
 
 
 def stop(conn, name: str, kind: str, layout: Layout) -> None:
     if kind == SYSTEMD:
-        run(conn, f"sudo -n systemctl stop {name}")
+        run(conn, f"sudo -n systemctl stop {shlex.quote(name)}")
         return
-    pid = layout.path(f"{name}.pid")
+    pid = shlex.quote(layout.path(f"{name}.pid"))
     run(conn, f"p=$(cat {pid} 2>/dev/null) && kill -- -$p 2>/dev/null; "
               f"for i in $(seq 50); do kill -0 -- -$p 2>/dev/null || exit 0; sleep 0.1; done; kill -9 -- -$p")
 
@@ -53,18 +55,18 @@ def stop(conn, name: str, kind: str, layout: Layout) -> None:
 def restarts(conn, name: str, kind: str, layout: Layout) -> int:
     """How often the service was restarted after failing (a crash loop shows here long before a timeout)."""
     if kind == SYSTEMD:
-        out = output(conn, f"systemctl show -p NRestarts --value {name}")
+        out = output(conn, f"systemctl show -p NRestarts --value {shlex.quote(name)}")
     else:
-        out = output(conn, f"grep -c '^{RESTART_MARK} ' {layout.path(name + '.log')}")
+        out = output(conn, f"grep -c '^{RESTART_MARK} ' {shlex.quote(layout.path(name + '.log'))}")
     return int(out.strip()) if out.strip().isdigit() else 0
 
 
 def state(conn, name: str, kind: str, layout: Layout) -> str:
     """systemd's words: active, inactive, failed, ..."""
     if kind == SYSTEMD:
-        return output(conn, f"systemctl is-active {name}").strip() or "unknown"
+        return output(conn, f"systemctl is-active {shlex.quote(name)}").strip() or "unknown"
     # the PID must still be our loop: after a reboot (resume of a paused cluster) the file names a PID that may
     # now belong to any other process
-    pid, script = layout.path(f"{name}.pid"), layout.path(f"{name}.sh")
+    pid, script = shlex.quote(layout.path(f"{name}.pid")), layout.path(f"{name}.sh")
     return "active" if succeeds(conn, f"p=$(cat {pid} 2>/dev/null) && kill -0 $p 2>/dev/null && "
                                       f"grep -qaF {shlex.quote(script)} /proc/$p/cmdline") else "inactive"

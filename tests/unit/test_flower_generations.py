@@ -116,6 +116,7 @@ def test_loop_restarts_on_failure_and_stops_on_success(tmp_path):
     job = ("n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; "
            "echo \"$FLWR_TELEMETRY_ENABLED $PWD\" >> seen; [ $n -ge 2 ]")
     text = services.loop_script("Test", "job", ["sh", "-c", job], layout, None, restart_sec=0.1)
+    Path(layout.path(services.ENV_FILE)).write_text(services.env_file_text(services.environment(layout, None)))
     script = tmp_path / "job.sh"
     script.write_text(text)
     proc = subprocess.Popen(["sh", str(script)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
@@ -131,8 +132,11 @@ def test_loop_restarts_on_failure_and_stops_on_success(tmp_path):
 def test_loop_keeps_a_long_running_process_and_dies_with_its_group(tmp_path):
     layout = services.Layout(str(tmp_path))
     Path(layout.base).mkdir()
-    text = services.loop_script("Test", "svc", ["sleep", "30"], layout, "http://198.18.0.1:47480/simple/")
-    assert "export UV_INSECURE_HOST=198.18.0.1" in text and "export PATH=" in text
+    index = "http://198.18.0.1:47480/simple/"
+    text = services.loop_script("Test", "svc", ["sleep", "30"], layout, index)
+    env = services.env_file_text(services.environment(layout, index))
+    assert "UV_INSECURE_HOST='198.18.0.1'" in env and "PATH='" in env and index not in text
+    Path(layout.path(services.ENV_FILE)).write_text(env)
     (tmp_path / "svc.sh").write_text(text)
     proc = subprocess.Popen(["setsid", "sh", str(tmp_path / "svc.sh")])
     pidfile = Path(layout.path("svc.pid"))

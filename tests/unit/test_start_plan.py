@@ -1,4 +1,5 @@
 import stat
+import subprocess
 
 import pytest
 import tomlkit
@@ -82,10 +83,52 @@ def test_unit_text():
     text = services.unit("Flower SuperLink", ["/v/bin/flower-superlink", "--node-config", "a=1 b=2"], L,
                          "azureuser", "http://198.18.0.1:47480/simple/")
     assert "Restart=on-failure" in text and "User=azureuser" in text and "WantedBy=multi-user.target" in text
-    assert 'Environment="FLWR_TELEMETRY_ENABLED=0"' in text and 'Environment="FLWR_DISABLE_UPDATE_CHECK=1"' in text
-    assert 'Environment="PATH=/home/azureuser/flwr-venv/bin:' in text
-    assert "ExecStart=/v/bin/flower-superlink --node-config 'a=1 b=2'" in text
-    assert 'Environment="UV_INSECURE_HOST=198.18.0.1"' in text
+    assert "EnvironmentFile=/home/azureuser/flwrazure/flower.env" in text and "Environment=" not in text
+    assert 'ExecStart=/v/bin/flower-superlink --node-config "a=1 b=2"' in text
+    env = services.env_file_text(services.environment(L, "http://198.18.0.1:47480/simple/"))
+    assert "FLWR_TELEMETRY_ENABLED='0'" in env and "FLWR_DISABLE_UPDATE_CHECK='1'" in env
+    assert "PATH='/home/azureuser/flwr-venv/bin:" in env and "UV_INSECURE_HOST='198.18.0.1'" in env
+
+
+def test_index_credentials_stay_out_of_units_and_loop_scripts():
+    """Unit files are world-readable: the index URL (with its token) is only in the 0600 environment file; the
+    unit carries a digest, so a changed index still changes the unit (and restarts the service)."""
+    index = "https://me:s3cr%40t@pkgs.example.org/simple/"
+    text = services.unit("Flower SuperNode 1", ["/v/bin/flower-supernode"], L, "azureuser", index)
+    loop = services.loop_script("Flower SuperNode 1", "flower-supernode", ["/v/bin/flower-supernode"], L, index)
+    for shown in (text, loop):
+        assert "s3cr" not in shown and "pkgs.example.org" not in shown
+    assert services.unit("x", ["/v/bin/a"], L, "azureuser", index) != \
+        services.unit("x", ["/v/bin/a"], L, "azureuser", index.replace("s3cr", "other"))
+    env = services.env_file_text(services.environment(L, index))
+    assert f"PIP_INDEX_URL='{index}'" in env and f"UV_DEFAULT_INDEX='{index}'" in env
+    assert services.digest(index).startswith("sha256:") and "s3cr" not in services.digest(index)
+
+
+def test_exec_start_escapes_what_systemd_would_expand():
+    """systemd expands %-specifiers and $VARIABLES in ExecStart= and parses its own quotes: a value passes through
+    as written only with % doubled, $ doubled and quotes/backslashes escaped inside double quotes."""
+    text = services.unit("d%n", ["/v/bin/x", "--node-config", 'a=$HOME b=50%n c="q" d=\\'], L, "azureuser", None)
+    assert 'ExecStart=/v/bin/x --node-config "a=$$HOME b=50%%n c=\\"q\\" d=\\\\"' in text
+    assert "Description=d%%n (flwrazure)" in text
+    assert services.exec_argument("plain-1.2:3/x=y") == "plain-1.2:3/x=y"
+    with pytest.raises(ValueError):
+        services.exec_argument("a\nExecStartPre=/bin/evil")
+
+
+def test_environment_file_is_read_back_literally_by_sh(tmp_path):
+    """The file is sourced by the restart loop and the bootstrap's pip: a value is data, never shell code."""
+    value = "https://u:p$(touch${IFS}pwned)%n;`id`&x@h.example/simple/"
+    path = tmp_path / "env"
+    path.write_text(services.env_file_text({"PIP_INDEX_URL": value, "OTHER": "%%$HOME"}))
+    out = subprocess.run(["sh", "-c", f'set -a; . {path}; set +a; printf "%s\\n%s\\n" "$PIP_INDEX_URL" "$OTHER"'],
+                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [value, "%%$HOME"] and not (tmp_path / "pwned").exists()
+    for bad in ("it's", "a\nB=1"):
+        with pytest.raises(ValueError):
+            services.env_file_text({"K": bad})
+    with pytest.raises(ValueError):
+        services.env_file_text({"K;x": "v"})
 
 
 def test_certificates(tmp_path):
