@@ -4,6 +4,7 @@ first contact and refuse a changed one later (Fabric accepts any key by default)
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 import time
 from pathlib import Path
@@ -158,7 +159,7 @@ def succeeds(conn, command: str) -> bool:
 
 def read(conn, path: str) -> str:
     """A remote file's text, "" when it does not exist."""
-    return output(conn, f"cat {path} 2>/dev/null")
+    return output(conn, f"cat {shlex.quote(path)} 2>/dev/null")
 
 
 def run(conn, command: str, timeout: float = 900) -> str:
@@ -171,13 +172,34 @@ def run(conn, command: str, timeout: float = 900) -> str:
 
 
 def put_text(conn, text: str, remote: str, mode: str = "600") -> bool:
-    """Write a file if its content differs; returns True when it changed."""
+    """Write a file if its content differs; returns True when it changed. The file has `mode` whatever happened
+    before: an identical file with another mode is only chmod-ed (one probe answers both questions). New content
+    goes to a file created 0600 (umask 077) before its first byte, next to the target, then renamed over it: an
+    interrupted upload leaves a private partial file, never a readable key, and never a half-written target."""
     import io
+    import secrets
 
-    if read(conn, remote) == text:
+    perm = format(int(mode, 8), "o")  # "0600" -> "600", as `stat -c %a` prints it; not octal: ValueError
+    q = shlex.quote(remote)
+    folder, _, name = remote.rpartition("/")
+    found = output(conn, f"stat -c %a {q} 2>/dev/null && cat {q}")
+    have_mode, _, have = found.partition("\n")
+    if have == text and found:
+        if have_mode.strip() != perm:
+            run(conn, f"chmod {perm} {q}")
         return False
-    conn.put(io.StringIO(text), remote)
-    conn.run(f"chmod {mode} {remote}", hide=True, in_stream=False)
+    tmp = f"{folder or '.'}/.{name}.{secrets.token_hex(4)}.part"
+    qt = shlex.quote(tmp)
+    run(conn, f"umask 077 && mkdir -p {shlex.quote(folder or '.')} && : > {qt}")
+    try:
+        conn.put(io.BytesIO(text.encode()), tmp)  # SFTP truncates and writes the 0600 file: its mode stays
+        run(conn, f"chmod {perm} {qt} && mv -f {qt} {q}")
+    except BaseException:
+        try:  # best effort: the connection may be what failed (the partial file is private either way)
+            conn.run(f"rm -f {qt}", hide=True, warn=True, in_stream=False, timeout=10)
+        except Exception:
+            pass
+        raise
     return True
 
 
