@@ -149,14 +149,24 @@ class _Links(HTMLParser):
             self._attrs = None
 
 
+def _schemes(base_url: str) -> tuple[str, ...]:
+    """Where a page's links may point: a local (file://) index to its files, a web index to the web only; a web
+    page linking file:///etc/shadow must not make the mirror read this machine's files."""
+    return ("file",) if urllib.parse.urlsplit(base_url).scheme == "file" else ("http", "https")
+
+
 def parse_page(page: str, base_url: str) -> dict[str, dict]:
-    """A PEP 503 project page -> {filename: {"url", "sha256", "requires_python", "yanked"}} (pure)."""
+    """A PEP 503 project page -> {filename: {"url", "sha256", "requires_python", "yanked"}} (pure). Links to
+    another kind of place than the page's own (see _schemes) are dropped."""
     parser = _Links()
     parser.feed(page)
     files: dict[str, dict] = {}
+    allowed = _schemes(base_url)
     for text, attrs in parser.found:
         href = attrs.get("href") or ""
         url, _, fragment = urllib.parse.urljoin(base_url, href).partition("#")
+        if urllib.parse.urlsplit(url).scheme not in allowed:
+            continue
         name = text or unquote(url.rsplit("/", 1)[-1])
         if not name.endswith(ARCHIVES) or name in files:
             continue
@@ -245,6 +255,8 @@ class Upstream:
             raise OSError(str(exc)) from None
 
     def download(self, url: str, dest: Path, sha256: str | None) -> None:
+        if url.startswith("file://") and not any(i.startswith("file://") for i in self.indexes):
+            raise OSError(f"{url}: not a file of a local index")  # parse_page drops such links already
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
         h = hashlib.sha256()
         try:

@@ -230,3 +230,36 @@ def test_a_project_missing_upstream_is_no_failure(tmp_path, mirrors, upstream):
     assert _get(f"{m.url}nosuchproj/")[0] == 404
     assert up.failed_until == 0.0
     assert _get(f"{m.url}tinyproj/")[0] == 200
+
+
+def test_a_web_index_cannot_make_the_mirror_read_local_files(tmp_path, mirrors):
+    """An http(s) upstream's page linking file:///… (here a 'wheel' that is a secret of this machine): the link is
+    not listed and the file is not served; only a file:// index may point at local files."""
+    secret = tmp_path / "evil-1.0-py3-none-any.whl"
+    secret.write_text("this machine's secret\n")
+    page = (f'<a href="file://{secret}">{secret.name}</a>\n'
+            f'<a href="file://{secret}">other-1.0-py3-none-any.whl</a>\n').encode()
+
+    class Hostile(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        m = mirrors(tmp_path / "wheelhouse", _upstream(f"http://127.0.0.1:{server.server_address[1]}/simple"))
+        status, body, _ = _get(f"{m.url}evil/")
+        assert status == 404 and b"evil-1.0" not in body  # nothing left to list
+        for name in (secret.name, "other-1.0-py3-none-any.whl"):
+            assert _get(f"{m.base}/files/{name}")[0] == 404
+        assert not any((tmp_path / "wheelhouse").glob("*.whl"))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -160,3 +160,13 @@ def test_project_of_wheels_and_sdists():
 
 def test_normalize_pep503():
     assert mirror.normalize("Foo.Bar__baz-Qux") == "foo-bar-baz-qux"
+
+
+def test_parse_page_keeps_links_to_the_pages_own_kind_of_place():
+    page = ('<a href="file:///etc/shadow">x-1.0-py3-none-any.whl</a>\n'
+            '<a href="https://files.example/y-1.0-py3-none-any.whl">y-1.0-py3-none-any.whl</a>\n'
+            '<a href="../z/z-1.0-py3-none-any.whl">z-1.0-py3-none-any.whl</a>\n')
+    assert sorted(mirror.parse_page(page, "https://idx.example/simple/x/")) == [
+        "y-1.0-py3-none-any.whl", "z-1.0-py3-none-any.whl"]
+    assert sorted(mirror.parse_page(page, "file:///srv/index/x/")) == [
+        "x-1.0-py3-none-any.whl", "z-1.0-py3-none-any.whl"]
