@@ -253,7 +253,8 @@ def az() -> None:
     info = daemon.running(settings.local_cloud_dir())
     if info is None:
         raise FlwrazureError("The local cloud is not running: start it with `flwrazure local up`.")
-    click.echo(azcli.script(info, str(settings.local_cloud_dir() / "az")), nl=False)
+    config_dir = str(settings.local_cloud_dir() / "az")
+    click.echo(azcli.script(info, config_dir, azcli.write_secret(info, config_dir)), nl=False)
 
 
 @local.command()

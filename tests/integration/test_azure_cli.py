@@ -39,6 +39,7 @@ def test_azure_cli_manages_the_local_cloud_and_sends_nothing_elsewhere(daemon_cl
     assert created.returncode == 0, created.stderr
     printed = flwrazure(home, "local", "az")
     assert printed.returncode == 0, printed.stderr
+    assert cloud.info["client_secret"] not in printed.stdout  # nor on az's command line: az reads a 0600 file
     config_dir = home / "local" / "az"
     azcli.seed_version_check(az_bin, config_dir)
     tripwire = azcli.Tripwire()
