@@ -23,8 +23,41 @@ from flwrazure.localcloud.hosts import NullDriver, cgroups
 from flwrazure.localcloud.hosts import firewall as fw
 from flwrazure.localcloud.hosts import plumbing as pl
 
-# folders of this machine a VM must not see (made opaque in its disk): they read as empty inside
+# folders of this machine a VM must not see (made opaque in its disk): they read as empty inside. Besides these,
+# the local cloud's own state folder (its CA key, client secret, the VMs' disks) and $FLWRAZURE_HOME (clusters' SSH
+# and SuperNode keys), wherever they are: see hidden_dirs
 HIDDEN = ["home", "root", "tmp", "work", "mnt", "media", "srv", "var/tmp", "run/netns"]
+# what a booting OS needs: a folder holding (or being) one of these is never hidden, whatever the state folder is
+ESSENTIAL = ["bin", "sbin", "lib", "lib64", "usr/bin", "usr/sbin", "usr/lib", "usr/lib64", "usr/share", "etc",
+             "var/lib/dpkg", "var/lib/systemd", "var/lib/apt", "var/log", "var/cache/apt", "boot", "run", "dev",
+             "proc", "sys"]
+
+
+def hidden_dirs(secret_dirs: list[str | Path]) -> list[str]:
+    """The folders (relative to /) a VM booting this machine's OS reads as empty: HIDDEN and the given folders of
+    secrets (absolute paths), except any that holds something the OS needs to boot (pure)."""
+    found = list(HIDDEN)
+    for folder in secret_dirs:
+        rel = os.path.normpath(str(folder)).strip("/")
+        if not str(folder).startswith("/") or not rel or rel.startswith(".."):
+            continue
+        if any(e == rel or e.startswith(rel + "/") for e in ESSENTIAL):
+            continue
+        if not any(rel == h or rel.startswith(h + "/") for h in found):
+            found.append(rel)
+    return found
+
+
+def scrub_shadow(text: str, keep: str = "") -> str:
+    """/etc/shadow of this machine for a VM: no password hash of any account survives (they become '*', no
+    password login; the admin user logs in with keys, as on Azure) (pure)."""
+    lines = []
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[0] != keep and fields[1] not in ("", "*", "!", "!*", "!!"):
+            fields[1] = "*"
+        lines.append(":".join(fields))
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 KEEP_ENABLED = {"ssh.service", "machines.target", "remote-fs.target"}
 
 
@@ -130,10 +163,7 @@ class NspawnDriver(NullDriver):
             (disk / sub).mkdir(parents=True, exist_ok=True)
         (disk / "lower").write_text(self._lower(facts) or "")
         if self.image_source == "host":
-            for rel in HIDDEN:
-                d = upper / rel
-                d.mkdir(parents=True, exist_ok=True)
-                os.setxattr(d, "trusted.overlay.opaque", b"y")
+            self._hide(upper)
             (upper / "tmp").chmod(0o1777)
             (upper / "var" / "tmp").chmod(0o1777)
         self._mount(facts["key"])
@@ -145,6 +175,25 @@ class NspawnDriver(NullDriver):
             self._common(disk / "root")
         finally:
             pl.umount(str(disk / "root"))
+
+    def secret_dirs(self) -> list[Path]:
+        """This machine's folders with the local cloud's and the operator's secrets (see HIDDEN)."""
+        found = [self.hosts_dir.parent.resolve()]
+        if os.environ.get("FLWRAZURE_HOME"):
+            found.append(Path(os.environ["FLWRAZURE_HOME"]).expanduser().resolve())
+        return found
+
+    def _hide(self, upper: Path) -> None:
+        """Opaque folders in a host-image VM's disk (only while it is not mounted): this machine's content under
+        them is invisible, the VM's own (e.g. /home/azureuser) stays. Applied at every mount, so a disk made before
+        a folder was added to the list gets it too."""
+        for rel in hidden_dirs(self.secret_dirs()):
+            d = upper / rel
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                os.setxattr(d, "trusted.overlay.opaque", b"y")
+            except OSError:  # the VM made a file there: nothing of this machine shows through it either
+                continue
 
     def _first_boot(self, root: Path, f: dict) -> None:
         """A bare image: what the VM's first boot needs (its osProfile, the agent applying it, the first-boot apt
@@ -179,6 +228,9 @@ class NspawnDriver(NullDriver):
         pl.run("useradd", "--root", str(root), "--create-home", "--shell", "/bin/bash", "--groups", "sudo",
                "--comment", "Azure admin user", user)
         pl.run("usermod", "--root", str(root), "--password", "*", user)  # no password, not locked: keys only
+        for name in ("shadow", "gshadow"):  # none of this machine's password hashes
+            if (etc / name).is_file():
+                (etc / name).write_text(scrub_shadow((etc / name).read_text()))
         uid, gid = (int(x) for x in _passwd_ids(etc / "passwd", user))
         ssh_dir = root / "home" / user / ".ssh"
         ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -230,6 +282,8 @@ class NspawnDriver(NullDriver):
         if str(root.resolve()) in pl.mounts_under(disk):
             return
         lower = (disk / "lower").read_text().strip() if (disk / "lower").exists() else "/"
+        if lower == "/":
+            self._hide(disk / "upper")
         pl.run("mount", "-t", "overlay", "overlay", "-o",
                f"lowerdir={lower},upperdir={disk / 'upper'},workdir={disk / 'work'}", str(root))
 
