@@ -25,11 +25,11 @@ class Admin:
 
 def setup(conn, layout: Layout, version: str, control_port: int, secure: bool) -> Admin:
     directory = layout.path("admin")
-    run(conn, f"mkdir -p {directory}/keys")
+    run(conn, f"mkdir -p {shlex.quote(directory)}/keys")
     for name, text in admin.files(version, control_port, layout.path("ca.crt") if secure else None).items():
         put_text(conn, text, f"{directory}/{name}", "644")
-    flwr = (f"FLWR_HOME={directory} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 "
-            f"{layout.venv}/bin/flwr")
+    flwr = (f"FLWR_HOME={shlex.quote(directory)} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 "
+            f"{shlex.quote(layout.venv)}/bin/flwr")
     return Admin(flwr, admin.target(version, directory), directory, version)
 
 
@@ -84,7 +84,7 @@ def register(conn, adm: Admin, keys: dict[str, str], parallel: int = PARALLEL) -
     D2s_v3's 8 GiB); returns VM name -> node id ("registered" when the SuperLink already knew the key)."""
     if not keys:
         return {}
-    kdir = f"{adm.directory}/keys"
+    kdir = shlex.quote(f"{adm.directory}/keys")
     writes = " && ".join(f"printf '%s\\n' {shlex.quote(line)} > {kdir}/{vm}.pub" for vm, line in keys.items())
     jobs = bounded(list(keys), f"{adm.flwr} supernode register {kdir}/@.pub {adm.target} --format json "
                                f"> {kdir}/@.out 2>&1", parallel)
@@ -121,7 +121,7 @@ def parse_registrations(out: str) -> dict[str, str]:
 
 def runs(conn, adm: Admin) -> list[dict] | None:
     """The SuperLink's runs (`flwr ls --format json`): run-id, status, ...; None when it did not answer."""
-    out = output(conn, f"cd {adm.directory} && {adm.flwr} ls {adm.target} --format json")
+    out = output(conn, f"cd {shlex.quote(adm.directory)} && {adm.flwr} ls {adm.target} --format json")
     try:
         data = _json(out)
     except ValueError:
@@ -134,12 +134,12 @@ def unregister(conn, adm: Admin, node_ids: dict[str, int]) -> dict[str, str]:
     the error text. A node the SuperLink no longer knows as registered counts as done."""
     if not node_ids:
         return {}
-    kdir = f"{adm.directory}/keys"
+    kdir = shlex.quote(f"{adm.directory}/keys")
     pairs = [f"{vm}:{node}" for vm, node in node_ids.items()]
     jobs = bounded(pairs, f"vm=@; {adm.flwr} supernode unregister ${{vm#*:}} {adm.target} --format json "
                           f"> {kdir}/${{vm%%:*}}.unreg 2>&1", PARALLEL)
     show = "; ".join(f"echo '@@{vm}'; cat {kdir}/{vm}.unreg" for vm in node_ids)
-    return parse_unregistrations(run(conn, f"mkdir -p {kdir} && cd {adm.directory} && {jobs}; {show}"))
+    return parse_unregistrations(run(conn, f"mkdir -p {kdir} && cd {shlex.quote(adm.directory)} && {jobs}; {show}"))
 
 
 def parse_unregistrations(out: str) -> dict[str, str]:
