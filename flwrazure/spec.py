@@ -61,27 +61,6 @@ def cluster_name(value: str) -> str:
     return value
 
 
-_URL_SAFE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!&()*+,;=]+")  # RFC 3986 characters, less ' $ % (unit files)
-
-
-def index_url(value: str | None) -> str | None:
-    """--index-url: an http(s) URL with a host, made of URL characters only (it goes into the VMs' unit files,
-    pip's and uv's settings: no space, newline, quote, '$' or '%')."""
-    if value is None:
-        return None
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(value) if _URL_SAFE.fullmatch(value) else None
-        host = parts.hostname if parts else None
-    except ValueError:  # e.g. an unclosed [IPv6 address
-        parts, host = None, None
-    if parts is None or parts.scheme not in ("http", "https") or not host:
-        raise UsageError(f"--index-url {value!r}: give an http:// or https:// URL of a package index, without "
-                         "spaces, quotes, '$' or '%' (e.g. https://pypi.example.org/simple).")
-    return value
-
-
 def validate(spec: ClusterSpec) -> ClusterSpec:
     cluster_name(spec.cluster)
     if spec.cloud not in CLOUDS:

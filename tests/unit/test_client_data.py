@@ -76,7 +76,8 @@ def test_supernode_command_with_and_without_data_path():
     assert node[node.index("--node-config") + 1] == \
         'partition-id=0 num-partitions=2 data-path="/home/azureuser/flwrazure/data"'
     unit = services.unit("Flower SuperNode 1", node, L, "azureuser", None)
-    assert """'partition-id=0 num-partitions=2 data-path="/home/azureuser/flwrazure/data"'""" in unit
+    # systemd's quoting: the double-quoted word keeps data-path's own quotes escaped
+    assert '--node-config "partition-id=0 num-partitions=2 data-path=\\"/home/azureuser/flwrazure/data\\""' in unit
     node = services.supernode_command("1.34.0", L, "198.18.0.10", 0, 2, secure=False, runtime_deps=True)
     assert node[node.index("--node-config") + 1] == "partition-id=0 num-partitions=2"
 
