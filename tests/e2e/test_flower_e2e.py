@@ -320,7 +320,7 @@ def test_flwr_131_up_insecure_real_app_internal_apis_closed(home, tmp_path):
         assert probe[9092] == "open" and probe[9093] == "timeout" and probe[9091] != "open", probe
         # nothing but sshd and the SuperLink's Fleet/Control ports listens beyond loopback, on any VM
         for vm in status["vms"]:
-            public = {(a, p) for a, p in listening(vm["public_ip"], key=key) if a not in ("127.0.0.1", "::1")}
+            public = {(a, p) for a, p in listening(vm["public_ip"], key=key) if a not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")}
             allowed = {22, 9092, 9093} if vm is server else {22}
             assert {p for _, p in public} <= allowed, (vm["vm"], public)
     finally:
