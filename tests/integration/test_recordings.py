@@ -3,7 +3,7 @@ resource types the local cloud serves is replayed against it, in order, under th
 0.05), with names kept, the subscription id swapped, what the exchange refers to created first, and the Windows VM
 PUT adapted to Linux; the answer's shape (tests/helpers/recordings.py) must match the recording's. Exchanges of
 types the local cloud does not serve are SKIPPED with the reason; differences knowingly left are KNOWN, with the
-reason (the README lists both); a KNOWN exchange that starts matching fails too, so the list stays true."""
+reason (docs/local-cloud.md lists both); a KNOWN exchange that starts matching fails too, so the list stays true."""
 
 from __future__ import annotations
 
@@ -290,4 +290,4 @@ def test_replayed_exchanges_answer_like_azure(cloud, name):
     unexpected = [(i, d) for i, status, d in results if status == "differs" and (name, i) not in KNOWN]
     assert unexpected == [], unexpected
     healed = [i for i, status, _ in results if status == "matched" and (name, i) in KNOWN]
-    assert healed == [], f"exchanges {healed} now match: remove them from KNOWN and the README"
+    assert healed == [], f"exchanges {healed} now match: remove them from KNOWN and docs/local-cloud.md"

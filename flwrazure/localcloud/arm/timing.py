@@ -2,7 +2,7 @@
 
 Durations are seconds at time scale 1; `time_scale` F multiplies every duration and every Retry-After and divides
 the throttling buckets' refill time (so a run at F = 0.05 shows Azure's shape twenty times faster). Where each
-figure comes from is in the `SOURCES` column of each table and in the README (section "The azure profile").
+figure comes from is in the `SOURCES` column of each table and in docs/local-cloud.md.
 
 Retry-After on the wire: Azure sends whole seconds. A scaled value of 1 s or more is sent as
 `Retry-After: <rounded whole seconds>`; a scaled value under 1 s (only at small time scales) is sent as
