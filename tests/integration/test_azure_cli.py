@@ -79,7 +79,7 @@ def test_azure_cli_manages_the_local_cloud_and_sends_nothing_elsewhere(daemon_cl
         # Azure Policy adds an extension to the next new VM: az sees it, and `az vm list` then fails exactly as it
         # does on Azure (azure-cli issue 31910: the extension's properties.type collides with its resource type)
         cloud.admin("PATCH", "config", {"policy_extensions": ["AzurePolicyforLinux"]})
-        grown = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2")
+        grown = flwrazure(home, "scale", "--clients", "2")  # a client more: what scale does
         assert grown.returncode == 0, grown.stderr
         extensions = az("vm", "extension", "list", "-g", "flower-rg", "--vm-name", "flower-client-2")
         assert [(e["name"], e["publisher"], e.get("tags")) for e in extensions] == \
