@@ -229,7 +229,7 @@ def test_product_service_layer_on_a_real_host(hc, kind):
     the same definition again changes nothing, a new one replaces it, a crash loop is counted (so `start` can stop
     waiting for it), stop ends it."""
     from flwrazure.plan import services
-    from flwrazure.remote import daemons
+    from flwrazure.remote import daemons, ssh
     from tests.helpers.hosts import connection
 
     layout = services.Layout("/home/azureuser")
@@ -247,6 +247,9 @@ def test_product_service_layer_on_a_real_host(hc, kind):
 
     with connection(hc.vms["a"]["public"]) as conn:
         conn.run(f"mkdir -p {layout.base}", hide=True, in_stream=False)
+        # the services read their environment from the 0600 file that start's bootstrap writes beside them
+        ssh.put_text(conn, services.env_file_text(services.environment(layout, None)),
+                     layout.path(services.ENV_FILE), "600")
         assert daemons.supervisor(conn) == "systemd"  # these hosts boot systemd; "loop" is forced here
         try:
             serve = ["/usr/bin/python3", "-m", "http.server", str(port)]
