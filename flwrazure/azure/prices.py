@@ -114,16 +114,16 @@ def fetch(target, location: str, sizes: list[str], disks: list[str] | None = Non
     return prices, f"{where}: {own}"
 
 
-def cached(cloud: str, location: str, sizes: list[str]) -> cost.Estimate | None:
+def cached(cloud: str, location: str, sizes: list[str], disks: list[str] | None = None) -> cost.Estimate | None:
     """The estimate from the cached answers alone (no request: `flwrazure list` must be fast and works offline);
     None when nothing is cached for these VMs."""
     cache = _load_cache(cloud)
-    asks = cost.queries(location, sizes)
+    asks = cost.queries(location, sizes, disks)
     if not any(q.filter in cache for q in asks):
         return None
     prices = {q.key: cost.hourly(q.key, cache[q.filter]["items"]) if q.filter in cache else None for q in asks}
     when = min((cache[q.filter]["fetched"] for q in asks if q.filter in cache), default="?")
-    return cost.estimate(sizes, prices, f"cached list prices from {when}")
+    return cost.estimate(sizes, prices, f"cached list prices from {when}", disks)
 
 
 def cluster_sizes(st: dict, clients: int | None = None) -> list[str]:

@@ -49,7 +49,8 @@ def _row(name: str, st: dict) -> dict:
     state_now = recorded_state(st)
     est = None
     if st.get("location") and st.get("server_size"):
-        est = prices.cached(st.get("cloud", "azure"), st["location"], prices.cluster_sizes(st))
+        est = prices.cached(st.get("cloud", "azure"), st["location"], prices.cluster_sizes(st),
+                            prices.cluster_disks(st))
     running = est.running if est else None
     paused = est.paused if est else None
     return {"cluster": name, "cloud": st.get("cloud"), "resource_group": st.get("resource_group"),

@@ -86,6 +86,8 @@ def test_cost_prices_the_os_disk_the_vm_gets(product_cloud, home):
     assert lines["OS disk E4"]["usd_per_hour_each"] == round(2.4 / 730, 6)  # the local price list's E4
     status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
     assert [line["what"] for line in status["cost"]["lines"]][-1] == "OS disk E4"
+    listed = json.loads(ok(flwrazure(home, "list", "--json")).stdout)  # from the cached prices: the same disks
+    assert [c["usd_per_hour"] for c in listed] == [status["cost"]["usd_per_hour"]], (listed, status["cost"])
 
 
 def test_rerun_create_and_open_ports_write_nothing(product_cloud, home):
