@@ -503,17 +503,13 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     from flwrazure.spec import packages
 
     began = time.monotonic()
-    packages(index_url, extra_pip)
+    packages(index_url, extra_pip)  # first, as start does: the values bad input is most often made of
     control = _control_sources(control_source, allow_public_control, _version(flwr_version))
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
-    start_cmd.check(spec.flwr_version, not insecure, app, index_url)
-    if client_data is not None:  # the layout and names, before anything is created (start reads the files)
-        from flwrazure.workstation import clientdata
-
-        root = clientdata.check(client_data, spec.clients)
-        for i in range(1, spec.clients + 1):
-            clientdata.listing(root / str(i), digests=False)
+    start_cmd.check(spec.flwr_version, not insecure, app)
+    # the layout and names, before anything is created (start reads the files)
+    start_cmd.check_client_data(client_data, spec.clients, digests=False)
     start_cmd.check_hosts(spec.cloud)
     # one hold for all three steps (the open-ports thread shares it): no other command slips in between them
     with exclusive(cluster, "up", create=True), \

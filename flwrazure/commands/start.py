@@ -88,11 +88,13 @@ def check_hosts(cloud: str) -> None:
     require_hosts(cloud)
 
 
-def check(version: str, secure: bool, app: Path | None, index_url: str | None = None) -> None:
-    """Refuse, before touching anything, what this Flower version cannot do, and an index URL that is none."""
-    from flwrazure.spec import index_url as valid_index_url
+def check(version: str, secure: bool, app: Path | None, index_url: str | None = None,
+          extra_pip: list[str] | tuple[str, ...] = ()) -> None:
+    """Refuse, before touching anything, what this Flower version cannot do, and an --index-url or --extra-pip
+    that may not reach the VMs' shells, units and pip."""
+    from flwrazure.spec import packages
 
-    valid_index_url(index_url)
+    packages(index_url, extra_pip)
     if secure and not versions.supernode_cli(version):
         raise UsageError(f"Flower {version} authenticates SuperNodes with CSV key lists, which flwrazure does not "
                          "manage: pass --insecure, or use a cluster with flwr 1.23 or newer (e.g. 1.42.0).")
@@ -106,27 +108,25 @@ def check(version: str, secure: bool, app: Path | None, index_url: str | None = 
         flwrconfig.check(app / "pyproject.toml", legacy=True)
 
 
-def check_client_data(root: Path | None, clients: int) -> tuple[Path | None, dict[int, dict]]:
+def check_client_data(root: Path | None, clients: int, digests: bool = True) -> tuple[Path | None, dict[int, dict]]:
     """--client-data, before anything is copied or created: DIR/1 … DIR/<clients> exist and every name in them may
-    travel to a VM. Returns DIR (absolute) and each client's listing (relative path -> size, sha256)."""
+    travel to a VM. Returns DIR (absolute) and each client's listing (relative path -> size, sha256; without
+    `digests` only the names and kinds are checked: `up`, before it creates the VMs)."""
     if root is None:
         return None, {}
     from flwrazure.workstation import clientdata
 
     root = clientdata.check(root, clients)
-    return root, {i: clientdata.listing(root / str(i)) for i in range(1, clients + 1)}
+    return root, {i: clientdata.listing(root / str(i), digests) for i in range(1, clients + 1)}
 
 
 def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | None, app: Path | None,
         runtime_deps: bool | None = None, show: bool = True, client_data: Path | None = None) -> dict:
     from flwrazure.azure.target import connect
     from flwrazure.remote import bootstrap, daemons, flwradmin, ssh
-    from flwrazure.spec import packages
-
-    packages(index_url, extra_pip)  # they reach the VMs' shells, units and pip: refused before anything is sent
     st = state.load(cluster)
     version, secure = st["flwr_version"], not insecure
-    check(version, secure, app, index_url)
+    check(version, secure, app, index_url, extra_pip)
     data_root, data_lists = check_client_data(client_data, st["clients"])
     ssh.check_key(st["ssh_private_key"])  # a key that cannot log in is said now, not after 10 minutes of retries
     check_hosts(st["cloud"])
