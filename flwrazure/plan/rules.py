@@ -116,9 +116,9 @@ def check_control_sources(sources: tuple[str, ...], allow_public: bool, port: in
 
 def parse_control_source(text: str | None, flag: str) -> tuple[str, ...] | None:
     """Like parse_sources, plus 'me' (and no value): None, i.e. the operator's detected address."""
-    if text is None or text.strip().lower() == "me":
+    if text is None or text.strip().lower() == ME:
         return None
-    if "me" in [t.strip().lower() for t in text.split(",")]:
+    if ME in [t.strip().lower() for t in text.split(",")]:
         raise UsageError(f"{flag} me stands alone: give 'me' (your detected address) or a list of IPv4 "
                          "addresses/CIDRs.")
     return parse_sources(text, flag)
