@@ -97,15 +97,15 @@ def validate(spec: ClusterSpec) -> ClusterSpec:
 
 
 # -- what `start` sends to the VMs' pip: it reaches shells, systemd units and pip's own option parser ----------
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 # RFC 3986's characters minus the quotes; anything else (spaces, controls, quotes, backslash, `<>{}|^`) is refused
-_URL_CHARS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]+$")
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]+")
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
 _CLAUSE = r"(?:===|==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]+"
-_REQUIREMENT = re.compile(rf"^{_NAME}(?:\[\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\])?"
-                          rf"(?:\s*{_CLAUSE}(?:\s*,\s*{_CLAUSE})*)?$")
-_DIRECT = re.compile(rf"^({_NAME}(?:\[\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\])?)\s*@\s*(\S+)$")
+_REQUIREMENT = re.compile(rf"{_NAME}(?:\[\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\])?"
+                          rf"(?:\s*{_CLAUSE}(?:\s*,\s*{_CLAUSE})*)?")
+_DIRECT = re.compile(rf"({_NAME}(?:\[\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\])?)\s*@\s*(\S+)")
 
 
 def index_url(value: str | None, flag: str = "--index-url") -> str | None:
@@ -117,8 +117,8 @@ def index_url(value: str | None, flag: str = "--index-url") -> str | None:
     from urllib.parse import urlsplit
 
     hint = "give an http(s) URL such as https://pypi.example.org/simple/"
-    if not _URL_CHARS.match(value):
-        bad = next((c for c in value if not _URL_CHARS.match(c)), "")
+    if not _URL_CHARS.fullmatch(value):
+        bad = next((c for c in value if not _URL_CHARS.fullmatch(c)), "")
         raise UsageError(f"{flag}: {_shown(value)} contains {bad!r}, which a URL cannot hold: {hint} "
                          "(percent-encode such characters).")
     try:
@@ -133,7 +133,7 @@ def index_url(value: str | None, flag: str = "--index-url") -> str | None:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOSTNAME.match(host):
+        if not _HOSTNAME.fullmatch(host):
             raise UsageError(f"{flag}: {_shown(value)}: {host!r} is not a host name: {hint}.") from None
     del port  # parsed only to refuse a port that is not a number
     return value
@@ -145,11 +145,11 @@ def pip_requirement(value: str) -> str:
     hint = "give a package as pip takes it, e.g. numpy, scikit-learn>=1.3, torch==2.5.1 or pkg[extra]"
     if not value or any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
         raise UsageError(f"--extra-pip {value!r} is not a package requirement: {hint}.")
-    direct = _DIRECT.match(value)
+    direct = _DIRECT.fullmatch(value)
     if direct:
         index_url(direct.group(2), f"--extra-pip {direct.group(1)} @")
         return value
-    if not _REQUIREMENT.match(value):
+    if not _REQUIREMENT.fullmatch(value):
         raise UsageError(f"--extra-pip {value!r} is not a package requirement: {hint}.")
     return value
 

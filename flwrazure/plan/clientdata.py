@@ -16,7 +16,7 @@ PART_SUFFIX = ".flwrazure-part"  # a file being copied: renamed over its final n
 MAX_NAME = 255
 MAX_PATH = 1024
 _NAME_PUNCT = set("._+=@,- ")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")  # what may go into --node-config, a unit file and a shell unquoted
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]+")  # what may go into --node-config, a unit file and a shell unquoted
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def node_config(partition: int, partitions: int, data_dir: str | None = None) ->
     text = f"partition-id={partition} num-partitions={partitions}"
     if data_dir is None:
         return text
-    if not _SAFE_PATH.match(data_dir):
+    if not _SAFE_PATH.fullmatch(data_dir):
         raise ValueError(f"data path {data_dir!r}: only an absolute path of letters, digits and ._/- can be passed")
     return f'{text} data-path="{data_dir}"'
 
@@ -116,7 +116,7 @@ def listing_command(directory: str) -> str:
     listing as JSON (relative path -> [size, sha256]; other entries; subdirectories)."""
     import shlex
 
-    if not _SAFE_PATH.match(directory):
+    if not _SAFE_PATH.fullmatch(directory):
         raise ValueError(f"data path {directory!r}: only an absolute path of letters, digits and ._/- is used")
     return (f"umask 077 && mkdir -p {directory} && chmod 700 {directory} && "
             f"python3 -c {shlex.quote(LISTING)} {directory}")

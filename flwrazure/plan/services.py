@@ -102,7 +102,7 @@ def environment(layout: Layout, index_url: str | None) -> dict[str, str]:
 # world-readable and an index URL may carry a token. The same file is read by systemd (EnvironmentFile=), by the
 # restart loop and by the bootstrap's pip (`set -a; . FILE`), so pip's index is never on a command line either.
 ENV_FILE = "flower.env"
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def env_file_text(env: dict[str, str]) -> str:
@@ -111,7 +111,7 @@ def env_file_text(env: dict[str, str]) -> str:
     be written this way and is refused (the CLI refuses such index URLs first)."""
     lines = ["# flwrazure: the Flower services' environment (read by systemd, the restart loop and pip)"]
     for key, value in env.items():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise ValueError(f"not an environment variable name: {key!r}")
         if any(c in value for c in "'\n\r\0"):
             raise ValueError(f"{key}: a value with a quote or a line break cannot go into the environment file")

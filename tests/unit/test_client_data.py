@@ -65,7 +65,7 @@ def test_node_config_carries_a_quoted_data_path_flower_reads_as_a_string():
     parsed = tomlkit.parse("\n".join(f"{k} = {v}" for k, v in (p.split("=", 1) for p in text.split())))
     assert parsed == {"partition-id": 1, "num-partitions": 3, "data-path": "/home/azureuser/flwrazure/data"}
     assert plan.node_config(0, 2) == "partition-id=0 num-partitions=2"
-    for bad in ('/home/a"b', "/home/a b", "/home/$x", "/home/%h", "relative"):
+    for bad in ('/home/a"b', "/home/a b", "/home/$x", "/home/%h", "relative", "/home/data\n"):
         with pytest.raises(ValueError):
             plan.node_config(0, 2, bad)
 

@@ -20,6 +20,7 @@ def test_index_urls_that_pass(url):
     ("http://m;touch${IFS}pwned;x/simple/", "contains '{'"),
     ('http://h/simple/"', "contains '\"'"),
     ("http://h/simple/\nEnvironment=A=1", "contains '\\n'"),
+    ("http://h/simple/\n", "contains '\\n'"),  # a trailing newline too: the whole value is checked
     ("http://h/it's", "contains \"'\""),
     ("ftp://h/simple/", "not an http(s) URL"),
     ("/srv/wheels", "not an http(s) URL"),
