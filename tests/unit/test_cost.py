@@ -101,3 +101,29 @@ def test_each_vm_s_os_disk_is_priced_as_the_disk_type_its_size_gets():
     assert [(line["what"], line["count"]) for line in est.lines][-2:] == [("OS disk P4", 1), ("OS disk E4", 2)]
     assert est.paused == round(3 * 0.005 + 0.01 + 2 * 0.004, 4)
     assert cost.os_disks(["Standard_X"], None) == ["Premium_LRS"]  # not read: the default create-cluster uses
+
+
+def test_the_readmes_price_of_the_default_cluster_is_the_estimators_arithmetic():
+    """The README quotes what the default cluster (server + 2 clients, Standard_D2s_v3, eastus) costs; fed Azure's
+    list prices in the Retail Prices API's item shape, the estimator must give the numbers the README states."""
+    from pathlib import Path
+
+    def item(**kw):
+        return {"currencyCode": "USD", "type": "Consumption", "tierMinimumUnits": 0.0, "armRegionName": "eastus", **kw}
+
+    answers = [  # Azure's eastus list prices (USD), as the API gives them
+        item(armSkuName="Standard_D2s_v3", productName="Virtual Machines DSv3 Series", skuName="D2s v3",
+             meterName="D2s v3", retailPrice=0.096, unitOfMeasure="1 Hour"),
+        item(armSkuName="Standard_D2s_v3", productName="Virtual Machines DSv3 Series", skuName="D2s v3 Spot",
+             meterName="D2s v3 Spot", retailPrice=0.0192, unitOfMeasure="1 Hour"),
+        item(meterName="Standard IPv4 Static Public IP", productName="IP Addresses", skuName="Standard",
+             retailPrice=0.005, unitOfMeasure="1 Hour"),
+        item(meterName="P4 LRS Disk", productName="Premium SSD Managed Disks", skuName="P4 LRS",
+             retailPrice=5.2795, unitOfMeasure="1/Month"),
+    ]
+    prices = {k: cost.hourly(k, answers) for k in ("vm:Standard_D2s_v3", "ip", "disk:Premium_LRS")}
+    est = cost.estimate(["Standard_D2s_v3"] * 3, prices, "Retail Prices API")
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    assert f"**${est.running:.2f}/hour**" in readme
+    assert f"(${est.running * 24:.2f}/day)" in readme
+    assert f"**${est.paused:.2f}/hour** while paused" in readme
