@@ -192,9 +192,9 @@ def test_open_ports_source_me_next_line_and_closing_twice(product_cloud, home):
     assert f"Next: flwrazure open-ports --cluster flower --source {me}" in created.stderr
     opened = json.loads(ok(run(home, "open-ports", "--source", "me", "--json")).stdout)
     assert {r["name"]: r["sources"] for r in opened["rules"]}["flwrazure-control"] == [me]
-    assert "removed" in ok(run(home, "open-ports", "--close")).stderr
+    assert "removed" in ok(run(home, "open-ports", "--close")).stdout  # what changed: the result, stdout
     again = ok(run(home, "open-ports", "--close"))
-    assert "already closed" in again.stderr and "already in place" not in again.stderr
+    assert "already closed" in again.stdout and "already in place" not in again.stdout
 
 
 def _at_a_terminal(home, *args, columns=80):

@@ -64,7 +64,7 @@ def test_another_ssh_source_converges_the_ssh_rule_and_the_record(product_cloud,
     rule = product_cloud.network.security_rules.get("flower-rg", "flower-nsg", "flwrazure-ssh").as_dict()["properties"]
     assert (rule.get("sourceAddressPrefixes") or [rule.get("sourceAddressPrefix")]) == ["198.51.100.7"]
     assert again["ssh_sources"] == ["198.51.100.7"]
-    assert [w["path"].rsplit("/", 1)[-1] for w in product_cloud.writes(since)] == ["flower-nsg"]
+    assert [w["path"].rsplit("/", 1)[-1] for w in product_cloud.writes(since)] == ["flwrazure-ssh"]  # one rule
     record = json.loads((home / "clusters" / "flower" / "state.json").read_text())
     assert record["ssh_sources"] == ["198.51.100.7"]
 
