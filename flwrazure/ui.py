@@ -21,7 +21,22 @@ def console(stderr: bool = True):
 
 
 def info(message: str) -> None:
+    """Progress, hints ("Next: …") and notes: stderr, so stdout stays data."""
     console().print(message)
+
+
+def out(message: str) -> None:
+    """A line of the command's result (what a script or `> file` keeps): stdout, as tables and JSON."""
+    console(stderr=False).print(message)
+
+
+def next_steps(commands: list[str], tail: str = "") -> None:
+    """The "Next:" hint (stderr): the command(s) a result's `next` lists, the first in bold."""
+    if commands:
+        from rich.markup import escape
+
+        more = "".join(f"  or  {escape(c)}" for c in commands[1:])
+        console().print(f"Next: [bold]{escape(commands[0])}[/bold]{more}{tail}")
 
 
 def warn(message: str) -> None:
@@ -33,11 +48,12 @@ def emit_json(data) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list], keep: tuple[str, ...] = (),
-          plain: bool = False, prefix: str = "") -> None:
+          plain: bool = False, prefix: str = "", err: bool = False) -> None:
     """keep: columns never cut nor wrapped (names: cut with an ellipsis, flower-client-1 and -2 would read the
     same), the others wrap when the terminal is narrow; plain: no borders (one line per row, as `ls -l`);
     prefix: what the first kept column's values may lose when the table is wider than the terminal (the cluster
-    name of its VMs: `server`, `client-2` are what `flwrazure ssh` and `logs` take too), said in the title."""
+    name of its VMs: `server`, `client-2` are what `flwrazure ssh` and `logs` take too), said in the title;
+    err: on stderr (a table that is not the result, e.g. what a prompt is about to delete)."""
     from rich.table import Table
 
     cells = [["" if v is None else str(v) for v in row] for row in rows]
@@ -57,18 +73,24 @@ def table(title: str | None, columns: list[str], rows: list[list], keep: tuple[s
             t.add_column(col, overflow="fold")
     for row in cells:
         t.add_row(*row)
-    console(stderr=False).print(t)
+    console(stderr=err).print(t)
 
 
 class Steps:
-    """One progress bar per kind of resource ("public IPs 3/11"), safe to update from many threads."""
+    """One progress bar per kind of resource ("public IPs 3/11"), safe to update from many threads. Without a
+    terminal (CI, a pipe), no bar: one plain line per kind as it completes ("✓ public IPs 11/11  4.2 s")."""
 
     def __init__(self, totals: dict[str, int], enabled: bool = True):
+        import time
+
         self.totals = {k: v for k, v in totals.items() if v}
         self.enabled = enabled and console().is_terminal
+        self.plain = enabled and not self.enabled
         self._lock = threading.Lock()
         self._progress = None
         self._tasks: dict[str, int] = {}
+        self._done: dict[str, int] = {}
+        self._began = time.monotonic()
 
     def __enter__(self) -> Steps:
         if self.enabled:
@@ -92,6 +114,13 @@ class Steps:
         if self._progress is not None and kind in self._tasks:
             with self._lock:
                 self._progress.advance(self._tasks[kind])
+        elif self.plain and kind in self.totals:
+            import time
+
+            with self._lock:
+                self._done[kind] = n = self._done.get(kind, 0) + 1
+                if n == self.totals[kind]:
+                    console().print(f"✓ {kind} {n}/{n} {time.monotonic() - self._began:.1f} s")
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
@@ -100,7 +129,7 @@ class Steps:
 
 class Milestones:
     """Progress of a command whose steps overlap (per-VM work in threads): a spinner while it runs (in a
-    terminal), a "✓ what  12.3 s" line on stderr as each milestone is reached (seconds since the start), and those
+    terminal; else its title, once), a "✓ what  12.3 s" line on stderr as each milestone is reached (seconds since the start), and those
     seconds kept in `seconds` (for --json and the benchmarks). Thread-safe."""
 
     def __init__(self, title: str, show: bool = True):
@@ -116,6 +145,8 @@ class Milestones:
         if self.show and console().is_terminal:
             self._status = console().status(self.title)
             self._status.start()
+        elif self.show:  # no spinner without a terminal: say what is starting, so a CI log is never silent
+            console().print(f"{self.title}…")
         return self
 
     def __exit__(self, *exc) -> None:

@@ -64,12 +64,13 @@ def next_step(code: str, message: str) -> str:
 
 class AzureError(FlwrazureError):
     def __init__(self, resource: str, code: str, message: str):
-        self.resource, self.code = resource, code
         step = next_step(code, message)
         first = " ".join(message.split())
         if len(first) > 300:
             first = first[:297] + "..."
-        super().__init__(f"{resource}: Azure refused ({code}): {first} Next: {step}.")
+        super().__init__(f"{resource}: Azure refused ({code}): {first} Next: {step}.", code=f"azure.{code}")
+        self.resource, self.code = resource, code
+        self.retry = step == DEFAULT_NEXT
 
 
 def translate(exc: BaseException, resource: str) -> FlwrazureError:

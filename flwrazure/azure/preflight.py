@@ -7,7 +7,7 @@ import difflib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from flwrazure.azure.errors import translate
+from flwrazure.azure.errors import IP_COUNTERS, translate
 from flwrazure.azure.inventory import COMPUTE_API, NETWORK_API, list_raw
 from flwrazure.azure.target import Target
 from flwrazure.errors import FlwrazureError, UsageError
@@ -19,6 +19,8 @@ from flwrazure.plan import resources
 PUBLIC_IP_COUNTERS = (("PublicIPAddresses", "public IP addresses"),
                       ("StaticPublicIPAddresses", "static public IP addresses"),
                       ("StandardSkuPublicIpAddresses", "Standard SKU public IPv4 addresses"))
+# the code the public IPs' PUT fails with when that counter is full: a full one found first has the same code
+IP_LIMIT_CODE = {counter: code for code, counter in IP_COUNTERS.items()}
 
 
 def public_ip_quota_message(target: Target, location: str, counter: str, label: str, used: int, limit: int,
@@ -133,11 +135,11 @@ def check(target: Target, location: str, facts: dict, sizes_needed: list[str], p
                     f"Not enough quota in {location}: the cluster needs {need} {label}, {used} of {limit} are in "
                     f"use ({limit - used} free). Request an increase (Azure portal > Quotas, ask for at least "
                     f"{used + need}), or use fewer clients / a smaller --vm-size / another --location. "
-                    "Nothing was created.")
+                    "Nothing was created.", code="azure.QuotaExceeded")
     ips = {u["name"]["value"].lower(): (int(u["currentValue"]), int(u["limit"])) for u in net_usage}
     for counter, label in PUBLIC_IP_COUNTERS:
         used, limit = ips.get(counter.lower(), (0, None))
         if public_ips_needed and limit is not None and used + public_ips_needed > limit:
             raise FlwrazureError(public_ip_quota_message(target, location, counter, label, used, limit,
-                                                         public_ips_needed))
+                                                         public_ips_needed), code=f"azure.{IP_LIMIT_CODE[counter]}")
     return machines

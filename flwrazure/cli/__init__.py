@@ -145,25 +145,34 @@ def main() -> None:
 
 
 def _run() -> None:
-    from flwrazure.errors import FlwrazureError
+    from flwrazure.errors import FlwrazureError, describe, error_object
 
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(1)
+        _failed("Aborted.", 1, error_object("aborted", "Aborted."))
     except click.ClickException as exc:  # one line, as for every bad input
-        click.echo(f"Error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _failed(f"Error: {exc.format_message()}", exc.exit_code, error_object("usage", exc.format_message()))
     except FlwrazureError as exc:
         if _verbose:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _failed(f"Error: {exc}", exc.exit_code, describe(exc, sys.argv[1:]))
     except KeyboardInterrupt:
-        click.echo("Interrupted: re-run the same command to resume.", err=True)
-        sys.exit(130)
+        said = "Interrupted: re-run the same command to resume."
+        _failed(said, 130, error_object("interrupted", said))
+
+
+def _failed(line: str, code: int, obj: dict) -> None:
+    """A failure: its line on stderr, and with --json (or -o json) its error object on stdout; then the exit."""
+    from flwrazure.errors import json_requested
+
+    click.echo(line, err=True)
+    if json_requested(sys.argv[1:]):
+        import json
+
+        sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    sys.exit(code)

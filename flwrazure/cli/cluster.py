@@ -174,16 +174,16 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
                  client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
     with exclusive(cluster, "create-cluster", create=True):
-        result = create.run(spec, ssh_key, show_progress=not as_json)
+        result = create.run(spec, ssh_key)  # progress on stderr, with --json too
     if as_json:
         ui.emit_json(result)
         return
     _vm_table(f"Cluster {cluster} ({result['resource_group']}, {result['location']}, flwr "
               f"{result['flwr_version']})", result["vms"], cluster)
-    ui.info(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@<public IP>   (allowed from "
-            f"{', '.join(result['ssh_sources'])})")
+    _out(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@<public IP>   (allowed from "
+         f"{', '.join(result['ssh_sources'])})")
     _cost_line(result.get("cost"))
-    ui.info(f"Next: [bold]{result['next']}[/bold]")
+    ui.next_steps(result["next"])
 
 
 @click.command("open-ports")
@@ -231,11 +231,12 @@ def open_ports(cluster, source, close, allow_public_control, as_json):
         return
     already = "the Fleet and Control rules are already closed" if close else "the rules are already in place"
     for change in result["changes"] or [f"no changes: {already}"]:
-        ui.info(change)
+        _out(change)
     for name in result["kept"]:
-        ui.info(f"kept {name}: the client VMs stay unable to reach the Control port")
+        _out(f"kept {name}: the client VMs stay unable to reach the Control port")
     if result["rules"]:
         _rules_table(result["rules"])
+    ui.next_steps(result["next"])
 
 
 @click.command("status")
@@ -258,37 +259,34 @@ def status(cluster, as_json):
         ui.emit_json(result)
         return
     if result.get("note"):  # the resource group is gone or going
-        from rich.markup import escape
-
-        ui.info(escape(f"Cluster {cluster} ({result['cloud']}): {result['note']}."))
+        _out(f"Cluster {cluster} ({result['cloud']}): {result['note']}.")
         if result["cost"] is not None:
             _cost_line(result["cost"])
-        if result["next"]:
-            ui.info(escape(f"Next: {result['next']}"))
+        ui.next_steps(result["next"])
         return
     plan = result["port_plan"]
     _vm_table(f"Cluster {cluster} ({result['cloud']}, {result['resource_group']}, {result['location']})", result["vms"], cluster)
     ports = f"fleet {plan['fleet']}, control {plan['control']}"
-    ui.info(f"Flower {result['flwr_version']} ({plan['generation']} generation: {ports})")
+    _out(f"Flower {result['flwr_version']} ({plan['generation']} generation: {ports})")
     if any("service" in v for v in result["vms"]):
         mode = "TLS + SuperNode authentication" if result["secure"] else "insecure"
         services = ", ".join(f"{v['vm']}: {v['service']}" + (f" (SuperNode {v['supernode']})" if v.get("supernode")
                                                                    else "") for v in result["vms"])
         online = result["supernodes_online"]
-        ui.info(f"Services ({mode}): {services}; SuperNodes online: {'?' if online is None else online}")
+        _out(f"Services ({mode}): {services}; SuperNodes online: {'?' if online is None else online}")
     if any(v.get("data_path") for v in result["vms"]):
-        ui.info("Client data: " + ", ".join(f"{v['vm']}: {v['data_path']} ({v['data_bytes']} bytes)"
-                                            for v in result["vms"] if v.get("data_path")))
+        _out("Client data: " + ", ".join(f"{v['vm']}: {v['data_path']} ({v['data_bytes']} bytes)"
+                                         for v in result["vms"] if v.get("data_path")))
     _rules_table(result["rules"])
     if plan["fleet"] == plan["control"]:
-        ui.info(f"Fleet and Control share port {plan['control']}: the client VMs reach the Control API too (a "
-                "compromised client VM could submit runs).")
+        _out(f"Fleet and Control share port {plan['control']}: the client VMs reach the Control API too (a "
+             "compromised client VM could submit runs).")
     if result["paused"]:
-        ui.info(f"[bold]Paused[/bold]: every VM is deallocated (no compute billed; IPs, disks, keys and rules kept). "
-                f"Resume with: [bold]{result['next']}[/bold]")
+        _out("Paused: every VM is deallocated (no compute billed; IPs, disks, keys and rules kept).")
     elif result["power"] == "partly paused":
-        ui.info(f"Partly paused: some VMs are deallocated. Resume with: [bold]{result['next']}[/bold]")
+        _out("Partly paused: some VMs are deallocated.")
     _cost_line(result["cost"], result["paused"])
+    ui.next_steps(result["next"])
 
 
 @click.command("list")
@@ -318,7 +316,7 @@ def list_clusters(refresh, as_json):
         return
     ui.table(None, ["cluster", "cloud", "resource group", "state", "VMs", "$/hour"],
              [[r["cluster"], r["cloud"], r["resource_group"], r["state"] + ("" if r["live"] or not refresh else "?"),
-               r["vms"], "?" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.4f}"] for r in rows],
+               r["vm_count"], "?" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.4f}"] for r in rows],
              keep=("cluster",), plain=True)
     for r in rows:
         if r["error"]:
@@ -357,14 +355,14 @@ def _teardown(cluster, yes, no_wait, purge, as_json):
         if as_json:
             ui.emit_json(done)
         elif done["purged"]:
-            ui.info(f"Cluster {cluster} was torn down already: nothing is left in the cloud; its local keys and "
-                    "certificates are removed now.")
+            _out(f"Cluster {cluster} was torn down already: nothing is left in the cloud; its local keys and "
+                 "certificates are removed now.")
         elif done["keys"]:
-            ui.info(escape(f"Cluster {cluster} was torn down already: nothing is left (its keys are kept in "
-                           f"{done['keys']}; --purge removes them)."))
+            _out(f"Cluster {cluster} was torn down already: nothing is left (its keys are kept in "
+                 f"{done['keys']}; --purge removes them).")
         else:
             known = ", ".join(done["known_clusters"]) or "none"
-            ui.info(f"Nothing to tear down: no cluster named {cluster} is recorded here (known clusters: {known}).")
+            _out(f"Nothing to tear down: no cluster named {cluster} is recorded here (known clusters: {known}).")
         return
     p = td.plan(cluster)
     if not as_json:
@@ -373,30 +371,42 @@ def _teardown(cluster, yes, no_wait, purge, as_json):
         ui.info(f"Teardown of cluster {cluster} on {p['target'].describe()}: {what}.")
         if p["why"]:
             ui.info(escape(f"Why not the whole group: {p['why']}."))
-        if p["resources"]:
+        if p["resources"]:  # what the prompt is about: on stderr with it, stdout keeps the result
             ui.table("Will be deleted", ["name", "type"], [[r["name"], r["type"]] for r in p["resources"]],
-                     keep=("name",))
+                     keep=("name",), err=True)
         if p["foreign"]:
             ui.info(escape(f"Kept (not cluster {cluster}'s): {td.foreign_names(p['foreign'])}"))
     if not yes and (p["resources"] or p["group_exists"]):
         confirm(f"Delete the resources of cluster {cluster}?")
     planned = p["mode"]
-    with ui.Steps({"resources": len(p["resources"])}, enabled=not as_json and p["mode"] == "tagged") as steps:
+    whole = p["mode"] == "group" and not no_wait
+    with ui.Steps({"resources": len(p["resources"])}, enabled=p["mode"] == "tagged") as steps, \
+            ui.Milestones(f"Deleting resource group {p['resource_group']} and everything in it", whole):
         result = td.execute(p, wait=not no_wait, purge=purge, progress=steps)
     if as_json:
         ui.emit_json(result)
         return
     if planned != result["mode"] and result.get("why"):
         ui.info(escape(f"Not the whole group after all: {result['why']}."))
-    ui.info(f"Deleted: {', '.join(result['deleted']) or 'nothing was left'}." +
-            ("" if result["waited"] else " (deletion continues in Azure)"))
+    _out(f"Deleted: {_deleted(result)}." + ("" if result["waited"] else " (deletion continues in Azure)"))
     if result.get("note"):
-        ui.info(escape(result["note"][0].upper() + result["note"][1:]))
+        _out(result["note"][0].upper() + result["note"][1:])
     if not result["waited"]:
         ui.info(f"The cluster stays recorded until its group is gone: `flwrazure status --cluster {cluster}` or "
                 f"`flwrazure teardown --cluster {cluster}` checks, then forgets it.")
         return
-    ui.info("Local state removed" + (" with keys." if purge else "; keys kept (use --purge to remove them)."))
+    _out("Local state removed" + (" with keys." if purge else "; keys kept (use --purge to remove them)."))
+
+
+def _deleted(result: dict) -> str:
+    """teardown's `deleted` (ARM ids) for people: the group and how much it held, or the resources' names."""
+    ids = result["deleted"]
+    if not ids:
+        return "nothing was left"
+    if result["mode"] == "group":
+        return f"resource group {ids[0].rsplit('/', 1)[-1]}" + (f" and the {len(ids) - 1} resource(s) in it"
+                                                                if len(ids) > 1 else "")
+    return ", ".join(i.rsplit("/", 1)[-1] for i in ids)
 
 
 @click.command("start")
@@ -442,27 +452,29 @@ def start(cluster, insecure, extra_pip, index_url, app, runtime_deps, client_dat
         ui.emit_json(result)
         return
     mode = "TLS + SuperNode authentication" if result["secure"] else "INSECURE"
-    ui.info(f"Flower runs on cluster {cluster}: SuperLink {result['superlink']} ({mode}).")
+    _out(f"Flower runs on cluster {cluster}: SuperLink {result['superlink']} ({mode}).")
     _connection_line(cluster, result)
-    ui.info(f"Next: [bold]{result['next']}[/bold]")
+    ui.next_steps(result["next"])
+
+
+def _out(text: str) -> None:
+    """A line of the result (stdout), as plain text (no markup: names and paths may hold brackets)."""
+    from rich.markup import escape
+
+    from flwrazure import ui
+
+    ui.out(escape(text))
 
 
 def _cost_line(estimate: dict | None, paused: bool = False) -> None:
-    from rich.markup import escape
-
-    from flwrazure import ui
     from flwrazure.plan.cost import describe
 
-    ui.info(escape(describe(estimate, paused)))
+    _out(describe(estimate, paused))
 
 
 def _connection_line(cluster: str, result: dict) -> None:
-    from rich.markup import escape
-
-    from flwrazure import ui
-
     if result["flwr_config"]:
-        ui.info(escape(f"Connection {cluster} written to {result['flwr_config']}."))
+        _out(f"Connection {cluster} written to {result['flwr_config']}.")
 
 
 @click.command("up")
@@ -495,8 +507,6 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from rich.markup import escape
-
     from flwrazure import ui
     from flwrazure.commands import create, exclusive, ports
     from flwrazure.commands import start as start_cmd
@@ -514,7 +524,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     # one hold for all three steps (the open-ports thread shares it): no other command slips in between them
     with exclusive(cluster, "up", create=True), \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
-        created = create.run(spec, ssh_key, show_progress=not as_json, operator_address=control is None)
+        created = create.run(spec, ssh_key, operator_address=control is None)
         control = control or (created["operator_ip"],)
         # open-ports beside start: its rule writes (one NSG, one at a time: seconds each on Azure) need nothing
         # start does, and start needs only SSH, which create-cluster's rule admits; a SuperNode up before the
@@ -529,10 +539,10 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
         ui.emit_json(result)
         return
     _vm_table(f"Cluster {cluster} ({created['resource_group']}, flwr {created['flwr_version']})", created["vms"], cluster)
-    ui.info(escape(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}."))
+    _out(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}.")
     _connection_line(cluster, started)
     _cost_line(created.get("cost"))
-    ui.info(f"Next: [bold]{started['next']}[/bold]   (when done: flwrazure teardown --cluster {cluster})")
+    ui.next_steps(started["next"], f"   (when done: flwrazure teardown --cluster {cluster})")
 
 
 def _control_sources(text: str | None, allow_public: bool, version: str) -> tuple[str, ...] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from flwrazure.cli.cluster import CLUSTER, JSON, YES, _cost_line, _vm_table, confirm
+from flwrazure.cli.cluster import CLUSTER, JSON, YES, _cost_line, _out, _vm_table, confirm
 
 
 @click.command("scale")
@@ -44,7 +44,7 @@ def scale(cluster, clients, force, repartition, yes, as_json):
         which = ", ".join(leaving) if len(leaving) <= 3 else f"{leaving[0]} .. {leaving[-1]}"
         confirm(f"Delete {which} (VM, NIC, public IP and OS disk of each)?")
     with exclusive(cluster_name(cluster), "scale"):
-        result = scale_cmd.run(cluster_name(cluster), clients, force, repartition, show=not as_json)
+        result = scale_cmd.run(cluster_name(cluster), clients, force, repartition)  # progress: stderr
     if as_json:
         ui.emit_json(result)
         return
@@ -57,13 +57,13 @@ def scale(cluster, clients, force, repartition, yes, as_json):
         what.append(f"left: {', '.join(result['left'])}")
     if result["unregistered"]:
         what.append(f"unregistered: {', '.join(result['unregistered'])}")
-    ui.info(escape(f"Scaled cluster {cluster} to {result['to']} client(s) in {result['seconds']} s"
-                   + (f" ({'; '.join(what)})" if what else " (nothing to change)") + "."))
+    _out(f"Scaled cluster {cluster} to {result['to']} client(s) in {result['seconds']} s"
+         + (f" ({'; '.join(what)})" if what else " (nothing to change)") + ".")
     if result["mixed_partitions"]:
         groups = "; ".join(f"num-partitions={n}: {', '.join(vms)}" for n, vms in result["mixed_partitions"].items())
-        ui.info(escape(f"SuperNodes disagree on num-partitions ({groups}). Between runs, align them with: "
-                       f"flwrazure scale --clients {result['to']} --repartition --cluster {cluster}"))
+        ui.warn(escape(f"SuperNodes disagree on num-partitions ({groups}); align them between runs."))
     _cost_line(result.get("cost"))
+    ui.next_steps(result["next"])
 
 
 @click.command("pause")
@@ -78,8 +78,6 @@ def pause(cluster, as_json):
       flwrazure pause
       flwrazure pause --cluster exp-2 --json
     """
-    from rich.markup import escape
-
     from flwrazure import ui
     from flwrazure.commands import exclusive, power
     from flwrazure.spec import cluster_name
@@ -89,10 +87,10 @@ def pause(cluster, as_json):
     if as_json:
         ui.emit_json(result)
         return
-    ui.info(escape(f"Cluster {cluster} paused in {result['seconds']} s: {len(result['deallocated'])} VM(s) "
-                   f"deallocated" + (f", {len(result['already'])} already were" if result["already"] else "") + "."))
+    _out(f"Cluster {cluster} paused in {result['seconds']} s: {len(result['deallocated'])} VM(s) deallocated"
+         + (f", {len(result['already'])} already were" if result["already"] else "") + ".")
     _cost_line(result.get("cost"), paused=True)
-    ui.info(f"Next: [bold]{result['next']}[/bold]")
+    ui.next_steps(result["next"])
 
 
 @click.command("resume")
@@ -107,21 +105,19 @@ def resume(cluster, as_json):
       flwrazure resume
       flwrazure resume --cluster exp-2
     """
-    from rich.markup import escape
-
     from flwrazure import ui
     from flwrazure.commands import exclusive, power
     from flwrazure.spec import cluster_name
 
     with exclusive(cluster_name(cluster), "resume"):
-        result = power.resume(cluster, show=not as_json)
+        result = power.resume(cluster)  # progress: stderr
     if as_json:
         ui.emit_json(result)
         return
     online = result["supernodes_online"]
     tail = f"; {online} SuperNode(s) online" if online is not None else ""
-    ui.info(escape(f"Cluster {cluster} resumed in {result['seconds']} s ({len(result['started'])} VM(s) started"
-                   f"{tail})."))
+    _out(f"Cluster {cluster} resumed in {result['seconds']} s ({len(result['started'])} VM(s) started{tail}).")
+    ui.next_steps(result["next"])
 
 
 @click.command("logs")
@@ -217,10 +213,10 @@ def doctor(cluster, local_only, renew_cert, as_json):
         ui.emit_json(result)
     else:
         marks = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[dim]skip[/dim]"}
-        for c in result["checks"]:
-            ui.info(f"{marks[c['ok']]}  {escape(c['name'])}: {escape(c['detail'])}")
+        for c in result["checks"]:  # the report is the result: stdout
+            ui.out(f"{marks[c['ok']]}  {escape(c['name'])}: {escape(c['detail'])}")
             if c["ok"] is False and c["fix"]:
-                ui.info(f"      fix: [bold]{escape(c['fix'])}[/bold]")
-        ui.info(f"{result['passed']} passed, {result['failed']} failed, {result['skipped']} skipped.")
+                ui.out(f"      fix: [bold]{escape(c['fix'])}[/bold]")
+        ui.out(f"{result['passed']} passed, {result['failed']} failed, {result['skipped']} skipped.")
     if not result["ok"]:
         sys.exit(1)

@@ -141,7 +141,7 @@ def up(port: int | None, latency: float, profile: str, time_scale: float, thrott
     verb = "started" if started else "already running"
     click.echo(f"Local cloud {verb} at {info['endpoint']} (subscription {info['subscription_id']}).")
     click.echo(f"VMs: {_hosts_line(info)}")
-    click.echo("Next: flwrazure up --cloud local --clients 2   (or export FLWRAZURE_CLOUD=local)")
+    click.echo("Next: flwrazure up --cloud local --clients 2   (or export FLWRAZURE_CLOUD=local)", err=True)
     if not started and (latency or faults or catalog or conflicts or policy_extensions or profile != "none"
                         or time_scale != 1.0 or not throttling):
         click.echo("Note: options apply when it starts; run `flwrazure local down` first to change them.", err=True)
@@ -221,10 +221,9 @@ def status(as_json: bool) -> None:
     from flwrazure.localcloud import daemon
 
     info = daemon.running(settings.local_cloud_dir())
-    if info is None:
-        if as_json:
-            click.echo(json.dumps({"running": False}))
-        raise FlwrazureError("The local cloud is not running: start it with `flwrazure local up`.")
+    if info is None:  # with --json: the error object on stdout (code local.not_running), as every error
+        raise FlwrazureError("The local cloud is not running: start it with `flwrazure local up`.",
+                             code="local.not_running")
     if as_json:
         click.echo(json.dumps({"running": True, **info}, indent=2))
         return

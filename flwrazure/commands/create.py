@@ -297,7 +297,6 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     return {"cluster": spec.cluster, "cloud": spec.cloud, "resource_group": rg, "location": spec.location,
             "flwr_version": spec.flwr_version, "port_plan": data["port_plan"], "vms": rows,
             "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources), "operator_ip": me,
-            "writes": len(run_.writes) + (1 if group is None else 0), "status_reads": waiter.reads,
             "cost": estimate_of(priced, _sizes(spec), cost.os_disks(_sizes(spec), data["os_disks"])),
             "failed_extensions": dict(run_.failed_extensions),
-            "next": f"flwrazure open-ports --cluster {spec.cluster} --source {you}"}
+            "next": [f"flwrazure open-ports --cluster {spec.cluster} --source {you}"]}

@@ -130,7 +130,15 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
         out += _remote(st, rows, plan, address, my_ip)
     passed, failed, skipped = checks.summary(out)
     return {"cluster": cluster, "operator_ip": my_ip, "operator_flwr": mine, "checks": [c.to_dict() for c in out],
-            "passed": passed, "failed": failed, "skipped": skipped, "ok": failed == 0}
+            "passed": passed, "failed": failed, "skipped": skipped, "ok": failed == 0, "next": _fixes(out)}
+
+
+def _fixes(done: list[checks.Check]) -> list[str]:
+    """The failed checks' fixes that are one command (a fix that needs prose around it stays in its check)."""
+    import re
+
+    commands = [c.fix.split("   (")[0].strip() for c in done if c.ok is False and c.fix]
+    return list(dict.fromkeys(c for c in commands if re.match(r"(flwrazure|flwr|pip|az) ", c) and "(" not in c))
 
 
 def _remote(st: dict, rows: list[dict], plan, address: str, my_ip: str | None) -> list[checks.Check]:
@@ -232,6 +240,6 @@ def renew_cert(cluster: str, show: bool = True) -> dict:
         online = flwradmin.wait_online(conn, adm, st["clients"])
     _, not_after = _cert_facts(crt)
     if show:
-        ui.info(f"SuperLink certificate renewed (valid until {not_after:%Y-%m-%d}); {online} SuperNode(s) online.")
+        ui.out(f"SuperLink certificate renewed (valid until {not_after:%Y-%m-%d}); {online} SuperNode(s) online.")
     return {"cluster": cluster, "not_after": not_after.isoformat(), "supernodes_online": online,
-            "seconds": round(time.monotonic() - began, 1)}
+            "seconds": round(time.monotonic() - began, 1), "next": []}

@@ -54,7 +54,7 @@ def _row(name: str, st: dict) -> dict:
     running = est.running if est else None
     paused = est.paused if est else None
     return {"cluster": name, "cloud": st.get("cloud"), "resource_group": st.get("resource_group"),
-            "location": st.get("location"), "state": state_now, "live": False, "vms": 1 + clients,
+            "location": st.get("location"), "state": state_now, "live": False, "vm_count": 1 + clients,
             "clients": clients, "usd_per_hour": paused if state_now == "paused" else running,
             "usd_per_hour_running": running, "usd_per_hour_paused": paused,
             "price_source": est.source if est else None, "error": None}
@@ -71,7 +71,7 @@ def run(refresh: bool = False) -> list[dict]:
     rows = []
     for name, st in records.items():
         if not st:
-            rows.append({**_row(name, {}), "state": "unreadable", "vms": None, "clients": None,
+            rows.append({**_row(name, {}), "state": "unreadable", "vm_count": None, "clients": None,
                          "error": f"{state.path(name)} is not a readable record"})
         else:
             rows.append(_row(name, st))

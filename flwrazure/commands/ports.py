@@ -57,7 +57,7 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
                 changes.append(f"removed {name}")
         state.update(cluster, {"control_sources": None})
         return {"cluster": cluster, "changes": changes, "rules": [],
-                "kept": [name for name in (rules.CONTROL_VNET_DENY,) if name in current]}
+                "kept": [name for name in (rules.CONTROL_VNET_DENY,) if name in current], "next": []}
 
     vms = names.all_vms(cluster, st["clients"] if clients is None else clients)
     server_nic = snap["nic"].get(vms[0].nic.lower())
@@ -85,4 +85,5 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
     state.update(cluster, {"control_sources": list(sources)})
     return {"cluster": cluster, "changes": changes, "kept": [],
             "rules": [{"name": r.name, "priority": r.priority, "port": r.port, "sources": list(r.sources),
-                       "destination": r.destination, "access": r.access} for r in desired]}
+                       "destination": r.destination, "access": r.access} for r in desired],
+            "next": [f"flwr run <app-dir> {cluster}" if st.get("started") else f"flwrazure start --cluster {cluster}"]}

@@ -56,7 +56,7 @@ def _estimate(target, st: dict) -> dict | None:
     return est.to_dict() if est else None
 
 
-def pause(cluster: str) -> dict:
+def pause(cluster: str, show: bool = True) -> dict:
     from flwrazure.azure.target import connect
 
     st = state.load(cluster)
@@ -69,10 +69,11 @@ def pause(cluster: str) -> dict:
     todo = [vm for vm, s in power.items() if s != "deallocated"]
     st["paused"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     state.save(cluster, st)  # first: an interrupted pause is finished by re-running it, or undone by resume
-    _each(target, st["resource_group"], todo, "deallocate")
+    with ui.Milestones(f"Deallocating {len(todo)} VM(s) of cluster {cluster}", show and bool(todo)):
+        _each(target, st["resource_group"], todo, "deallocate")
     return {"cluster": cluster, "deallocated": todo, "already": sorted(set(power) - set(todo)),
             "seconds": round(time.monotonic() - began, 1), "cost": priced.result(),
-            "next": f"flwrazure resume --cluster {cluster}"}
+            "next": [f"flwrazure resume --cluster {cluster}"]}
 
 
 def resume(cluster: str, show: bool = True) -> dict:
@@ -101,4 +102,5 @@ def resume(cluster: str, show: bool = True) -> dict:
         flower = start.rerun(cluster, show)
     return {"cluster": cluster, "started": todo, "vms_seconds": vms_s, "flower": flower,
             "supernodes_online": (flower or {}).get("supernodes_online"),
-            "seconds": round(time.monotonic() - began, 1)}
+            "seconds": round(time.monotonic() - began, 1),
+            "next": (flower or {}).get("next") or [f"flwrazure start --cluster {cluster}"]}

@@ -77,6 +77,7 @@ def run(cluster: str, clients: int, force: bool = False, repartition: bool = Fal
 
         result["cost"] = _estimate(target, st)
     result["seconds"] = round(time.monotonic() - began, 1)
+    result["next"] = [f"flwrazure scale --clients {clients} --repartition --cluster {cluster}"] if mixed else []
     return result
 
 
@@ -99,7 +100,7 @@ def _grow(st: dict, clients: int, show: bool) -> dict:
 
     cluster = st["cluster"]
     created = create.run(spec_of(st, clients), Path(st["ssh_private_key"]), show_progress=show, grow=True)
-    out: dict = {"vms": created["vms"], "cost": created.get("cost"), "writes": created["writes"]}
+    out: dict = {"vms": created["vms"], "cost": created.get("cost")}
     st = state.load(cluster)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
         # the Flower rules exist: the Fleet rule follows the client IPs, beside start (as in `up`)

@@ -265,7 +265,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     return {"cluster": cluster, "secure": secure, "superlink": address,
             "flwr_config": str(config) if config else None, "operator_flwr": mine, "installed": installed,
             "services_changed": changed, "supervisors": kinds, "supernodes_online": online, "client_data": data,
-            "milestones": progress.seconds, "next": f"flwr run {app or '<app-dir>'} {cluster}"}
+            "milestones": progress.seconds, "next": [f"flwr run {app or '<app-dir>'} {cluster}"]}
 
 
 def rerun(cluster: str, show: bool = True) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flwrazure.commands import in_background
 from flwrazure.plan import names, versions
 from flwrazure.workstation import state
@@ -40,7 +42,7 @@ def run(cluster: str) -> dict:
         nsg = snap["nsg"].get(names.nsg(cluster).lower())
         for r in (nsg or {}).get("properties", {}).get("securityRules", []):
             p = r["properties"]
-            rules_out.append({"name": r["name"], "priority": p["priority"], "port": p.get("destinationPortRange"),
+            rules_out.append({"name": r["name"], "priority": p["priority"], "port": _port(p.get("destinationPortRange")),
                               "sources": p.get("sourceAddressPrefixes") or [p.get("sourceAddressPrefix")],
                               "destination": p.get("destinationAddressPrefix"), "access": p["access"]})
     data = st.get("client_data") or {}  # recorded when start copied it: no remote call
@@ -56,12 +58,27 @@ def run(cluster: str) -> dict:
         est = None
     power = cluster_power([r["state"] for r in rows]) if group is not None else "missing"
     return {"power": power, "paused": power == "paused", "cost": est.to_dict() if est else None,
-            "next": f"flwrazure resume --cluster {cluster}" if power in ("paused", "partly paused") else None,
+            "next": _next(cluster, st, power),
             "cluster": cluster, "cloud": st["cloud"], "resource_group": rg, "location": st["location"],
             "resource_group_exists": group is not None, "flwr_version": st["flwr_version"],
-            "port_plan": {"generation": plan.generation, "fleet": plan.fleet, "control": plan.control},
+            "port_plan": dataclasses.asdict(plan),
             "vms": rows, "rules": sorted(rules_out, key=lambda r: r["priority"]),
             "secure": st.get("secure"), "supernodes_online": online}
+
+
+def _next(cluster: str, st: dict, power: str) -> list[str]:
+    """What to run next on a cluster whose group exists: resume a paused one, start Flower on one without it."""
+    if power in ("paused", "partly paused"):
+        return [f"flwrazure resume --cluster {cluster}"]
+    if power == "running" and not st.get("started"):
+        return [f"flwrazure start --cluster {cluster}"]
+    return []
+
+
+def _port(text: str | None) -> int | str | None:
+    """A rule's destination port as a number (open-ports says 8000, so does status); a range ("8000-8001") or "*"
+    as Azure spells it."""
+    return int(text) if text and text.isdigit() else text
 
 
 def _gone(cluster: str, st: dict, target, group: dict | None) -> dict | None:
@@ -76,21 +93,22 @@ def _gone(cluster: str, st: dict, target, group: dict | None) -> dict | None:
     if st.get("teardown"):  # `teardown --no-wait` asked for the group's deletion
         if group is not None:
             return {**base, "power": "being deleted", "cost": None, "forgotten": False,
-                    "note": f"resource group {rg} is being deleted (teardown --no-wait)",
-                    "next": f"flwrazure teardown --cluster {cluster}   (waits for it, then forgets the cluster)"}
+                    "note": f"resource group {rg} is being deleted (teardown --no-wait; teardown waits for it, then "
+                            "forgets the cluster)",
+                    "next": [f"flwrazure teardown --cluster {cluster}"]}
         from flwrazure.commands import teardown
 
         teardown.finish_forgotten(cluster, st, target)
         return {**base, "power": "deleted", "cost": _nothing_billed(rg), "forgotten": True,
-                "note": f"resource group {rg} is gone: cluster {cluster} is torn down and forgotten", "next": None}
+                "note": f"resource group {rg} is gone: cluster {cluster} is torn down and forgotten", "next": []}
     if group is not None:
         return None
     from flwrazure.commands.doctor import create_command
 
     return {**base, "power": "deleted", "cost": _nothing_billed(rg), "forgotten": False,
             "note": f"resource group {rg} no longer exists (deleted outside flwrazure): nothing of cluster "
-                    f"{cluster} is left or billed",
-            "next": f"flwrazure teardown --cluster {cluster}   (forgets it), or re-create it: {create_command(st)}"}
+                    f"{cluster} is left or billed (teardown forgets it, create-cluster creates it again)",
+            "next": [f"flwrazure teardown --cluster {cluster}", create_command(st)]}
 
 
 def _nothing_billed(rg: str) -> dict:

@@ -104,7 +104,7 @@ def already_torn_down(cluster: str, purge: bool) -> dict | None:
         state.forget(cluster, True)
     return {"cluster": cluster, "mode": "none", "deleted": [], "waited": True, "kept_foreign": [],
             "recorded": False, "keys": str(kept) if had_keys and not purge else None,
-            "purged": purge and had_keys, "known_clusters": state.known_clusters()}
+            "purged": purge and had_keys, "known_clusters": state.known_clusters(), "next": []}
 
 
 def finish_forgotten(cluster: str, st: dict, target) -> None:
@@ -193,12 +193,14 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
                     target.resources.resource_groups.begin_delete(rg, polling=False)
                 except Exception as exc:
                     raise translate(exc, f"resource group {rg}") from exc
-        deleted.append(f"resource group {rg}")
+        # ARM ids: the group's, then what it held (ARM deletes it with the group)
+        deleted += [f"/subscriptions/{target.subscription}/resourceGroups/{rg}", *(r["id"] for r in p["resources"])]
         _forget_host_keys(p, list(p["addresses"]))  # accepted: everything in the group goes
         if not wait:  # the record stays until the group is seen gone (a later status or teardown forgets it)
             state.update(cluster, {"teardown": {"requested": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                                 "purge": purge}})
-            return {"cluster": cluster, "mode": "group", "deleted": deleted, "waited": False, "why": None}
+            return {"cluster": cluster, "mode": "group", "deleted": deleted, "waited": False, "why": None,
+                    "kept_foreign": [], "note": None, "next": [f"flwrazure teardown --cluster {cluster}"]}
         recreated = groupdelete.wait_gone(target, rg, deletion)
     else:
         waiter = Waiter(inventory.listers(target, rg), target.poll)
@@ -213,7 +215,7 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
                 waiter.gone(kind, res["name"])
             except Exception as exc:
                 raise translate(exc, f"{inventory.LABELS[kind]} {res['name']}") from exc
-            deleted.append(f"{inventory.LABELS[kind]} {res['name']}")
+            deleted.append(res["id"])
             if kind in ("vm", "pip"):
                 _forget_host_keys(p, [res["name"]])
             if progress:
@@ -238,4 +240,4 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
                     f"cluster {cluster}'s): it is kept.")
     _forget(p, purge or bool((p["state"].get("teardown") or {}).get("purge")))
     return {"cluster": cluster, "mode": p["mode"], "deleted": deleted, "waited": True,
-            "kept_foreign": [f["name"] for f in p["foreign"]], "why": p.get("why"), "note": note}
+            "kept_foreign": [f["id"] for f in p["foreign"]], "why": p.get("why"), "note": note, "next": []}

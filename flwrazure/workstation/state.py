@@ -30,6 +30,8 @@ class ClusterBusy(FlwrazureError):
     """Another process runs a command that changes this cluster: nothing was done, try again when it ended."""
 
     exit_code = 75  # EX_TEMPFAIL: the same command may succeed later
+    kind = "busy"
+    retry = True
 
 
 def cluster_dir(cluster: str) -> Path:

@@ -28,6 +28,7 @@ from tests.e2e.test_flower_e2e import (
     tear_down,
     wait_online,
 )
+from tests.helpers import contract
 from tests.helpers.cloud import Follower, local_log_tail, until, vm_journals
 from tests.helpers.hosts import port_state, run
 
@@ -36,7 +37,10 @@ pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sand
 
 
 def status(home: Path) -> dict:
-    return json.loads(ok(flwrazure(home, "status", "--json", timeout=300)).stdout)
+    """status --json of a live cluster (services, SuperNodes): as docs/json.md says."""
+    result = json.loads(ok(flwrazure(home, "status", "--json", timeout=300)).stdout)
+    assert contract.check("status", result) == [], contract.check("status", result)
+    return result
 
 
 def run_app(cli: Path, home: Path, partitions: list[int]) -> str:
@@ -74,6 +78,7 @@ def doctor(home: Path, cli_dir: Path, *args: str) -> tuple[dict, int]:
 
     result = raw(home, "doctor", "--json", *args, timeout=300, env=env)
     assert result.returncode in (0, 1) and result.stdout.strip(), result.stderr[-2000:]
+    assert contract.check("doctor", json.loads(result.stdout)) == [], result.stdout
     return {c["name"]: c for c in json.loads(result.stdout)["checks"]}, result.returncode
 
 
@@ -237,7 +242,7 @@ def test_day2_secure_142_scale_pause_resume_logs_ssh_doctor(home):
         assert paused["power"] == "paused" and {v["state"] for v in paused["vms"]} == {"deallocated"}
         assert all(port_state(v["public_ip"], 22) != "open" for v in paused["vms"])
         resumed = json.loads(ok(flwrazure(home, "resume", "--json", timeout=600)).stdout)
-        assert resumed["supernodes_online"] == 1
+        assert resumed["supernodes_online"] == 1 and contract.check("resume", resumed) == [], resumed
         assert runs(cli, home) == earlier and len(earlier) >= 3
         run_app(cli, home, [0])
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 
+from tests.helpers import contract
 from tests.helpers.cloud import flwrazure as _flwrazure
 from tests.helpers.cloud import local_log_tail
 from tests.helpers.flwr import CACHE, FLWR_ENV
@@ -107,6 +108,7 @@ def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, 
     result = flwrazure(home, "start", *start_args, "--json", timeout=900)
     if result.returncode != 0:  # the local cloud's log carries boot diagnostics of VMs that did not finish booting
         raise AssertionError(f"{result.stderr[-2000:]}\nlocal cloud log:\n{local_log_tail(home, 15)}")
+    assert contract.check("start", json.loads(result.stdout)) == [], result.stdout  # docs/json.md
     return cli, json.loads(result.stdout)
 
 
@@ -242,7 +244,7 @@ def test_flwr_142_secure_default(home, tmp_path):
                       env={**FLWR_ENV, **offline}))
         up = json.loads(ok(flwrazure(home, "up", "--cloud", "local", "--clients", "1", "--flwr-version", "1.42.0",
                                      "--ssh-source", "198.18.0.1", "--json", timeout=900)).stdout)
-        assert up["supernodes_online"] == 1, up
+        assert up["supernodes_online"] == 1 and contract.check("up", up) == [], up
         out = ok(flwr(cli, home, "run", str(SKLEARN_APP), "flower", "--stream", "--run-config", "min-nodes=1",
                       timeout=600)).stdout
         assert len(accuracies(out)) == 3, out[-3000:]

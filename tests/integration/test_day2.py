@@ -45,7 +45,7 @@ def test_cost_from_the_local_price_list_then_cache_then_nothing(product_cloud, h
     est = created["cost"]
     assert est["usd_per_hour"] == round(3 * (D2S + IP + P4), 4) and est["usd_per_hour_paused"] == round(3 * (IP + P4), 4)
     assert "local cloud's own price list" in est["source"] and est["missing"] == []
-    human = ok(flwrazure(home, "status")).stderr
+    human = ok(flwrazure(home, "status")).stdout  # status's report is data
     assert "Estimated cost: $" in human and "local cloud" in human
     # offline: the API does not answer -> the last answer, cached, says so
     cloud.admin("PATCH", "config", {"catalog": {"prices": {"available": False}}})
@@ -55,7 +55,7 @@ def test_cost_from_the_local_price_list_then_cache_then_nothing(product_cloud, h
     (home / "prices" / "local.json").unlink()
     status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
     assert status["cost"] is None
-    assert "Estimated cost: unknown" in ok(flwrazure(home, "status")).stderr
+    assert "Estimated cost: unknown" in ok(flwrazure(home, "status")).stdout
     # prices change: the estimate follows the API
     cloud.admin("PATCH", "config", {"catalog": {"prices": {"available": True, "vcpu_hour": 0.2}}})
     assert json.loads(ok(flwrazure(home, "status", "--json")).stdout)["cost"]["usd_per_hour"] == \
@@ -73,10 +73,10 @@ def test_pause_deallocates_everything_and_resume_starts_it_again(product_cloud, 
     status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
     assert status["power"] == "paused" and status["paused"] and [v["state"] for v in status["vms"]] == \
         ["deallocated"] * 3
-    assert status["next"] == "flwrazure resume --cluster flower"
-    human = ok(flwrazure(home, "status"))
-    assert "Paused" in human.stderr and "flwrazure resume --cluster flower" in human.stderr
-    assert "still billed: public IPs, OS disks" in human.stderr
+    assert status["next"] == ["flwrazure resume --cluster flower"]
+    human = ok(flwrazure(home, "status"))  # the report on stdout, the next step on stderr
+    assert "Paused" in human.stdout and "Next: flwrazure resume --cluster flower" in human.stderr
+    assert "still billed: public IPs, OS disks" in human.stdout
     # kept: static IPs (same addresses), disks, NICs, NSG and its rules
     assert names(cloud) == before
     assert {p.name: p.ip_address for p in cloud.network.public_ip_addresses.list("flower-rg")} == ips
@@ -89,7 +89,8 @@ def test_pause_deallocates_everything_and_resume_starts_it_again(product_cloud, 
     resumed = json.loads(ok(flwrazure(home, "resume", "--json")).stdout)
     assert sorted(resumed["started"]) == ["flower-client-1", "flower-client-2", "flower-server"]
     status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
-    assert status["power"] == "running" and not status["paused"] and status["next"] is None
+    assert status["power"] == "running" and not status["paused"]
+    assert status["next"] == ["flwrazure start --cluster flower"]  # Flower never started here
     assert {p.name: p.ip_address for p in cloud.network.public_ip_addresses.list("flower-rg")} == ips
 
 
@@ -175,7 +176,7 @@ def test_killed_scale_converges_on_rerun(product_cloud, home, grow_writes, shrin
     assert [v["state"] for v in grown["vms"]] == ["running"] * 5
     assert fleet_sources(cloud) == client_ips(cloud, 4)
     since = time.time()
-    assert json.loads(ok(flwrazure(home, "scale", "--clients", "4", "--json")).stdout)["writes"] == 0
+    assert json.loads(ok(flwrazure(home, "scale", "--clients", "4", "--json")).stdout)["joined"] == []
     assert cloud.writes(since) == []
     done = _killed_after_writes(home, cloud, ["scale", "--clients", "1", "--yes"], shrink_writes)
     assert done[0] == ("PUT", "flwrazure-fleet")  # narrowed before any address is released
@@ -319,7 +320,7 @@ def test_doctor_operator_side_finds_each_injected_failure(product_cloud, home, t
     assert checks["superlink certificate"]["ok"] is False and "expires in 5.0 days" in checks["superlink certificate"]["detail"]
     assert checks["superlink certificate"]["fix"] == "flwrazure doctor --cluster flower --renew-cert   " \
         "(SuperNodes keep working)"
-    # human output: one line per check, the fix under each failure, exit code 1
+    # human output: one line per check, the fix under each failure, exit code 1; the report is data: stdout
     human = flwrazure(home, "doctor", "--local-only", env={"FLWR_HOME": str(home / "flwr"), "PATH": bare})
-    assert human.returncode == 1 and "FAIL  superlink certificate" in human.stderr and "fix: flwrazure doctor" in \
-        human.stderr
+    assert human.returncode == 1 and "FAIL  superlink certificate" in human.stdout and "fix: flwrazure doctor" in \
+        human.stdout

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import contract
+
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "FLWRAZURE_HOME": str(home)}
@@ -37,6 +39,7 @@ def test_up_status_down_twice_leaves_no_process(tmp_path):
         assert status.returncode == 0, status.stderr
         info = json.loads(status.stdout)
         assert {"endpoint", "ca_bundle", "tenant_id", "subscription_id", "client_id", "client_secret"} <= set(info)
+        assert contract.check("local status", info) == []  # docs/json.md
         assert info["endpoint"].startswith("https://127.0.0.1:")
         endpoints.append(info)
         assert _run(home, "local", "down").returncode == 0

@@ -164,7 +164,8 @@ def test_status_of_a_cluster_whose_group_was_deleted_outside(product_cloud, home
     cloud.resources.resource_groups.begin_delete("flower-rg").result()
     result = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
     assert result["resource_group_exists"] is False and result["cost"]["usd_per_hour"] == 0
-    assert "flwrazure teardown --cluster flower" in result["next"] and "create-cluster" in result["next"]
+    assert result["next"][0] == "flwrazure teardown --cluster flower"
+    assert result["next"][1].startswith("flwrazure create-cluster --cluster flower --cloud local")
     told = said(ok(flwrazure(home, "status")))
     assert "resource group flower-rg no longer exists" in told and "$0.0000/hour" in told
     assert (home / "clusters" / "flower" / "state.json").exists()  # said, not forgotten: teardown forgets it
