@@ -13,3 +13,9 @@ class UsageError(FlwrazureError):
     """Bad input: nothing was created or changed."""
 
     exit_code = 2
+
+
+class Interrupted(FlwrazureError):
+    """Ctrl-C: the message says what the command left and the command that finishes or removes it."""
+
+    exit_code = 130  # 128 + SIGINT, as a shell reports a process that Ctrl-C ended
