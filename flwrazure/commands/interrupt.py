@@ -54,6 +54,8 @@ def line(command: str | None = None) -> str:
     if cluster is None:
         if command in plan.READ_ONLY:
             return "nothing was changed."
+        if command == "ssh":
+            return "what the command started on the VMs may go on running there."
         return f"re-run `{plan.rerun(_now['args'])}` to finish." if _now["args"] is not None else "stopped."
     left = _now["left"]() if _now["left"] is not None else None
     return plan.line(command, left or _from_record(cluster, command), again(cluster))

@@ -8,7 +8,7 @@ import shlex
 from dataclasses import dataclass
 
 CREATING = ("create-cluster", "up", "scale")  # commands that may leave new VMs behind
-READ_ONLY = ("status", "list", "logs", "doctor", "ssh")
+READ_ONLY = ("status", "list", "logs", "doctor")
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")  # user:password@ in a URL (an --index-url's token)
 
 
