@@ -197,7 +197,8 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     from flwrazure.azure.waiter import Waiter
 
     _check_same_cluster(spec, grow)
-    seen: dict = {"read": False, "group": False, "vms": set(), "ips": set(), "run": None}  # what exists, for Ctrl-C's line
+    # what of the cluster exists, for the line Ctrl-C prints (commands.interrupt)
+    seen: dict = {"read": False, "group": False, "vms": set(), "ips": set(), "run": None}
     interrupt.left_by(lambda: _left(spec, seen))
     key_path, public_key = None, None
     if ssh_key is None and state.exists(spec.cluster):  # the key the cluster's VMs trust, not a new one

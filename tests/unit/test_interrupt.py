@@ -100,9 +100,11 @@ def test_an_install_waits_for_the_one_an_interrupted_start_left(tmp_path, shell)
     assert log.read_text().split() == ["first-begins", "first-ends", "second"]
     held = subprocess.Popen([shell, "-c", bootstrap.one_at_a_time("sleep 3", str(lock), 30)])
     time.sleep(0.3)
-    late = subprocess.run([shell, "-c", bootstrap.one_at_a_time(f"echo never >> {log}", str(lock), 1)], timeout=30)
+    late = subprocess.run([shell, "-c", bootstrap.one_at_a_time(f"echo never >> {log}", str(lock), 1)], timeout=30,
+                          capture_output=True, text=True)
     held.wait(timeout=30)
-    assert late.returncode != 0 and "never" not in log.read_text()  # waited at most its timeout, ran nothing
+    assert late.returncode == bootstrap.LOCKED_EXIT and "never" not in log.read_text()  # waited 1 s, ran nothing
+    assert late.stderr.strip() == "another install into this venv was still running after 1 s"
 
 
 def test_busy_says_whether_a_command_holds_the_cluster(tmp_path, monkeypatch):
