@@ -110,3 +110,31 @@ def test_ctrl_c_before_any_vm(product_cloud, home, stage):
         time.sleep(1)
         assert _vm_puts(cloud, since) == set()
         assert json.loads(flwrazure(home, "status", "--json").stdout)["next"] == TYPED
+
+
+def test_ctrl_c_at_teardowns_question_deletes_nothing(product_cloud, home):
+    import pty
+
+    cloud = product_cloud
+    assert flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1").returncode == 0
+    env = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05"}
+    terminal, tty = pty.openpty()  # at a terminal, teardown asks
+    proc = subprocess.Popen([sys.executable, "-m", "flwrazure", "teardown"], env=env, stdin=tty,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_sigint_as_at_a_terminal)
+    os.close(tty)
+    try:
+        seen, deadline = b"", time.monotonic() + 60
+        while b"Delete the resources of cluster flower?" not in seen:
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            seen += os.read(proc.stderr.fileno(), 4096)
+        since = time.time()
+        time.sleep(0.5)  # as a person reads the question: SIGINT lands in its read, not just before it begins
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=30)[1].decode()
+    finally:
+        os.close(terminal)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "Interrupted: nothing was deleted.", err
+    assert cloud.writes(since) == [] and (home / "clusters" / "flower" / "state.json").exists()
