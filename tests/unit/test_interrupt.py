@@ -98,7 +98,7 @@ def test_an_install_waits_for_the_one_an_interrupted_start_left(tmp_path, shell)
     first.wait(timeout=30)
     assert second.returncode == 0 and first.returncode == 0
     assert log.read_text().split() == ["first-begins", "first-ends", "second"]
-    held = subprocess.Popen([shell, "-c", bootstrap.one_at_a_time("sleep 3", str(lock), 30)])
+    held = subprocess.Popen([shell, "-c", bootstrap.one_at_a_time("sleep 2", str(lock), 30)])
     time.sleep(0.3)
     late = subprocess.run([shell, "-c", bootstrap.one_at_a_time(f"echo never >> {log}", str(lock), 1)], timeout=30,
                           capture_output=True, text=True)
