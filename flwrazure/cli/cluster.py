@@ -293,7 +293,7 @@ def status(cluster, as_json):
     if result.get("interrupted"):
         from rich.markup import escape
 
-        ui.info(f"[bold]Interrupted[/bold]: create-cluster did not finish. Finish it with: "
+        ui.info(f"[bold]Interrupted[/bold]: creating the cluster's VMs did not finish. Finish it with: "
                 f"[bold]{escape(result['next'])}[/bold]   (or remove it: flwrazure teardown --cluster {cluster})")
     elif result["paused"]:
         ui.info(f"[bold]Paused[/bold]: every VM is deallocated (no compute billed; IPs, disks, keys and rules kept). "

@@ -66,8 +66,9 @@ def test_ctrl_c_mid_create_says_what_is_billed_and_status_shows_it(product_cloud
     status = json.loads(flwrazure(home, "status", "--json").stdout)
     assert status["interrupted"] is True and status["next"] == TYPED
     shown = flwrazure(home, "status")
-    assert shown.returncode == 0 and f"Interrupted: create-cluster did not finish. Finish it with: {TYPED}" in \
-        " ".join((shown.stdout + shown.stderr).split())
+    told = " ".join((shown.stdout + shown.stderr).split())
+    assert shown.returncode == 0 and f"Interrupted: creating the cluster's VMs did not finish. Finish it with: {TYPED}" \
+        in told
     assert json.loads(flwrazure(home, "list", "--json").stdout)[0]["state"] == "interrupted"
 
     cloud.admin("PATCH", "config", {"latency": 0.0})
