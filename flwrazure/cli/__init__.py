@@ -103,6 +103,7 @@ def _interrupted(ctx: click.Context):
     from flwrazure.errors import Interrupted
 
     try:
+        interrupt.typed(sys.argv[1:])  # what finishes the command: the command line as typed
         return Interrupted(interrupt.interrupted(ctx.invoked_subcommand))
     except BaseException:  # the record cannot be read, a second Ctrl-C: the line without the details
         return Interrupted("stopped; re-run the same command to finish.")
@@ -169,10 +170,8 @@ def main() -> None:
 
 
 def _run() -> None:
-    from flwrazure.commands import interrupt
     from flwrazure.errors import FlwrazureError, Interrupted
 
-    interrupt.typed(sys.argv[1:])
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
