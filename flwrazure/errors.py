@@ -67,3 +67,10 @@ def describe(exc: BaseException, argv: list[str]) -> dict:
     if getattr(exc, "retry", False):
         steps = list(dict.fromkeys([shlex.join(["flwrazure", *argv]), *steps]))
     return error_object(kind, str(exc), steps)
+
+
+class Interrupted(FlwrazureError):
+    """Ctrl-C: the message says what the command left and the command that finishes or removes it."""
+
+    kind = "interrupted"
+    exit_code = 130  # 128 + SIGINT, as a shell reports a process that Ctrl-C ended

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
+from flwrazure import workers
 from flwrazure.azure.target import Target
 
 KINDS = ("vnet", "nsg", "pip", "nic", "vm")
@@ -111,7 +111,7 @@ def listers(target: Target, rg: str) -> dict[str, Callable[[], list[dict]]]:
 def snapshot(target: Target, rg: str, kinds: tuple[str, ...] = KINDS) -> dict[str, dict[str, dict]]:
     """{kind: {lower-case name: body}} for each kind, read in parallel (one list call each)."""
     fns = listers(target, rg)
-    with ThreadPoolExecutor(max_workers=len(kinds)) as pool:
+    with workers.pool(len(kinds)) as pool:
         results = dict(zip(kinds, pool.map(lambda k: fns[k](), kinds), strict=True))
     return {kind: {item["name"].lower(): item for item in items} for kind, items in results.items()}
 
@@ -172,7 +172,7 @@ def still_there(target: Target, items: list[dict]) -> list[dict]:
 
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+    with workers.pool(min(16, len(items))) as pool:
         return [item for item, there in zip(items, pool.map(found, items), strict=True) if there]
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
+from flwrazure import workers
 from flwrazure.plan import cost
 from flwrazure.workstation import settings
 
@@ -87,7 +87,7 @@ def fetch(target, location: str, sizes: list[str], disks: list[str] | None = Non
             return q, None, exc
 
     fresh = 0
-    with ThreadPoolExecutor(max_workers=len(asks)) as pool:
+    with workers.pool(len(asks)) as pool:
         for q, got, _exc in pool.map(one, asks):
             if got is not None:
                 items, label = got

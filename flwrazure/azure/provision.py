@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from flwrazure import workers
 from flwrazure.azure import inventory
 from flwrazure.azure.errors import AzureError, translate
 from flwrazure.azure.pacing import retry_after
@@ -34,9 +35,24 @@ class Run:
     waiter: Waiter
     progress: object
     writes: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)  # "kind/name" of each PUT sent, answered or not (Ctrl-C: may exist)
     abort: threading.Event = field(default_factory=threading.Event)
     machines: dict[str, tuple[dict, str]] = field(default_factory=dict)  # size -> (image, OS disk type)
     failed_extensions: dict[str, str] = field(default_factory=dict)  # VM -> what its failed extension said
+    _gate: threading.Lock = field(default_factory=threading.Lock)
+
+    def sending(self, key: str) -> None:
+        """Before a PUT: refused once the run is stopped, else counted in `sent` (no PUT leaves uncounted)."""
+        with self._gate:
+            if self.abort.is_set():
+                raise FlwrazureError("interrupted")
+            self.sent.append(key)
+
+    def stop(self) -> None:
+        """Ctrl-C: no PUT is sent after this returns; `sent` is then all that may exist."""
+        with self._gate:
+            self.abort.set()
+        self.waiter.abort()
 
     def rid(self, arm_type: str, name: str) -> str:
         return resources.resource_id(self.target.subscription, self.spec.resource_group, arm_type, name)
@@ -94,6 +110,7 @@ def _ensure(run: Run, kind: str, name: str, put, answer_is_final: bool = False) 
         hint["after"] = retry_after(pipeline_response.http_response.headers)
 
     try:
+        run.sending(f"{kind}/{name}")
         answer = put(raw_response_hook=keep_retry_after)
         run.writes.append(f"{kind}/{name}")
     except Exception as exc:
@@ -223,7 +240,7 @@ def converge(run: Run) -> None:
     vms = vm_plan(run.spec)
     # one thread per chain up to the product's cap (100 clients): chains mostly wait, and a second wave of chains
     # would double the wall time (bench: 100 clients took 2.7x the dependency chain with 64 threads)
-    with ThreadPoolExecutor(max_workers=min(128, len(vms) + 2), thread_name_prefix="provision") as pool:
+    with workers.pool(min(128, len(vms) + 2), "provision") as pool:
         vnet_f, nsg_f = pool.submit(_vnet, run), pool.submit(_nsg, run)
         chains = [pool.submit(_chain, run, v, vnet_f, nsg_f) for v in vms]
         errors = []
@@ -233,10 +250,8 @@ def converge(run: Run) -> None:
                 if exc is not None and not any(str(exc) == str(e) for e in errors):
                     errors.append(exc)
         except KeyboardInterrupt:
-            run.abort.set()
-            run.waiter.abort()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+            run.stop()
+            raise  # workers.pool cancels what has not started and does not wait for the rest
     if errors:
         first = errors[0]
         more = f" ({len(errors) - 1} other resource(s) failed too; re-run to retry them)" if len(errors) > 1 else ""

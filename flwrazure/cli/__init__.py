@@ -78,11 +78,35 @@ class LazyGroup(click.Group):
                 ctx.fail(f"No such command {name!r}. Did you mean {' or '.join(repr(c) for c in close)}?")
         return super().resolve_command(ctx, args)
 
+    def invoke(self, ctx: click.Context):
+        """Ctrl-C, wherever it lands (a prompt too), becomes one line saying what was left (exit 130), not click's
+        "Aborted!" (exit 1)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _interrupted(ctx) from None
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise _interrupted(ctx) from None
+            raise
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # the top-level help lists commands from COMMANDS, so it imports no subcommand module
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _interrupted(ctx: click.Context):
+    """The Interrupted error for Ctrl-C: what the command left, from what this process knows (no cloud call)."""
+    from flwrazure.commands import interrupt
+    from flwrazure.errors import Interrupted
+
+    try:
+        interrupt.typed(sys.argv[1:])  # what finishes the command: the command line as typed
+        return Interrupted(interrupt.interrupted(ctx.invoked_subcommand))
+    except BaseException:  # the record cannot be read, a second Ctrl-C: the line without the details
+        return Interrupted("stopped; re-run the same command to finish.")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,8 +142,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 def _exit(code: int) -> None:
     """Exit; once the Azure SDK is loaded, skip interpreter teardown (~0.25 s of freeing the network and compute
     SDKs' module graph; ~65 ms after a create-cluster that loads neither). Everything the commands write is closed
-    before they return, so only stdio needs flushing."""
-    if "azure.core" in sys.modules:
+    before they return, so only stdio needs flushing. After Ctrl-C (130) likewise, and without waiting for worker
+    threads still in a remote call (what must stay written was written before the message)."""
+    if "azure.core" in sys.modules or code == 130:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -145,16 +170,21 @@ def main() -> None:
 
 
 def _run() -> None:
-    from flwrazure.errors import FlwrazureError, describe, error_object
+    from flwrazure.errors import FlwrazureError, Interrupted, describe, error_object
 
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C before a command ran (parsing its options)
+            said = "Interrupted: nothing was changed."
+            _failed(said, 130, error_object("interrupted", said))
         _failed("Aborted.", 1, error_object("aborted", "Aborted."))
     except click.ClickException as exc:  # one line, as for every bad input
         _failed(f"Error: {exc.format_message()}", exc.exit_code, error_object("usage", exc.format_message()))
+    except Interrupted as exc:
+        _failed(f"Interrupted: {exc}", exc.exit_code, describe(exc, sys.argv[1:]))
     except FlwrazureError as exc:
         if _verbose:
             import traceback
@@ -162,7 +192,7 @@ def _run() -> None:
             traceback.print_exc()
         _failed(f"Error: {exc}", exc.exit_code, describe(exc, sys.argv[1:]))
     except KeyboardInterrupt:
-        said = "Interrupted: re-run the same command to resume."
+        said = "Interrupted: nothing was changed."
         _failed(said, 130, error_object("interrupted", said))
 
 

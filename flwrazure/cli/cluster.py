@@ -39,7 +39,14 @@ def confirm(question: str) -> None:
 
     if not sys.stdin.isatty():
         raise UsageError(f"{question.rstrip('?')}: no terminal to confirm at; pass --yes (-y) to go ahead.")
-    click.confirm(question, abort=True, err=True)
+    try:
+        click.confirm(question, abort=True, err=True)
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at the question: nothing was done yet
+            from flwrazure.errors import Interrupted
+
+            raise Interrupted("nothing was deleted.") from None
+        raise
 
 
 def cloud_of(given: str | None, cluster: str) -> str:
@@ -281,7 +288,9 @@ def status(cluster, as_json):
     if plan["fleet"] == plan["control"]:
         _out(f"Fleet and Control share port {plan['control']}: the client VMs reach the Control API too (a "
              "compromised client VM could submit runs).")
-    if result["paused"]:
+    if result.get("interrupted"):
+        _out("Interrupted: creating the cluster's VMs did not finish.")
+    elif result["paused"]:
         _out("Paused: every VM is deallocated (no compute billed; IPs, disks, keys and rules kept).")
     elif result["power"] == "partly paused":
         _out("Partly paused: some VMs are deallocated.")
@@ -295,9 +304,9 @@ def status(cluster, as_json):
 @JSON
 def list_clusters(refresh, as_json):
     """Every cluster of this FLWRAZURE_HOME: its cloud, resource group, state, VM count and estimated cost per
-    hour (from cached list prices). State as recorded: creating (or interrupted: re-run create-cluster), created
-    (VMs, no Flower yet), started (Flower runs), paused, tearing-down; with --refresh as the cloud says:
-    running, started, paused, partly paused, changing, incomplete, missing.
+    hour (from cached list prices). State as recorded: creating (or killed), interrupted (Ctrl-C: re-run
+    create-cluster), created (VMs, no Flower yet), started (Flower runs), paused, tearing-down; with --refresh
+    as the cloud says: running, started, paused, partly paused, changing, incomplete, missing.
 
     \b
     Examples:
@@ -505,9 +514,8 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
       flwrazure local up && flwrazure up --cloud local --extra-pip numpy
     """
     import time
-    from concurrent.futures import ThreadPoolExecutor
 
-    from flwrazure import ui
+    from flwrazure import ui, workers
     from flwrazure.commands import create, exclusive, ports
     from flwrazure.commands import start as start_cmd
     from flwrazure.spec import packages
@@ -523,7 +531,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     start_cmd.check_hosts(spec.cloud)
     # one hold for all three steps (the open-ports thread shares it): no other command slips in between them
     with exclusive(cluster, "up", create=True), \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
+            workers.pool(1, "open-ports") as side:
         created = create.run(spec, ssh_key, operator_address=control is None)
         control = control or (created["operator_ip"],)
         # open-ports beside start: its rule writes (one NSG, one at a time: seconds each on Azure) need nothing

@@ -15,7 +15,9 @@ def in_background(fn, *args, name: str):
 
 def exclusive(cluster: str, command: str, create: bool = False):
     """A context for a command that changes the cluster: another process's such command on it is refused while
-    this one runs (see workstation.state.exclusive)."""
+    this one runs (see workstation.state.exclusive). Ctrl-C then speaks of this cluster (commands.interrupt)."""
+    from flwrazure.commands import interrupt
     from flwrazure.workstation import state
 
+    interrupt.working_on(cluster, command)
     return state.exclusive(cluster, command, create)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flwrazure import ui
-from flwrazure.commands import in_background
+from flwrazure.commands import in_background, interrupt
 from flwrazure.errors import UsageError
 from flwrazure.plan import cost, names, versions
 from flwrazure.spec import ClusterSpec
@@ -30,6 +30,8 @@ def _record(spec: ClusterSpec, target, rg_created: bool, key_path: Path, status:
         data = {**old, **data, "control_sources": old.get("control_sources")}
         for key in ("teardown", "teardown_started"):  # created again after a teardown: no longer being torn down
             data.pop(key, None)
+        if status == "created":  # an interrupted create is finished now
+            data.pop("interrupted", None)
         os_disks = {**(old.get("os_disks") or {}), **os_disks}
         data["created"] = old.get("created", data["updated"])
     else:
@@ -169,6 +171,22 @@ def estimate_of(future, sizes: list[str], disks: list[str]) -> dict | None:
     return cost.estimate(sizes, got[0], got[1], disks).to_dict() if got is not None else None
 
 
+def _left(spec: ClusterSpec, seen: dict):
+    """What of the cluster exists once Ctrl-C stopped the command: what was found, and every PUT sent since,
+    answered or not. None before the group was read (the record says what there may be)."""
+    from flwrazure.plan.interrupt import Left
+
+    run_ = seen["run"]
+    if run_ is not None:
+        run_.stop()  # whatever thread is still going sends nothing after this count
+    sent = list(run_.sent) if run_ is not None else []
+    vms = seen["vms"] | {w.split("/", 1)[1].lower() for w in sent if w.startswith("vm/")}
+    ips = seen["ips"] | {w.split("/", 1)[1].lower() for w in sent if w.startswith("pip/")}
+    if not seen["read"]:
+        return None
+    return Left(spec.cluster, spec.resource_group, vms=len(vms), ips=len(ips), group=seen["group"])
+
+
 def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
         operator_address: bool = False, grow: bool = False) -> dict:
     """operator_address: detect the operator's address even when --ssh-source was given (`up` admits it to the
@@ -179,6 +197,9 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     from flwrazure.azure.waiter import Waiter
 
     _check_same_cluster(spec, grow)
+    # what of the cluster exists, for the line Ctrl-C prints (commands.interrupt)
+    seen: dict = {"read": False, "group": False, "vms": set(), "ips": set(), "run": None}
+    interrupt.left_by(lambda: _left(spec, seen))
     key_path, public_key = None, None
     if ssh_key is None and state.exists(spec.cluster):  # the key the cluster's VMs trust, not a new one
         recorded = state.load(spec.cluster).get("ssh_private_key")
@@ -238,6 +259,8 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     rg_created = group is None or names.created_group(group_tags, spec.cluster, spec.cluster_id)
     snap = inventory.snapshot(target, rg) if group else {k: {} for k in inventory.KINDS}
     vms = names.all_vms(spec.cluster, spec.clients)
+    seen.update(read=True, group=group is not None, vms={v.vm.lower() for v in vms if v.vm.lower() in snap["vm"]},
+                ips={v.public_ip.lower() for v in vms if v.public_ip.lower() in snap["pip"]})
     planned = {("vnet", names.vnet(spec.cluster)), ("nsg", names.nsg(spec.cluster))}
     planned |= {(k, n) for v in vms for k, n in (("pip", v.public_ip), ("nic", v.nic), ("vm", v.vm))}
     for kind, name in sorted(planned):
@@ -273,6 +296,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     _record(spec, target, rg_created, key_path, "creating", os_disks)
     if group is None:
         tags = {**names.tags(spec.cluster, cluster_id=spec.cluster_id), GROUP_CREATED_TAG: spec.cluster}
+        seen["group"] = True
         try:
             target.resources.resource_groups.create_or_update(rg, {"location": spec.location, "tags": tags})
         except Exception as exc:
@@ -284,7 +308,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
             def advance(self, kind: str) -> None:
                 steps.advance(inventory.LABELS[kind] + "s")
 
-        run_ = provision.Run(target, spec, public_key, snap, waiter, _Progress(), machines=machines)
+        run_ = seen["run"] = provision.Run(target, spec, public_key, snap, waiter, _Progress(), machines=machines)
         provision.converge(run_)
     for vm, why in sorted(run_.failed_extensions.items()):  # once per VM: it runs, Azure says Failed
         ui.warn(f"VM {vm} is running, but Azure reports it Failed because its extension {why}; flwrazure leaves "

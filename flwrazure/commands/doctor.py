@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from flwrazure import workers
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import doctor as checks
 from flwrazure.plan import names, rules, versions
@@ -84,7 +84,7 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
     st = state.load(cluster)
     target = connect(st["cloud"], st["subscription"])
     now = now or dt.datetime.now(dt.timezone.utc)
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with workers.pool(3) as pool:
         mine_f = pool.submit(operator_flwr)
         ip_f = pool.submit(lambda: operator.detect(target))
         try:
@@ -183,7 +183,7 @@ def _remote(st: dict, rows: list[dict], plan, address: str, my_ip: str | None) -
         except Exception as exc:  # doctor reports; one unreachable VM is a finding, not a crash
             services[row["vm"]] = f"unreachable ({type(exc).__name__})"
 
-    with ThreadPoolExecutor(max_workers=min(16, len(running) + 1)) as pool:
+    with workers.pool(min(16, len(running) + 1)) as pool:
         reach = pool.submit(operator.probe_tcp, address.rsplit(":", 1)[0], int(address.rsplit(":", 1)[1]))
         list(pool.map(probe, running))
         outcome = reach.result()

@@ -17,8 +17,8 @@ def recorded_state(st: dict) -> str:
     no Flower yet), started (Flower runs), paused, tearing-down (a teardown began and did not finish)."""
     if st.get("teardown") or st.get("teardown_started"):
         return "tearing-down"
-    if st.get("status") == "creating":
-        return "creating"
+    if st.get("status") in ("creating", "interrupted"):  # interrupted: Ctrl-C stopped create-cluster
+        return st["status"]
     if st.get("paused"):
         return "paused"
     return "started" if st.get("started") else "created"

@@ -6,9 +6,8 @@ every SuperNode are online. The SuperLink's run history lives in its --database 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-from flwrazure import ui
+from flwrazure import ui, workers
 from flwrazure.commands import in_background
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import names
@@ -41,7 +40,7 @@ def _each(target, rg: str, vms: list[str], verb: str) -> None:
         except Exception as exc:
             raise translate(exc, f"virtual machine {vm}") from exc
 
-    with ThreadPoolExecutor(max_workers=max(1, min(32, len(vms)))) as pool:
+    with workers.pool(min(32, len(vms))) as pool:
         for job in [pool.submit(one, vm) for vm in vms]:
             job.result()
 

@@ -13,10 +13,9 @@ is finished by re-running it (the record keeps the old count until the end)."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from flwrazure import ui
+from flwrazure import ui, workers
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names
 from flwrazure.plan import scale as plan
@@ -102,7 +101,7 @@ def _grow(st: dict, clients: int, show: bool) -> dict:
     created = create.run(spec_of(st, clients), Path(st["ssh_private_key"]), show_progress=show, grow=True)
     out: dict = {"vms": created["vms"], "cost": created.get("cost")}
     st = state.load(cluster)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ports") as side:
+    with workers.pool(1, "open-ports") as side:
         # the Flower rules exist: the Fleet rule follows the client IPs, beside start (as in `up`)
         opening = side.submit(ports.run, cluster, None, False) if st.get("control_sources") else None
         if st.get("started"):
@@ -157,8 +156,6 @@ def _refuse_during_run(st: dict, force: bool) -> None:
 
 
 def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
-    from concurrent.futures import ThreadPoolExecutor
-
     from flwrazure.azure import inventory
     from flwrazure.commands import ports
 
@@ -168,7 +165,7 @@ def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
                                                           for v in ch.leaving])}
     out: dict = {"left": list(ch.leaving), "stopped": [], "unregistered": []}
     if st.get("started"):
-        with ThreadPoolExecutor(max_workers=min(16, len(ch.leaving))) as pool:
+        with workers.pool(min(16, len(ch.leaving))) as pool:
             stopped = list(pool.map(lambda vm: _stop_supernode(st, rows[vm]), ch.leaving))
         out["stopped"] = [vm for vm, ok in zip(ch.leaving, stopped, strict=True) if ok]
         if st.get("secure"):
@@ -242,8 +239,6 @@ def _unregister(target, st: dict, leaving: tuple[str, ...], show: bool) -> list[
 
 def _delete(target, st: dict, leaving: tuple[str, ...]) -> None:
     """The leaving VMs, then whatever of their NICs, public IPs and OS disks is left (only what is ours)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from flwrazure.azure import inventory
     from flwrazure.azure.errors import is_not_found, translate
     from flwrazure.azure.waiter import Waiter
@@ -278,7 +273,7 @@ def _delete(target, st: dict, leaving: tuple[str, ...]) -> None:
                     continue  # not ours: never deleted
                 jobs.append((kind, name))
         if jobs:
-            with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as pool:
+            with workers.pool(min(32, len(jobs))) as pool:
                 for job in [pool.submit(remove, k, n) for k, n in jobs]:
                     job.result()
 

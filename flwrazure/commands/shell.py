@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
+from flwrazure import workers
 from flwrazure.commands.logs import addresses, pick
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.workstation import state
@@ -57,7 +57,7 @@ def run(cluster: str, vm: str | None, command: list[str], all_vms: bool, out=Non
         with conn:
             return shell.run_streamed(conn, text, emit)
 
-    with ThreadPoolExecutor(max_workers=min(32, len(vms))) as pool:
+    with workers.pool(min(32, len(vms))) as pool:
         codes = list(pool.map(one, vms))
     if not all_vms:
         return codes[0]

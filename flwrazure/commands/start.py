@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from flwrazure import ui
+from flwrazure import ui, workers
 from flwrazure.commands import in_background
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names, services, versions
@@ -219,7 +218,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
 
     progress = ui.Milestones(f"Starting Flower {version} on {len(rows)} VMs", show)
     try:
-        with progress, ThreadPoolExecutor(max_workers=min(32, len(rows))) as pool:
+        with progress, workers.pool(min(32, len(rows))) as pool:
             head = pool.submit(superlink)
             jobs = [pool.submit(supernode, i, row) for i, row in enumerate(clients, start=1)]
             srv, adm = head.result()

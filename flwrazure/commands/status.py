@@ -15,6 +15,7 @@ def run(cluster: str) -> dict:
     from flwrazure.azure.target import connect
 
     st = state.load(cluster)
+    finish = unfinished(cluster, st)
     target = connect(st["cloud"], st["subscription"])
     rg = st["resource_group"]
     priced = in_background(prices.lookup, target, st["location"], prices.cluster_sizes(st),
@@ -26,7 +27,7 @@ def run(cluster: str) -> dict:
     except Exception as exc:
         raise translate(exc, f"resource group {rg}") from exc
     if group is None or (group.get("properties") or {}).get("provisioningState") == "Deleting":
-        gone = _gone(cluster, st, target, group)
+        gone = _gone(cluster, st, target, group, finish)
         if gone is not None:
             return gone
     vms = names.all_vms(cluster, st["clients"])
@@ -58,7 +59,7 @@ def run(cluster: str) -> dict:
         est = None
     power = cluster_power([r["state"] for r in rows]) if group is not None else "missing"
     return {"power": power, "paused": power == "paused", "cost": est.to_dict() if est else None,
-            "next": _next(cluster, st, power),
+            "interrupted": finish is not None, "next": [finish] if finish else _next(cluster, st, power),
             "cluster": cluster, "cloud": st["cloud"], "resource_group": rg, "location": st["location"],
             "resource_group_exists": group is not None, "flwr_version": st["flwr_version"],
             "port_plan": dataclasses.asdict(plan),
@@ -81,7 +82,17 @@ def _port(text: str | None) -> int | str | None:
     return int(text) if text and text.isdigit() else text
 
 
-def _gone(cluster: str, st: dict, target, group: dict | None) -> dict | None:
+def unfinished(cluster: str, st: dict) -> str | None:
+    """The command that finishes the cluster's create-cluster when it was interrupted (Ctrl-C, or killed: its
+    record still says "creating" while no command works on the cluster); None when it finished or runs now."""
+    if st.get("status") == "interrupted" or (st.get("status") == "creating" and not state.busy(cluster)):
+        from flwrazure.commands.doctor import create_command
+
+        return (st.get("interrupted") or {}).get("next") or create_command(st)
+    return None
+
+
+def _gone(cluster: str, st: dict, target, group: dict | None, finish: str | None = None) -> dict | None:
     """The status of a cluster whose resource group is gone or going: after `teardown --no-wait` the check
     teardown skipped (the group gone, so nothing of the cluster is left) is finished here and the cluster forgotten;
     a group deleted outside flwrazure is said to be gone, nothing billed, with the next step. None: a group being
@@ -89,7 +100,7 @@ def _gone(cluster: str, st: dict, target, group: dict | None) -> dict | None:
     rg = st["resource_group"]
     base = {"cluster": cluster, "cloud": st["cloud"], "resource_group": rg, "location": st["location"],
             "resource_group_exists": group is not None, "flwr_version": st["flwr_version"], "vms": [], "rules": [],
-            "paused": False, "secure": st.get("secure"), "supernodes_online": None}
+            "paused": False, "secure": st.get("secure"), "supernodes_online": None, "interrupted": finish is not None}
     if st.get("teardown"):  # `teardown --no-wait` asked for the group's deletion
         if group is not None:
             return {**base, "power": "being deleted", "cost": None, "forgotten": False,
@@ -103,6 +114,11 @@ def _gone(cluster: str, st: dict, target, group: dict | None) -> dict | None:
                 "note": f"resource group {rg} is gone: cluster {cluster} is torn down and forgotten", "next": []}
     if group is not None:
         return None
+    if finish is not None:  # interrupted before its resource group was created
+        return {**base, "power": "missing", "cost": _nothing_billed(rg), "forgotten": False,
+                "note": f"create-cluster was interrupted before resource group {rg} was created: nothing of cluster "
+                        f"{cluster} exists or is billed",
+                "next": [finish, f"flwrazure teardown --cluster {cluster}"]}
     from flwrazure.commands.doctor import create_command
 
     return {**base, "power": "deleted", "cost": _nothing_billed(rg), "forgotten": False,
@@ -120,8 +136,7 @@ def _nothing_billed(rg: str) -> dict:
 def _services(st: dict, rows: list[dict], plan) -> int | None:
     """Each VM's Flower service state (over SSH, all VMs at once, into `rows`); returns the SuperNodes the
     SuperLink sees online (None when it could not be asked)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    from flwrazure import workers
     from flwrazure.azure.target import no_hosts
     from flwrazure.commands.start import SUPERLINK, SUPERNODE
     from flwrazure.plan.services import Layout
@@ -152,7 +167,7 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
         except Exception as exc:  # status reports; it does not fail on one unreachable VM
             row["service"] = f"unreachable ({type(exc).__name__})"
 
-    with ThreadPoolExecutor(max_workers=min(16, len(rows))) as pool:
+    with workers.pool(min(16, len(rows))) as pool:
         list(pool.map(probe, rows))
     if not listed or listed[0] is None:
         return None

@@ -8,8 +8,8 @@ VNet). Afterwards nothing tagged for the cluster may be left."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
+from flwrazure import workers
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import names
 from flwrazure.workstation import flwrconfig, state
@@ -40,7 +40,7 @@ def survey(target, cluster: str, st: dict) -> dict:
     rg = st["resource_group"]
     try:
         group = inventory.group(target, rg)
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with workers.pool(2) as pool:
             listed = pool.submit(lambda: [r.as_dict() for r in target.resources.resources.list_by_resource_group(rg)]
                                  if group else [])
             pips = pool.submit(lambda: inventory.snapshot(target, rg, ("pip",))["pip"] if group else {})
@@ -221,7 +221,7 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
             if progress:
                 progress.advance("resources")
 
-        with ThreadPoolExecutor(max_workers=32) as pool:
+        with workers.pool(32) as pool:
             for stage in STAGES:
                 jobs = [pool.submit(remove, kind, res) for kind in stage for res in by_kind.get(kind, [])]
                 for job in jobs:

@@ -51,3 +51,12 @@ def venv_command(venv: str) -> str:
     """Create the venv unless a usable one is there (a half-made one, from a failed earlier try, is replaced)."""
     q = shlex.quote(venv)
     return f"test -x {q}/bin/pip || {{ rm -rf {q} && python3 -m venv {q}; }}"
+
+
+def one_at_a_time(command: str, lock: str, timeout: int) -> str:
+    """`command` while holding an flock on `lock` (waiting up to `timeout` s for it). The lock is held by the
+    command's own processes, so it outlives our SSH session: after Ctrl-C a pip install goes on on the VM, and a
+    re-run's install waits for it to end instead of writing into the same venv at the same time."""
+    busy = f"another install into this venv was still running after {int(timeout)} s"
+    return (f"exec 9>>{shlex.quote(lock)} && {{ flock -w {int(timeout)} 9 || {{ echo {shlex.quote(busy)} >&2; "
+            f"exit {LOCKED_EXIT}; }}; }} && {{ {command}; }}")

@@ -14,6 +14,7 @@ from flwrazure.plan.services import Layout
 from flwrazure.remote.ssh import put_text, read, run, succeeds
 
 APT_TIMEOUT = 900  # seconds: first-boot unattended-upgrades can hold the locks for many minutes on Azure
+INSTALL_TIMEOUT = 900  # seconds a pip install may take, and may be waited for
 
 
 def ensure_venv_support(conn, name: str, probe: str = plan.VENV_PROBE, timeout: int = APT_TIMEOUT) -> bool:
@@ -51,9 +52,11 @@ def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url:
     if read(conn, marker) == want and succeeds(conn, f"test -x {shlex.quote(layout.venv)}/bin/flower-superlink"):
         return False
     ensure_venv_support(conn, name or conn.host, venv_probe)
-    run(conn, plan.venv_command(layout.venv))
     packages = " ".join(shlex.quote(p) for p in [f"flwr=={version}", *extra])
-    run(conn, f"set -a && . {shlex.quote(env_file)} && set +a && {shlex.quote(layout.venv)}/bin/pip install "
-              f"--disable-pip-version-check --no-compile -q -- {packages}")
+    # one install at a time into the venv: one an interrupted start left running there is waited for
+    run(conn, plan.one_at_a_time(
+        f"{plan.venv_command(layout.venv)} && set -a && . {shlex.quote(env_file)} && set +a && "
+        f"{shlex.quote(layout.venv)}/bin/pip install --disable-pip-version-check --no-compile -q -- {packages}",
+        layout.path(".install.lock"), INSTALL_TIMEOUT), timeout=2 * INSTALL_TIMEOUT)
     put_text(conn, want, marker, "600")
     return True

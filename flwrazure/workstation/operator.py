@@ -14,8 +14,8 @@ import os
 import socket
 import ssl
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
+from flwrazure import workers
 from flwrazure.errors import UsageError
 
 ECHO_SERVICES = ("https://api.ipify.org", "https://ifconfig.me/ip", "https://icanhazip.com")
@@ -147,7 +147,7 @@ def detect(target, flag: str = "--ssh-source") -> str:
                          f"`flwrazure local up`) or pass {flag}.")
     verify = getattr(target, "verify", True)
     cafile = verify if isinstance(verify, str) else None
-    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+    with workers.pool(len(urls)) as pool:
         v4 = dict(zip(urls, pool.map(lambda u: _attempt(u, socket.AF_INET, cafile), urls), strict=True))
     v6: str | Exception | None = None
     if not any(isinstance(a, str) for a in v4.values()):

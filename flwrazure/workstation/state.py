@@ -53,7 +53,7 @@ _REQUIRED = {"cluster": (str,), "cloud": (str,), "subscription": (str, type(None
 _OPTIONAL = {"ssh_sources": (list,), "control_sources": (list, type(None)), "registered_supernodes": (dict,),
              "partitions": (dict,), "port_plan": (dict,), "start_options": (dict,), "supervisors": (dict,),
              "started": (bool,), "paused": (str,), "secure": (bool,), "federation_pyproject": (str,),
-             "cluster_id": (str, type(None))}
+             "cluster_id": (str, type(None)), "interrupted": (dict,)}
 
 
 def _problem(data) -> str | None:
@@ -213,6 +213,22 @@ def _release(cluster: str, fd: int) -> None:
                     (directory / name).unlink(missing_ok=True)
                 directory.rmdir()
     os.close(fd)
+
+
+def busy(cluster: str) -> bool:
+    """Whether a command that changes the cluster runs now (in another process): a record that says "creating"
+    while none does was left by a create-cluster that ended before it finished (killed, or its terminal closed)."""
+    try:
+        fd = os.open(cluster_dir(cluster) / COMMAND_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the shared hold, if taken
+    return False
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from tests.e2e.test_flower_e2e import (
     wait_online,
 )
 from tests.helpers import contract
-from tests.helpers.cloud import Follower, local_log_tail, until, vm_journals
+from tests.helpers.cloud import Follower, _sigint_as_at_a_terminal, local_log_tail, until, vm_journals
 from tests.helpers.hosts import port_state, run
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
@@ -98,12 +98,15 @@ def _public_ip(home: Path, name: str) -> str | None:
         return None
 
 
-def _scale_killed_during_bootstrap(home: Path, clients: int, key: str) -> None:
-    """Start `scale`, kill it while the new client VM's bootstrap (pip installing flwr) runs."""
+def _scale_interrupted_during_bootstrap(home: Path, clients: int, key: str) -> None:
+    """Start `scale` as at a terminal, Ctrl-C it while the new client VM's bootstrap (pip installing flwr) runs:
+    it ends within seconds (start's pool does not wait for the install), exit 130, one line saying what exists
+    and how to finish or remove it. The pip install goes on on the VM; the re-run waits for it."""
     env = {**os.environ, **FLWR_ENV, "FLWRAZURE_HOME": str(home), "FLWR_HOME": str(home / "flwr"),
            "FLWRAZURE_POLL": "0.05"}
     proc = subprocess.Popen([sys.executable, "-m", "flwrazure", "scale", "--clients", str(clients)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_at_a_terminal)
     vm = f"flower-client-{clients}"
     start, ip, installing = time.monotonic(), None, False
     try:
@@ -116,9 +119,18 @@ def _scale_killed_during_bootstrap(home: Path, clients: int, key: str) -> None:
                     pass
             time.sleep(0.5)
         assert installing and proc.poll() is None, "scale did not reach the new VM's bootstrap"
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+        took = time.monotonic() - asked
+        assert proc.returncode == 130 and took < 5, (proc.returncode, took, err[-2000:])
+        assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+            f"Interrupted: {clients + 1} VMs exist in flower-rg and are billed; re-run `flwrazure scale --clients "
+            f"{clients}` to finish, or `flwrazure teardown --cluster flower` to remove it all."), err[-2000:]
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
 
 
 def _eventually(check, timeout: float = 90):
@@ -143,8 +155,8 @@ def test_day2_secure_142_scale_pause_resume_logs_ssh_doctor(home):
         before = {n["node-id"]: n["online-at"] for n in nodes(cli, home)}
         run_app(cli, home, [0, 1])
 
-        # -- scale 2 -> 3: interrupted once during the new client's bootstrap, then re-run
-        _scale_killed_during_bootstrap(home, 3, key)
+        # -- scale 2 -> 3: Ctrl-C once during the new client's bootstrap, then re-run
+        _scale_interrupted_during_bootstrap(home, 3, key)
         grown = json.loads(ok(flwrazure(home, "scale", "--clients", "3", "--json", timeout=900)).stdout)
         assert grown["to"] == 3 and grown["supernodes_online"] == 3
         assert {vm: supernode_pid(ip[vm], key) for vm in pids} == pids  # existing SuperNodes not restarted
