@@ -192,10 +192,10 @@ def nodes_by_id(st: dict) -> dict[str, dict] | None:
 
 
 def rows(st: dict, ask: bool = True) -> list[dict]:
-    """One row per silo (see plan.online_state); the SuperLink is asked only when a silo is admitted."""
+    """One row per silo (see plan.online_state); the SuperLink is asked only when a silo has a node there."""
     silos = _silos(st)
     listed = None
-    if ask and any(r.get("state") == plan.ADMITTED for r in silos.values()):
+    if ask and any(r.get("node_id") and r.get("state") in (plan.ADMITTED, plan.REMOVED) for r in silos.values()):
         listed = nodes_by_id(st)
     return [plan.online_state(silos[n], listed) for n in sorted(silos)]
 

@@ -394,16 +394,18 @@ def fleet_sources(silos: dict[str, dict]) -> tuple[str, ...]:
 
 def online_state(rec: dict, listed: dict[str, dict] | None) -> dict:
     """A silo's row for `silo list`/`status`: state online/offline/... from the SuperLink's node list (node id ->
-    its entry of `flwr supernode list --format json`), last seen from its online-at/offline-at."""
+    its entry of `flwr supernode list --format json`), last seen from its online-at/offline-at; `superlink`: the
+    node's own status there (a removed silo's node is `unregistered`: the SuperLink refuses its key)."""
+    node = (listed or {}).get(str(rec.get("node_id"))) if rec.get("node_id") else None
     row = {"silo": rec["silo"], "address": ", ".join(rec.get("egress") or []) or None,
            "node_id": rec.get("node_id"), "state": rec.get("state"), "last_seen": None,
-           "expires": rec.get("expires") if rec.get("state") == INVITED else None}
+           "expires": rec.get("expires") if rec.get("state") == INVITED else None,
+           "superlink": (node or {}).get("status")}
     if rec.get("state") != ADMITTED:
         return row
     if listed is None:
         row["state"] = "unknown"
         return row
-    node = listed.get(str(rec.get("node_id")))
     if node is None:
         row["state"] = "not seen"
         return row

@@ -50,6 +50,8 @@ def check_removed(op: Path, removed: str, egress: list[str], kept: list[str]) ->
     _, sources = fleet_sources(op)
     assert not set(egress) & sources and set(kept) <= sources, (sources, egress, kept)
     listed = json.loads(ok(flwrazure(op, "silo", "list", "--cluster", "flower", "--json")).stdout)["silos"]
-    assert {r["silo"]: r["state"] for r in listed}[removed] == "removed", listed
+    row = {r["silo"]: r for r in listed}[removed]
+    # the SuperLink refuses its key from now on (Flower's own record), and the network no longer lets it in
+    assert (row["state"], row["superlink"]) == ("removed", "unregistered"), listed
     again = json.loads(ok(flwrazure(op, "silo", "remove", removed, "--cluster", "flower", "--yes", "--json")).stdout)
     assert again["was"] == "removed", again

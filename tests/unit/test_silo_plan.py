@@ -260,6 +260,8 @@ def test_online_state():
     row = silo.online_state(rec, listed)  # registered, never connected
     assert (row["state"], row["last_seen"]) == ("offline", None)
     assert silo.online_state(rec, {})["state"] == "not seen"
+    gone = silo.online_state({**rec, "state": silo.REMOVED}, {"77": {"status": "unregistered"}})
+    assert (gone["state"], gone["superlink"]) == ("removed", "unregistered")
     assert silo.online_state(rec, None)["state"] == "unknown"
     invited = silo.online_state({"silo": "b", "state": silo.INVITED, "expires": "2026-12-14T00:00:00Z"}, listed)
     assert invited["state"] == silo.INVITED and invited["expires"] and invited["node_id"] is None
