@@ -125,7 +125,13 @@ def request_for(invitation: silo.Invitation, key: str, **over) -> dict:
     return {**req.to_dict(), **over}
 
 
-def test_admit_refusals(cluster, home, tmp_path):
+def test_admit_refusals_then_the_fleet_rule(cluster, home, tmp_path):
+    """One cluster for both (a cluster costs ~6 s to create): admit's refusals, then open-ports with silos."""
+    admit_refusals(cluster, home, tmp_path)
+    open_ports_keeps_admitted_silos(cluster, home)
+
+
+def admit_refusals(cluster, home, tmp_path):
     cloud = cluster
     started(home)
     ok(flwrazure(home, "silo", "invite", "lab", "--cluster", "flower", "-o", str(tmp_path / "lab.json")))
@@ -180,7 +186,7 @@ def test_admit_refusals(cluster, home, tmp_path):
     refused(request_for(inv, key), "was removed")
 
 
-def test_open_ports_keeps_admitted_silos(cluster, home):
+def open_ports_keeps_admitted_silos(cluster, home):
     """open-ports (and scale, which runs it) converges the Fleet rule to the client VMs and the admitted silos;
     before silos existed it narrowed the rule back to the client VMs."""
     cloud = cluster
