@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -285,3 +287,12 @@ def test_doctor_check():
     listed["2"]["status"] = "online"
     assert silo.doctor_check(silos, listed, "flower").detail == "2 silo(s) online"
     assert silo.doctor_check(silos, None, "flower").ok is None
+
+
+def test_a_fingerprint_prints_as_it_is():
+    """rich made emoji of ':ab:' runs: 5B:AB:A0 reached the operator as 5B🆎A0 (seen in an integration run)."""
+    fp = "5B:AB:A0:CD:" + ":".join(["0F"] * 28)
+    out = subprocess.run([sys.executable, "-c", f"from flwrazure import ui; ui.info('fingerprint {fp}')"],
+                         capture_output=True, text=True, check=True, env={"COLUMNS": "200", "PATH": "/usr/bin"},
+                         cwd=Path(__file__).resolve().parents[2])
+    assert fp in out.stderr, out.stderr
