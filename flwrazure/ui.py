@@ -17,7 +17,9 @@ def console(stderr: bool = True):
     # piped output is read by people and tools alike: do not cut table cells at 80 columns (unless COLUMNS says
     # how wide to be)
     wide = probe.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit()
-    return Console(stderr=stderr, highlight=False, width=None if wide else 200)
+    # emoji=False: rich turns ':name:' into an emoji, and the text printed here holds such runs (a SHA-256
+    # fingerprint 5B:AB:A0 printed as 5B🆎A0, IPv6 addresses, Azure ids)
+    return Console(stderr=stderr, highlight=False, emoji=False, width=None if wide else 200)
 
 
 def info(message: str) -> None:
