@@ -13,7 +13,7 @@ from flwrazure.plan import names, versions
 
 CLOUDS = ("azure", "local")
 MAX_CLIENTS = 100
-_CLUSTER = re.compile(r"[a-z][a-z0-9-]{0,18}[a-z0-9]|[a-z]")
+_CLUSTER = names.NAME
 _RG = re.compile(r"[-\w.()]{1,90}")
 _SIZE = re.compile(r"(Standard|Basic)_[A-Za-z0-9_]+", re.IGNORECASE)  # Azure's size names ignore case
 _LOCATION = re.compile(r"[a-z][a-z0-9]{2,40}")

@@ -3,6 +3,7 @@ flower-server, flower-client-1..N."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 TAG_CLUSTER = "flwrazure-cluster"
@@ -10,6 +11,8 @@ TAG_ROLE = "flwrazure-role"
 TAG_MANAGED = "flwrazure-managed"
 TAG_ID = "flwrazure-cluster-id"  # the cluster's identity: a UUID made at its first create-cluster, kept in its state
 TAG_CREATED_GROUP = "flwrazure-created-group"  # on a group create-cluster made: the cluster it made it for
+# a cluster's (and a silo's) name: 1-20 lowercase letters, digits and '-', a letter first, no '-' last
+NAME = re.compile(r"[a-z][a-z0-9-]{0,18}[a-z0-9]|[a-z]")
 
 
 @dataclass(frozen=True)
