@@ -37,6 +37,7 @@ class Run:
     abort: threading.Event = field(default_factory=threading.Event)
     machines: dict[str, tuple[dict, str]] = field(default_factory=dict)  # size -> (image, OS disk type)
     failed_extensions: dict[str, str] = field(default_factory=dict)  # VM -> what its failed extension said
+    vms: list[VmNames] | None = None  # the VMs to converge, when not the cluster's (a silo's one VM)
 
     def rid(self, arm_type: str, name: str) -> str:
         return resources.resource_id(self.target.subscription, self.spec.resource_group, arm_type, name)
@@ -220,7 +221,7 @@ def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
 
 def converge(run: Run) -> None:
     """Create what is missing; raise one error naming the first failure (and how many others failed)."""
-    vms = vm_plan(run.spec)
+    vms = run.vms if run.vms is not None else vm_plan(run.spec)
     # one thread per chain up to the product's cap (100 clients): chains mostly wait, and a second wave of chains
     # would double the wall time (bench: 100 clients took 2.7x the dependency chain with 64 threads)
     with ThreadPoolExecutor(max_workers=min(128, len(vms) + 2), thread_name_prefix="provision") as pool:
