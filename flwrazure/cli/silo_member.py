@@ -1,4 +1,5 @@
-"""`flwrazure silo`: cross-silo federations. Parse options, call flwrazure.commands, render."""
+"""`flwrazure silo join|leave|status|logs`: the silo's side of a cross-silo federation (the group and the
+operator's commands are in cli/silo.py). Parse options, call flwrazure.commands.silo_member, render."""
 
 from __future__ import annotations
 
@@ -7,21 +8,6 @@ from pathlib import Path
 import click
 
 from flwrazure.cli.cluster import JSON, YES, confirm
-
-
-@click.group()
-def silo() -> None:
-    """Cross-silo federations: SuperNodes run by other organisations, in their own subscriptions or on their own
-    machines. The operator invites and admits; each silo joins with its own FLWRAZURE_HOME and credentials.
-
-    \b
-    The silo's side:
-      flwrazure silo join hospital-a.invitation.json --cloud azure --data ./my-data --ca-fingerprint AB:CD:…
-      flwrazure silo join INVITATION --host me@203.0.113.7 --ssh-key ~/.ssh/id_ed25519 --data-path /srv/data
-      flwrazure silo join --resume --wait     # after the operator admitted the join request
-      flwrazure silo status
-      flwrazure silo leave --yes
-    """
 
 
 SILO_PICK = [click.option("--cluster", metavar="NAME", help="The cluster joined (when this home joined several)."),
@@ -34,7 +20,7 @@ def _pick(fn):
     return fn
 
 
-@silo.command("join")
+@click.command("join")
 @click.argument("invitation", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--cloud", type=click.Choice(["azure", "local"]), help="Create one VM for the SuperNode there, in a "
               "resource group of your own.")
@@ -103,7 +89,7 @@ def join(invitation, cloud, subscription, location, vm_size, host, ssh_key, egre
         raise SystemExit(1)
 
 
-@silo.command("leave")
+@click.command("leave")
 @_pick
 @YES
 @JSON
@@ -133,7 +119,7 @@ def leave(cluster, silo_name, yes, as_json):
             f"{'; '.join(result['removed']) or 'nothing (join had created nothing yet)'}.")
 
 
-@silo.command("status")
+@click.command("status")
 @_pick
 @JSON
 def status(cluster, silo_name, as_json):
@@ -164,7 +150,7 @@ def status(cluster, silo_name, as_json):
         raise SystemExit(1)
 
 
-@silo.command("logs")
+@click.command("logs")
 @_pick
 @click.option("-n", "--lines", type=click.IntRange(1, 100000), default=100, show_default=True)
 def logs(cluster, silo_name, lines):
