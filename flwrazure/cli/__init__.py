@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ssh": ("flwrazure.cli.day2", "ssh", "A shell on a VM, or a command on every VM (--all)."),
     "doctor": ("flwrazure.cli.day2", "doctor", "Check the cluster from your side and the VMs', with the fix for each."),
     "teardown": ("flwrazure.cli.cluster", "teardown", "Delete everything flwrazure created for a cluster."),
+    "silo": ("flwrazure.cli.silo", "silo", "Cross-silo federations: invite, admit, list and remove silos (SuperNodes "
+             "of other organisations)."),
     "local": ("flwrazure.cli.local", "local", "Run the embedded local cloud (an offline Azure for trying flwrazure)."),
 }
 

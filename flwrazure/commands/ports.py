@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flwrazure import ui
 from flwrazure.errors import FlwrazureError, UsageError
-from flwrazure.plan import names, rules, versions
+from flwrazure.plan import names, rules, silo, versions
 from flwrazure.workstation import state
 
 
@@ -70,7 +70,9 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
         sources = tuple(st.get("control_sources") or st["ssh_sources"])
     if rules.ME in sources:
         sources = _with_me(target, sources)
-    desired = rules.flower_rules(plan, client_ips, sources, server_ip)
+    # the admitted silos' SuperNodes connect from their own egress addresses (flwrazure silo admit)
+    desired = rules.flower_rules(plan, sorted({*client_ips, *silo.fleet_sources(st.get("silos") or {})}), sources,
+                                 server_ip)
     for rule in desired:
         if rules.matches(rule, current.get(rule.name)):
             continue

@@ -51,7 +51,7 @@ _REQUIRED = {"cluster": (str,), "cloud": (str,), "subscription": (str, type(None
 _OPTIONAL = {"ssh_sources": (list,), "control_sources": (list, type(None)), "registered_supernodes": (dict,),
              "partitions": (dict,), "port_plan": (dict,), "start_options": (dict,), "supervisors": (dict,),
              "started": (bool,), "paused": (str,), "secure": (bool,), "federation_pyproject": (str,),
-             "cluster_id": (str, type(None))}
+             "cluster_id": (str, type(None)), "silos": (dict,)}
 
 
 def _problem(data) -> str | None:
@@ -142,6 +142,14 @@ def update(cluster: str, changes: dict) -> dict:
     `scale` run open-ports beside start) each write only what they changed, so neither undoes the other's."""
     with _record_lock(cluster, create=False):
         data = {**load(cluster), **changes}
+        save(cluster, data)
+        return data
+
+
+def change(cluster: str, fn) -> dict:
+    """Record fn(record): a read-modify-write of nested values (a silo's entry) under the record's lock."""
+    with _record_lock(cluster, create=False):
+        data = fn(load(cluster))
         save(cluster, data)
         return data
 
