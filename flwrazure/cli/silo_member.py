@@ -9,7 +9,6 @@ import click
 
 from flwrazure.cli.cluster import JSON, YES, confirm
 
-
 SILO_PICK = [click.option("--cluster", metavar="NAME", help="The cluster joined (when this home joined several)."),
              click.option("--silo", "silo_name", metavar="NAME", help="The silo (when this home joined several).")]
 
