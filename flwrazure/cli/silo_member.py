@@ -78,14 +78,22 @@ def join(invitation, cloud, subscription, location, vm_size, host, ssh_key, egre
     result = cmd.run(job, wait, timeout, show=not as_json)
     if as_json:
         ui.emit_json(result)
-        return
-    ui.info(f"Join request: {result['join_request']} (public key of the SuperNode, egress "
-            f"{', '.join(result['egress'])}, token). SuperNode: {result['state']}"
-            + (f" (node id {result['node_id']})" if result["node_id"] is not None else "") + ".")
-    if result["next"]:
-        ui.info(f"Next: {result['next']}")
-    if wait and result["state"] != "online":
+    else:
+        _said(result)
+    if wait and result["state"] != "online":  # --wait: exit 1 when it did not come online in time
         raise SystemExit(1)
+
+
+def _said(result: dict) -> None:
+    from rich.markup import escape
+
+    from flwrazure import ui
+
+    ui.info(escape(f"Join request: {result['join_request']} (public key of the SuperNode, egress "
+            f"{', '.join(result['egress'])}, token). SuperNode: {result['state']}"
+            + (f" (node id {result['node_id']})" if result["node_id"] is not None else "") + "."))
+    if result["next"]:
+        ui.info(escape(f"Next: {result['next']}"))
 
 
 @click.command("leave")
