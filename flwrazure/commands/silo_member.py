@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import shutil
 import socket
 import time
@@ -349,8 +350,9 @@ def _machine_facts(conn, job: Join, rec: dict):
 
     layout = services.Layout(silo_member.home(ssh.output(conn, 'printf %s "$HOME"'), rec["user"]))
     if "venv_existed" not in rec:
-        rec["venv_existed"] = ssh.succeeds(conn, f"test -e {layout.venv}")
-    if job.data_path is not None and not ssh.succeeds(conn, f"test -d {job.data_path} && test -r {job.data_path}"):
+        rec["venv_existed"] = ssh.succeeds(conn, f"test -e {shlex.quote(layout.venv)}")
+    where = shlex.quote(job.data_path or "")
+    if job.data_path is not None and not ssh.succeeds(conn, f"test -d {where} && test -r {where}"):
         raise UsageError(f"--data-path {job.data_path}: no such directory on {conn.host} (readable by "
                          f"{rec['user']}); put the data there first, or copy it with --data DIR.")
     return layout
@@ -361,6 +363,8 @@ def run(job: Join, wait: bool, timeout: float = WAIT_TIMEOUT, show: bool = True)
 
     inv = job.invitation
     rec = dict(job.existing) if job.existing else _new_record(job)
+    if job.ssh_key is not None:  # --host: the key given now logs in (it may have been rotated since)
+        rec["ssh_private_key"] = str(job.ssh_key)
     rec.update({"flwr_version": inv.flwr_version, "superlink": inv.superlink, "ca_fingerprint": job.fingerprint,
                 "token_sha256": silo.token_digest(inv.token),
                 "expires": inv.expires, "data": str(job.data) if job.data else None, "data_path": job.data_path})
