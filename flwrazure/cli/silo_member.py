@@ -26,6 +26,8 @@ def _pick(fn):
 @click.option("--subscription", help="With --cloud azure: the subscription (default: AZURE_SUBSCRIPTION_ID, az's).")
 @click.option("-l", "--location", default="eastus", show_default=True, help="With --cloud: the VM's region.")
 @click.option("--vm-size", default="Standard_D2s_v3", show_default=True, help="With --cloud: the VM's size.")
+@click.option("--ssh-source", metavar="IP|CIDR", help="With --cloud: who may SSH to the VM (default: your address, "
+              "detected).")
 @click.option("--host", metavar="USER@ADDR", help="Run the SuperNode on a machine you run (SSH as USER).")
 @click.option("--ssh-key", type=click.Path(path_type=Path, dir_okay=False), help="With --host: the key to log in.")
 @click.option("--egress", metavar="IP[,IP]", help="The address(es) the SuperLink sees the SuperNode connect from "
@@ -44,7 +46,7 @@ def _pick(fn):
               help="With --wait: seconds to wait.")
 @_pick
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts; -o names the file).")
-def join(invitation, cloud, subscription, location, vm_size, host, ssh_key, egress, data, data_path, ca_fingerprint,
+def join(invitation, cloud, subscription, location, vm_size, ssh_source, host, ssh_key, egress, data, data_path, ca_fingerprint,
          request, resume, wait, timeout, cluster, silo_name, as_json):
     """Join a cluster as a silo with the INVITATION its operator sent: a machine (a new VM with --cloud, or yours
     with --host) gets the invited Flower version, a SuperNode key pair made on it (the private key never leaves
@@ -70,7 +72,8 @@ def join(invitation, cloud, subscription, location, vm_size, host, ssh_key, egre
         invitation = cmd.record_dir(rec["cluster"], rec["silo"]) / "invitation.json"
     job = cmd.check(invitation, cloud=cloud, host=host, ssh_key=ssh_key, subscription=subscription,
                     location=location, vm_size=vm_size, egress=egress, data=data, data_path=data_path,
-                    output=request, resume=resume, ca_fingerprint=ca_fingerprint)
+                    output=request, resume=resume, ca_fingerprint=ca_fingerprint,
+                    ssh_source=ssh_source)
     if not cmd.check_fingerprint(job, ca_fingerprint, sys.stdin.isatty()):
         ui.info(f"The invitation to cluster {job.invitation.cluster} (silo {job.invitation.silo}) carries a CA "
                 f"certificate with SHA-256 fingerprint\n  {job.fingerprint}")

@@ -89,6 +89,7 @@ class Join:
     address: str | None  # --host's address (the VM's is known once it exists)
     ssh_key: Path | None  # --host's key
     egress: tuple[str, ...]  # given with --egress (else decided: the VM's public IP, the --host address)
+    ssh_sources: tuple[str, ...]  # --ssh-source (--cloud): else the address this machine is seen from
     data: Path | None
     data_listing: dict
     data_path: str | None
@@ -122,7 +123,8 @@ def _data(data: Path | None, data_path: str | None) -> tuple[Path | None, dict, 
 
 def check(invitation: Path, *, cloud: str | None, host: str | None, ssh_key: Path | None,
           subscription: str | None, location: str, vm_size: str, egress: str | None, data: Path | None,
-          data_path: str | None, output: Path | None, resume: bool, ca_fingerprint: str | None = None) -> Join:
+          data_path: str | None, output: Path | None, resume: bool, ca_fingerprint: str | None = None,
+          ssh_source: str | None = None) -> Join:
     """Every input, in the order a user fixes them; raises UsageError (exit 2) before anything is created. A
     re-run (--resume) takes what it is not given from the record of the first join."""
     inv, text = read_invitation(invitation)
@@ -164,6 +166,17 @@ def check(invitation: Path, *, cloud: str | None, host: str | None, ssh_key: Pat
             raise UsageError(f"silo {inv.silo} of cluster {inv.cluster} was joined here with {where}: re-run with "
                              f"it (or `flwrazure silo leave --cluster {inv.cluster} --silo {inv.silo}` first).")
     given_egress = tuple(silo.address(e, "--egress") for e in silo_member.parse_egress(egress)) if egress else ()
+    sources = ()
+    if ssh_source is not None:
+        from flwrazure.plan.rules import parse_sources
+
+        if host is not None:
+            raise UsageError("--ssh-source goes with --cloud (the VM's SSH rule); your --host machine's firewall is "
+                             "yours.")
+        sources = parse_sources(ssh_source, "--ssh-source")
+        if "*" in sources:
+            raise UsageError("--ssh-source any would open the silo VM's SSH to everyone: give your address or "
+                             "network.")
     root, listing, remote_path = _data(data, data_path)
     if cloud is not None:
         from flwrazure.azure.target import require_hosts
@@ -173,7 +186,8 @@ def check(invitation: Path, *, cloud: str | None, host: str | None, ssh_key: Pat
     if not out.parent.is_dir():
         raise UsageError(f"-o {out}: the directory {out.parent} does not exist.")
     return Join(inv, text, silo.fingerprint(inv.ca_certificate), "host" if host else "cloud", cloud, subscription,
-                location, vm_size, user, address, key, given_egress, root, listing, remote_path, out, existing)
+                location, vm_size, user, address, key, given_egress, sources, root, listing, remote_path, out,
+                existing)
 
 
 def check_fingerprint(job: Join, given: str | None, interactive: bool) -> bool:
@@ -210,7 +224,7 @@ def _new_record(job: Join) -> dict:
     return rec
 
 
-def _create_vm(rec: dict, show: bool) -> str:
+def _create_vm(rec: dict, sources: tuple[str, ...]) -> str:
     """The silo's one VM, in a group of its own (converged: what exists and is ours is kept). Returns its public
     IP. SSH is open only from the address this machine is seen from; there is no Flower rule."""
     from concurrent.futures import ThreadPoolExecutor
@@ -229,13 +243,13 @@ def _create_vm(rec: dict, show: bool) -> str:
     rg, v, owner = rec["resource_group"], silo_member.vm(rec["cluster"], rec["silo"]), \
         silo_member.record_name(rec["cluster"], rec["silo"])
     with ThreadPoolExecutor(max_workers=6) as pool:
-        detected = pool.submit(operator.detect, target, "--ssh-source")
+        detected = None if sources else pool.submit(operator.detect, target, "--ssh-source")
         facts = preflight.fetch(target, rec["location"], pool)
         try:
             group = inventory.group(target, rg)
         except Exception as exc:
             raise translate(exc, f"resource group {rg}") from exc
-        me = detected.result()
+        me = (detected.result(),) if detected is not None else sources
         tags = (group or {}).get("tags") or {}
         if group and not names.created_group(tags, owner, rec["silo_id"]):
             raise UsageError(f"resource group {rg} already exists and was not created by this silo's join: it is "
@@ -262,7 +276,7 @@ def _create_vm(rec: dict, show: bool) -> str:
             raise translate(exc, f"resource group {rg}") from exc
     spec = ClusterSpec(cluster=owner, clients=0, cloud=rec["cloud"], subscription=target.subscription,
                        resource_group=rg, location=rec["location"], server_size=rec["vm_size"],
-                       client_size=rec["vm_size"], admin_user=rec["user"], ssh_sources=(me,),
+                       client_size=rec["vm_size"], admin_user=rec["user"], ssh_sources=me,
                        cluster_id=rec["silo_id"])
     run = provision.Run(target, spec, public, snap, Waiter(inventory.listers(target, rg), target.poll), _Quiet(),
                         machines=machines, vms=[v])
@@ -275,7 +289,7 @@ def _create_vm(rec: dict, show: bool) -> str:
     row = inventory.vm_rows(inventory.snapshot(target, rg, ("vmview", "nic", "pip")), [v])[0]
     if not row["public_ip"]:
         raise FlwrazureError(f"VM {v.vm} has no public IP address yet: re-run `flwrazure silo join --resume`.")
-    rec["ssh_sources"] = [me]
+    rec["ssh_sources"] = list(me)
     return row["public_ip"]
 
 
@@ -373,7 +387,7 @@ def run(job: Join, wait: bool, timeout: float = WAIT_TIMEOUT, show: bool = True)
     progress = ui.Milestones(f"Joining cluster {inv.cluster} as silo {inv.silo}", show)
     with progress:
         if job.mode == "cloud":
-            address = _create_vm(rec, show)
+            address = _create_vm(rec, job.ssh_sources)
             rec["host"] = address
             save(rec)
             progress.done("vm", f"VM {rec['vm']} ({address}) in resource group {rec['resource_group']}")

@@ -102,6 +102,10 @@ def test_join_refuses_bad_options_before_creating_anything(product_cloud, home, 
     assert_one_line_exit_2(flwrazure(home, *join, "--cloud", "local", "--host", UNREACHABLE, *key, *data),
                            "--cloud azure|local")
     assert_one_line_exit_2(flwrazure(home, *join, "--cloud", "local", *key, *data), "--ssh-key goes with --host")
+    assert_one_line_exit_2(flwrazure(home, *join, "--cloud", "local", "--ssh-source", "any", *data),
+                           "open the silo VM's SSH to everyone")
+    assert_one_line_exit_2(flwrazure(home, *join, "--host", UNREACHABLE, *key, "--ssh-source", "1.2.3.4", *data),
+                           "--ssh-source goes with --cloud")
     # the data: a missing directory, none at all, both ways at once, a path that may not go into a unit
     assert_one_line_exit_2(flwrazure(home, *join, "--host", UNREACHABLE, *key, "--data", str(tmp_path / "nodata")),
                            "no such directory")
