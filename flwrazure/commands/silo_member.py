@@ -365,6 +365,7 @@ def _machine_facts(conn, job: Join, rec: dict):
     layout = services.Layout(silo_member.home(ssh.output(conn, 'printf %s "$HOME"'), rec["user"]))
     if "venv_existed" not in rec:
         rec["venv_existed"] = ssh.succeeds(conn, f"test -e {shlex.quote(layout.venv)}")
+        rec["flwr_home_existed"] = ssh.succeeds(conn, f"test -e {shlex.quote(layout.home + '/' + silo_member.FLWR_HOME)}")
     where = shlex.quote(job.data_path or "")
     if job.data_path is not None and not ssh.succeeds(conn, f"test -d {where} && test -r {where}"):
         raise UsageError(f"--data-path {job.data_path}: no such directory on {conn.host} (readable by "
@@ -483,11 +484,13 @@ def _clean_host(rec: dict) -> list[str]:
         if daemons.state(conn, SUPERNODE, kind, layout) == "active":
             daemons.stop(conn, SUPERNODE, kind, layout)
         ssh.run(conn, silo_member.removal_command(layout, kind, bool(rec.get("data")),
-                                                  rec.get("venv_existed") is False))
+                                                  rec.get("venv_existed") is False,
+                                                  rec.get("flwr_home_existed") is False))
     finally:
         conn.close()
     what = [f"service {SUPERNODE}", f"{layout.base}/ (the files join wrote)"]
-    return what + ([layout.venv] if rec.get("venv_existed") is False else [])
+    return what + ([layout.venv] if rec.get("venv_existed") is False else []) + \
+        ([f"{layout.home}/{silo_member.FLWR_HOME}"] if rec.get("flwr_home_existed") is False else [])
 
 
 def status(rec: dict) -> dict:

@@ -20,6 +20,7 @@ from flwrazure.plan.services import ENV_FILE, RESTART_MARK, Layout
 ROLE = "silo"
 SUPERNODE = "flower-supernode"  # the service's name, as start names a cluster's SuperNodes
 KEY, CA = "supernode.key", "ca.crt"  # under Layout.base, where start puts them on a cluster's client VMs
+FLWR_HOME = ".flwr"  # under the user's home: where the SuperNode keeps the apps of runs
 ONLINE_MARK = "SuperNode ID:"  # Flower logs it once the SuperLink accepted the node (its key is registered)
 
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -112,19 +113,22 @@ def current_log_command(kind: str, layout: Layout) -> str:
 def node_state(active: str, current_log: str) -> tuple[str, int | None]:
     """(state, node id) of the silo's SuperNode from its own machine: 'online' once Flower logged the node id in
     its current run (the SuperLink accepted its key), 'connecting' while it runs without (not admitted yet: the
-    SuperLink refuses it and the service starts it again), 'stopped' when the service does not run."""
-    if active != "active":
+    SuperLink refuses it and the service starts it again), 'stopped' when the service does not run. systemd says
+    'activating' in the seconds before it starts a refused SuperNode again: that is still 'connecting'."""
+    if active not in ("active", "activating"):
         return "stopped", None
     text = current_log.rsplit(RESTART_MARK, 1)[-1]
     found = re.findall(re.escape(ONLINE_MARK) + r"\s*(\d+)", text)
     return ("online", int(found[-1])) if found else ("connecting", None)
 
 
-def removal_command(layout: Layout, kind: str, data_copied: bool, remove_venv: bool) -> str:
+def removal_command(layout: Layout, kind: str, data_copied: bool, remove_venv: bool,
+                    remove_flwr_home: bool = False) -> str:
     """What `silo leave` runs on a --host machine after stopping the service: the unit (or the loop's crontab
     line), each file join wrote under ~/flwrazure (the key pair, the CA, the environment, the install marker, the
-    loop's files, the data it copied), that directory when nothing else is left in it, and the Flower venv when
-    join installed it. Whatever else is on the machine stays."""
+    loop's files, the data it copied), that directory when nothing else is left in it, the Flower venv and
+    Flower's own directory (~/.flwr: the apps runs brought) when they were not there before join. Whatever else is
+    on the machine stays."""
     steps = []
     if kind == "systemd":
         unit = f"/etc/systemd/system/{SUPERNODE}.service"
@@ -141,4 +145,6 @@ def removal_command(layout: Layout, kind: str, data_copied: bool, remove_venv: b
     steps.append(f"rmdir {shlex.quote(layout.base)} 2>/dev/null")
     if remove_venv:
         steps.append(f"rm -rf -- {shlex.quote(layout.venv)}")
+    if remove_flwr_home:
+        steps.append(f"rm -rf -- {shlex.quote(layout.home + '/' + FLWR_HOME)}")
     return " ; ".join(steps) + " ; true"

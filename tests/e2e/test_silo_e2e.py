@@ -209,7 +209,8 @@ def test_cross_silo_federation(tmp_path):
         assert list(cloud_b.resources.resources.list()) == []
         ok(flwrazure(home_c, "silo", "leave", "--yes"))
         left = run(ip_c, "ls -A ~; systemctl list-unit-files 'flower-*' --no-legend | wc -l", key=str(key_c))
-        assert "flwrazure" not in left and "flwr-venv" not in left and left.split()[-1] == "0", left
+        assert not {"flwrazure", "flwr-venv", ".flwr"} & set(left.split()) and left.split()[-1] == "0", left
+        assert ".ssh" in left.split()  # the machine is theirs: what join did not install stays
         assert not (home_b / "silos" / "flower-b").exists() and not (home_c / "silos" / "flower-c").exists()
         print(f"\nsilo e2e: invite->online b {online_after['b']} s, c {online_after['c']} s; "
               f"whole {time.monotonic() - began:.0f} s")

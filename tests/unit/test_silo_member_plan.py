@@ -50,7 +50,9 @@ def test_names_of_what_join_creates():
 def test_node_state_reads_only_the_current_run():
     refused = "Exit Code: 305\nFailed to initialize the connection to the SuperLink.\n"
     assert sm.node_state("inactive", "SuperNode ID: 5") == ("stopped", None)
+    assert sm.node_state("failed", refused) == ("stopped", None)
     assert sm.node_state("active", refused) == ("connecting", None)
+    assert sm.node_state("activating", refused) == ("connecting", None)  # systemd between two attempts
     assert sm.node_state("active", "Starting\nSuperNode ID: 1234\nINFO: pulled") == ("online", 1234)
     # the restart loop's log: only what came after its latest restart counts
     assert sm.node_state("active", f"SuperNode ID: 7\n{RESTART_MARK} x exited with 0\n{refused}") == \
@@ -77,11 +79,13 @@ def test_removal_takes_only_what_join_wrote(tmp_path):
         (base / name).write_text("x")
     (base / "data").mkdir()
     (tmp_path / "flwr-venv").mkdir()
+    (tmp_path / ".flwr").mkdir()
     command = sm.removal_command(layout, "loop", data_copied=True, remove_venv=False)
     subprocess.run(["sh", "-c", command.replace("crontab", "true")], check=True)
     assert sorted(p.name for p in base.iterdir()) == ["theirs.txt"] and (tmp_path / "flwr-venv").exists()
+    assert (tmp_path / ".flwr").exists()
     (base / "theirs.txt").unlink()
-    subprocess.run(["sh", "-c", sm.removal_command(layout, "loop", False, True).replace("crontab", "true")],
+    subprocess.run(["sh", "-c", sm.removal_command(layout, "loop", False, True, True).replace("crontab", "true")],
                    check=True)
     assert list(tmp_path.iterdir()) == []
     assert shlex.quote(str(tmp_path)) in command
