@@ -365,7 +365,8 @@ def _machine_facts(conn, job: Join, rec: dict):
     layout = services.Layout(silo_member.home(ssh.output(conn, 'printf %s "$HOME"'), rec["user"]))
     if "venv_existed" not in rec:
         rec["venv_existed"] = ssh.succeeds(conn, f"test -e {shlex.quote(layout.venv)}")
-        rec["flwr_home_existed"] = ssh.succeeds(conn, f"test -e {shlex.quote(layout.home + '/' + silo_member.FLWR_HOME)}")
+        flwr_home = shlex.quote(f"{layout.home}/{silo_member.FLWR_HOME}")
+        rec["flwr_home_existed"] = ssh.succeeds(conn, f"test -e {flwr_home}")
     where = shlex.quote(job.data_path or "")
     if job.data_path is not None and not ssh.succeeds(conn, f"test -d {where} && test -r {where}"):
         raise UsageError(f"--data-path {job.data_path}: no such directory on {conn.host} (readable by "
