@@ -71,7 +71,7 @@ def publish(cloud: Cloud, home: Path) -> None:
     path.write_text(json.dumps({**cloud.info, "pid": os.getpid()}))
 
 
-def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = None):
+def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None):
     """Run the real CLI in a subprocess, as a user would."""
     import os
     import subprocess
@@ -79,7 +79,7 @@ def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = N
 
     full = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05", "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "flwrazure", *args], env=full, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)
 
 
 THROTTLING_SHOWN = re.compile(r"\b429\b|Throttl|TooManyRequests|Too Many Requests|Traceback")
