@@ -280,6 +280,10 @@ def status(cluster, as_json):
         ui.info("Client data: " + ", ".join(f"{v['vm']}: {v['data_path']} ({v['data_bytes']} bytes)"
                                             for v in result["vms"] if v.get("data_path")))
     _rules_table(result["rules"])
+    if result.get("silos"):
+        from flwrazure.cli.silo import table
+
+        table(f"Silos of cluster {cluster}", result["silos"])
     if plan["fleet"] == plan["control"]:
         ui.info(f"Fleet and Control share port {plan['control']}: the client VMs reach the Control API too (a "
                 "compromised client VM could submit runs).")
@@ -367,7 +371,13 @@ def _teardown(cluster, yes, no_wait, purge, as_json):
             ui.info(f"Nothing to tear down: no cluster named {cluster} is recorded here (known clusters: {known}).")
         return
     p = td.plan(cluster)
+    from flwrazure.commands.silo import admitted_silos
+
+    silos = admitted_silos(cluster)
     if not as_json:
+        if silos:
+            ui.info(escape(f"Silo(s) {', '.join(silos)} lose this SuperLink: tell their admins to run `flwrazure "
+                           "silo leave` (their machines are theirs; nothing of them is deleted here)."))
         what = (f"resource group {p['resource_group']} and everything in it" if p["mode"] == "group"
                 else f"{len(p['resources'])} resource(s) tagged for cluster {cluster} in {p['resource_group']}")
         ui.info(f"Teardown of cluster {cluster} on {p['target'].describe()}: {what}.")
@@ -384,7 +394,7 @@ def _teardown(cluster, yes, no_wait, purge, as_json):
     with ui.Steps({"resources": len(p["resources"])}, enabled=not as_json and p["mode"] == "tagged") as steps:
         result = td.execute(p, wait=not no_wait, purge=purge, progress=steps)
     if as_json:
-        ui.emit_json(result)
+        ui.emit_json({**result, "silos": silos})
         return
     if planned != result["mode"] and result.get("why"):
         ui.info(escape(f"Not the whole group after all: {result['why']}."))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import doctor as checks
-from flwrazure.plan import names, rules, versions
+from flwrazure.plan import names, rules, silo, versions
 from flwrazure.workstation import flwrconfig, operator, state
 
 
@@ -123,6 +123,8 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
     else:
         out.append(checks.skipped("flwr connection", "Flower not started"))
     remote = ["control port reachable", "services active", "supernodes online", "clock skew"]
+    if any(r.get("state") == silo.ADMITTED for r in (st.get("silos") or {}).values()):
+        remote.insert(3, "silos online")
     if local_only or not started or not any(r["state"] == "running" for r in rows):
         why = "--local-only" if local_only else "Flower not started" if not started else "no VM is running"
         out += [checks.skipped(n, why) for n in remote]
@@ -191,6 +193,9 @@ def _remote(st: dict, rows: list[dict], plan, address: str, my_ip: str | None) -
                                 "" if online >= len(clients) else f"flwrazure start --cluster {cluster}"))
     else:
         out.append(checks.skipped("supernodes online", "the SuperLink could not be asked (see services active)"))
+    if any(r.get("state") == silo.ADMITTED for r in (st.get("silos") or {}).values()):
+        by_id = {str(n.get("node-id")): n for n in listed[0]} if listed and listed[0] is not None else None
+        out.append(silo.doctor_check(st.get("silos") or {}, by_id, cluster))
     out.append(checks.clock_skew(offsets))
     return out
 

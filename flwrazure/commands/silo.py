@@ -224,8 +224,9 @@ def remove(cluster: str, name: str) -> dict:
             "next": "The silo's admin may now run `flwrazure silo leave` on their side."}
 
 
-def forget_all(cluster: str) -> list[str]:
-    """The silos teardown leaves without a SuperLink: their admins are told to `silo leave`."""
+def admitted_silos(cluster: str) -> list[str]:
+    """The silos a teardown leaves without a SuperLink (their records go with the cluster's): their admins are
+    told to `silo leave`."""
     try:
         st = state.load(cluster)
     except UsageError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flwrazure.commands import in_background
-from flwrazure.plan import names, versions
+from flwrazure.plan import names, silo, versions
 from flwrazure.workstation import state
 
 
@@ -49,7 +49,8 @@ def run(cluster: str) -> dict:
             row["data_path"] = (data.get(row["vm"]) or {}).get("path")
             row["data_bytes"] = (data.get(row["vm"]) or {}).get("bytes")
     plan = versions.port_plan(st["flwr_version"])
-    online = _services(st, rows, plan) if st.get("started") and group is not None else None
+    seen: dict = {}  # the SuperLink's node list, when _services could ask it
+    online = _services(st, rows, plan, seen) if st.get("started") and group is not None else None
     try:
         est = priced.result(timeout=30)
     except Exception:  # no price known: no estimate
@@ -61,7 +62,8 @@ def run(cluster: str) -> dict:
             "resource_group_exists": group is not None, "flwr_version": st["flwr_version"],
             "port_plan": {"generation": plan.generation, "fleet": plan.fleet, "control": plan.control},
             "vms": rows, "rules": sorted(rules_out, key=lambda r: r["priority"]),
-            "secure": st.get("secure"), "supernodes_online": online}
+            "secure": st.get("secure"), "supernodes_online": online,
+            "silos": [silo.online_state(rec, seen.get("nodes")) for _, rec in sorted((st.get("silos") or {}).items())]}
 
 
 def _gone(cluster: str, st: dict, target, group: dict | None) -> dict | None:
@@ -99,9 +101,10 @@ def _nothing_billed(rg: str) -> dict:
     return Estimate(0.0, 0.0, [], [], f"resource group {rg} no longer exists").to_dict()
 
 
-def _services(st: dict, rows: list[dict], plan) -> int | None:
+def _services(st: dict, rows: list[dict], plan, seen: dict) -> int | None:
     """Each VM's Flower service state (over SSH, all VMs at once, into `rows`); returns the SuperNodes the
-    SuperLink sees online (None when it could not be asked)."""
+    SuperLink sees online (None when it could not be asked), and puts its node list by node id in seen["nodes"]
+    (for the silos' online state)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from flwrazure.azure.target import no_hosts
@@ -138,6 +141,7 @@ def _services(st: dict, rows: list[dict], plan) -> int | None:
         list(pool.map(probe, rows))
     if not listed or listed[0] is None:
         return None
+    seen["nodes"] = {str(n.get("node-id")): n for n in listed[0]}
     if st.get("secure"):  # node ids are known only where flwrazure registered the keys
         clients = [r["vm"] for r in rows if r["role"] == "client"]
         seen = flwradmin.by_vm(st.get("registered_supernodes") or {}, listed[0], clients)

@@ -426,3 +426,22 @@ def next_step_admit(silo: str, cluster: str) -> str:
     return (f"Silo {silo} is admitted: its SuperNode (started by its `silo join`, which retries) comes online by "
             f"itself; `flwrazure silo list --cluster {cluster}` shows it. Tell its admin, who may re-run "
             "`flwrazure silo join --resume` if their join stopped waiting.")
+
+
+def doctor_check(silos: dict[str, dict], listed: dict[str, dict] | None, cluster: str):
+    """doctor's finding on the admitted silos: online at the SuperLink, or not (the operator sees no more: a
+    silo's machine is its own; its admin runs `flwrazure status`/`doctor` on their side)."""
+    from flwrazure.plan.doctor import Check, skipped
+
+    if listed is None:
+        return skipped("silos online", "the SuperLink could not be asked (see services active)")
+    found = [online_state(rec, listed) for _, rec in sorted(silos.items()) if rec.get("state") == ADMITTED]
+    bad = [r for r in found if r["state"] != "online"]
+    if not bad:
+        return Check("silos online", True, f"{len(found)} silo(s) online")
+    detail = "; ".join(f"{r['silo']}: {r['state']}" + (f" (last seen {r['last_seen']})" if r["last_seen"] else "")
+                       for r in bad)
+    names_ = " ".join(r["silo"] for r in bad)
+    return Check("silos online", False, detail,
+                 f"ask the admin of {names_} to run `flwrazure silo join --resume` or check their machine (you do "
+                 f"not see it); `flwrazure silo remove NAME --cluster {cluster}` if a silo left")

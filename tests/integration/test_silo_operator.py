@@ -110,6 +110,8 @@ def test_invite(cluster, home, tmp_path):
 
     listed = json.loads(ok(flwrazure(home, "silo", "list", "--cluster", "flower", "--json")).stdout)
     assert [(r["silo"], r["state"], r["node_id"]) for r in listed["silos"]] == [("lab", "invited", None)]
+    status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
+    assert [(r["silo"], r["state"]) for r in status["silos"]] == [("lab", "invited")]
 
 
 def request_for(invitation: silo.Invitation, key: str, **over) -> dict:

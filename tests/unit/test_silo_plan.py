@@ -270,3 +270,16 @@ def test_silo_checks_expiry_before_anything(material):
     silo.check_invitation(inv, NOW)
     with pytest.raises(UsageError, match=r"expired at .*\(flwrazure silo invite hospital-a --cluster flower\)"):
         silo.check_invitation(inv, NOW + dt.timedelta(days=7))
+
+
+def test_doctor_check():
+    silos = {"a": {"silo": "a", "state": silo.ADMITTED, "node_id": "1", "egress": ["198.18.0.2"]},
+             "b": {"silo": "b", "state": silo.ADMITTED, "node_id": "2", "egress": ["198.18.0.3"]},
+             "c": {"silo": "c", "state": silo.INVITED}}
+    listed = {"1": {"status": "online", "online-at": "t1"}, "2": {"status": "offline", "offline-at": "t2"}}
+    check = silo.doctor_check(silos, listed, "flower")
+    assert check.ok is False and check.detail == "b: offline (last seen t2)" and "remove NAME --cluster flower" in \
+        check.fix
+    listed["2"]["status"] = "online"
+    assert silo.doctor_check(silos, listed, "flower").detail == "2 silo(s) online"
+    assert silo.doctor_check(silos, None, "flower").ok is None
