@@ -53,15 +53,18 @@ def _with_verbose(command: click.Command) -> click.Command:
 
 
 class LazyGroup(click.Group):
-    """A group that imports a subcommand's module only when that subcommand runs (or shows its own help)."""
+    """A group that imports a subcommand's module only when that subcommand runs (or shows its own help).
+    `table`: its subcommands (name -> module, attribute, one-line help); a sub-group sets its own."""
+
+    table: dict[str, tuple[str, str, str]] = COMMANDS
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        return list(self.table)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
+        if cmd_name not in self.table:
             return None
-        module, attr, _ = COMMANDS[cmd_name]
+        module, attr, _ = self.table[cmd_name]
         return _with_verbose(getattr(importlib.import_module(module), attr))
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -72,17 +75,17 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name = args[0] if args else ""
-        if name and not name.startswith("-") and name not in COMMANDS:
+        if name and not name.startswith("-") and name not in self.table:
             import difflib
 
-            close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=0.6)
+            close = difflib.get_close_matches(name, list(self.table), n=2, cutoff=0.6)
             if close:
                 ctx.fail(f"No such command {name!r}. Did you mean {' or '.join(repr(c) for c in close)}?")
         return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # the top-level help lists commands from COMMANDS, so it imports no subcommand module
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        rows = [(name, self.table[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

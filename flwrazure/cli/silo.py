@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from flwrazure.cli import LazyGroup
 from flwrazure.cli.cluster import JSON, YES, confirm
 
 # name -> (module, attribute, one-line help), as the top-level COMMANDS; the silo's side adds its own entries
@@ -24,23 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 CLUSTER_REQUIRED = click.option("--cluster", required=True, metavar="C", help="The operator's cluster.")
 
 
-class SiloGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(SUBCOMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        import importlib
-
-        if cmd_name not in SUBCOMMANDS:
-            return None
-        from flwrazure.cli import _with_verbose
-
-        module, attr, _ = SUBCOMMANDS[cmd_name]
-        return _with_verbose(getattr(importlib.import_module(module), attr))
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Commands"):
-            formatter.write_dl([(n, SUBCOMMANDS[n][2]) for n in self.list_commands(ctx)])
+class SiloGroup(LazyGroup):
+    table = SUBCOMMANDS
 
 
 @click.group("silo", cls=SiloGroup)
@@ -131,8 +117,9 @@ def admit(request, cluster, as_json):
         ui.emit_json(result)
         return
     how = "was admitted already" if result["already"] else "admitted"
-    ui.info(escape(f"Silo {result['silo']} {how}: node {result['node_id']}, Fleet port open to "
-                   f"{', '.join(result['egress'])}."))
+    fleet = f"Fleet port open to {', '.join(result['egress'])}" if result["rules"] is not None else \
+        "no Fleet rule yet (open-ports adds it)"
+    ui.info(escape(f"Silo {result['silo']} {how}: node {result['node_id']}, {fleet}."))
     ui.info(escape(f"Next: {result['next']}"))
 
 

@@ -86,6 +86,9 @@ def invite(cluster: str, name: str, expires: str, output: Path | None) -> dict:
         raise FlwrazureError(f"cluster {cluster}'s CA certificate {ca} cannot be read ({exc}): re-run "
                              f"`flwrazure start --cluster {cluster}`.") from None
     version = st["flwr_version"]
+    if not st.get("superlink_address"):
+        raise FlwrazureError(f"cluster {cluster}'s record has no SuperLink address: re-run `flwrazure start "
+                             f"--cluster {cluster}`.")
     now = _now()
     inv = plan.Invitation(cluster, st["cluster_id"], name, st["superlink_address"].rsplit(":", 1)[0],
                           versions.port_plan(version).fleet, pem, version, plan.iso(now + span), plan.new_token())
@@ -136,6 +139,9 @@ def admit(cluster: str, request_path: Path) -> dict:
 
 
 def _server(st: dict):
+    if st.get("paused"):
+        raise UsageError(f"cluster {st['cluster']} is paused: its SuperLink cannot be asked; run `flwrazure resume "
+                         f"--cluster {st['cluster']}` first.")
     from flwrazure.azure.target import connect
     from flwrazure.commands.scale import _server
 
