@@ -112,6 +112,11 @@ def test_invite(cluster, home, tmp_path):
     assert [(r["silo"], r["state"], r["node_id"]) for r in listed["silos"]] == [("lab", "invited", None)]
     status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
     assert [(r["silo"], r["state"]) for r in status["silos"]] == [("lab", "invited")]
+    # remove: no terminal and no --yes is refused before anything (as scale and teardown); an unknown silo too
+    assert_one_line_exit_2(flwrazure(home, "silo", "remove", "lab", "--cluster", "flower"), "pass --yes")
+    assert_one_line_exit_2(flwrazure(home, "silo", "remove", "lab-9", "--cluster", "flower", "--yes"),
+                           "has no silo named lab-9 (silos: lab)")
+    assert record(home)["silos"]["lab"]["state"] == "invited"
 
 
 def request_for(invitation: silo.Invitation, key: str, **over) -> dict:
@@ -175,14 +180,6 @@ def test_admit_refusals(cluster, home, tmp_path):
     refused(request_for(inv, key), "was removed")
 
 
-def test_remove_asks(cluster, home):
-    started(home)
-    # no terminal and no --yes: refused before anything (as scale and teardown)
-    assert_one_line_exit_2(flwrazure(home, "silo", "remove", "lab", "--cluster", "flower"), "pass --yes")
-    assert_one_line_exit_2(flwrazure(home, "silo", "remove", "lab", "--cluster", "flower", "--yes"),
-                           "has no silo named lab")
-
-
 def test_open_ports_keeps_admitted_silos(cluster, home):
     """open-ports (and scale, which runs it) converges the Fleet rule to the client VMs and the admitted silos;
     before silos existed it narrowed the rule back to the client VMs."""
@@ -199,7 +196,7 @@ def test_open_ports_keeps_admitted_silos(cluster, home):
     assert fleet_sources(cloud) == clients
 
 
-def test_cli_json_and_help(home):
+def test_silo_help_loads_no_azure_sdk(home):
     """`silo --help` lists the operator's commands without loading the Azure SDK."""
     env = {**os.environ, "FLWRAZURE_HOME": str(home)}
     out = subprocess.run(["python3", "-X", "importtime", "-m", "flwrazure", "silo", "--help"], env=env,
