@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import silo_operator
 from tests.e2e.test_flower_e2e import FIRST_BOOT, SKLEARN_APP, client_data, flwr, flwr_tools, flwrazure, ok
 from tests.helpers import arm
 from tests.helpers.cloud import clients_for, local_log_tail
@@ -152,13 +153,15 @@ def test_cross_silo_federation(tmp_path):
         assert joined["c"]["egress"] == [ip_c] and joined["b"]["egress"] == [joined["b"]["address"]]
         for silo in ("b", "c"):
             ok(flwrazure(op, "silo", "admit", str(tmp_path / f"{silo}.join-request.json"), "--cluster", "flower"))
-        online_after = {}
+        online_after, node_ids = {}, {}
         for silo, home in (("b", home_b), ("c", home_c)):
             waited = join(home, "--resume", "--wait", "--timeout", "300")
             assert waited["state"] == "online" and waited["node_id"], waited
+            node_ids[silo] = waited["node_id"]
             online_after[silo] = round(time.monotonic() - invited, 1)
         listed = json.loads(ok(flwrazure(op, "silo", "list", "--cluster", "flower", "--json")).stdout)
         assert {r["silo"]: r["state"] for r in listed["silos"]} == {"b": "online", "c": "online"}, listed
+        silo_operator.check_admitted(op, tmp_path, joined, node_ids)
         run_sklearn(cli, op, 3)  # the operator's client and both silos, each on its own data
 
         # B's SuperNode private key is on B's VM only; the operator's CA key is in the operator's home only
@@ -188,6 +191,7 @@ def test_cross_silo_federation(tmp_path):
         # remove C: its SuperNode is refused from then on (a restart of it shows the refusal), the next run uses 2
         assert "SuperNode ID:" in ok(flwrazure(home_c, "silo", "logs", "-n", "200")).stdout
         ok(flwrazure(op, "silo", "remove", "c", "--cluster", "flower", "--yes"))
+        silo_operator.check_removed(op, "c", joined["c"]["egress"], joined["b"]["egress"])
         since = int(time.time())
         run(ip_c, "sudo -n systemctl restart flower-supernode", key=str(key_c))
         deadline = time.monotonic() + 120
