@@ -117,3 +117,37 @@ def test_join_refuses_bad_options_before_creating_anything(product_cloud, home, 
                            "has not joined silo hospital-a")
     assert_one_line_exit_2(flwrazure(home, "silo", "leave", "--yes"), "has joined no such silo")
     nothing_created(product_cloud, home, since)
+
+
+def _silo_record(home, cloud, silo_id: str) -> None:
+    folder = home / "silos" / "flower-b"
+    folder.mkdir(parents=True)
+    (folder / "silo.json").write_text(json.dumps({
+        "cluster": "flower", "cluster_id": "0b9a3c1e-1111-4222-8333-944455556666", "silo": "b", "silo_id": silo_id,
+        "mode": "cloud", "cloud": "local", "subscription": cloud.sub, "location": "eastus",
+        "resource_group": "flower-b-silo-rg", "vm": "flower-b-supernode", "user": "azureuser", "status": "joined"}))
+
+
+def test_leave_deletes_only_the_group_join_made(product_cloud, home):
+    """leave with --cloud: the group carrying this silo's identity goes (and the record with it); a group of that
+    name without it is refused and kept. No terminal and no --yes: refused first."""
+    from flwrazure.plan import names
+
+    mine = "5f0c1d2e-aaaa-4bbb-8ccc-0123456789ab"
+    tags = {**names.tags("flower-b", "silo", mine), names.TAG_CREATED_GROUP: "flower-b"}
+    product_cloud.resources.resource_groups.create_or_update("flower-b-silo-rg", {"location": "eastus",
+                                                                                   "tags": tags})
+    product_cloud.network.network_security_groups.begin_create_or_update(
+        "flower-b-silo-rg", "flower-b-nsg", {"location": "eastus", "tags": tags}).result()
+    _silo_record(home, product_cloud, "another-silo-id")
+    since = time.time()
+    assert_one_line_exit_2(flwrazure(home, "silo", "leave"), "pass --yes")
+    assert_one_line_exit_2(flwrazure(home, "silo", "leave", "--yes"), "does not carry this silo's identity")
+    assert product_cloud.writes(since) == [] and (home / "silos" / "flower-b" / "silo.json").exists()
+    rec = json.loads((home / "silos" / "flower-b" / "silo.json").read_text())
+    (home / "silos" / "flower-b" / "silo.json").write_text(json.dumps({**rec, "silo_id": mine}))
+    result = flwrazure(home, "silo", "leave", "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "flower-b-silo-rg" in json.loads(result.stdout)["removed"][0]
+    assert [g.name for g in product_cloud.resources.resource_groups.list()] == []
+    assert not (home / "silos" / "flower-b").exists()
