@@ -351,11 +351,13 @@ def wait_online(conn, kind: str, layout, timeout: float) -> tuple[int | None, fl
         time.sleep(2)
 
 
-def connect(rec: dict, address: str):
+def connect(rec: dict, address: str, timeout: float = 600):
+    """SSH to the silo's machine with the record's key and pinned host key; a new VM may take minutes to answer,
+    a machine that runs already (leave, logs) is given `timeout`."""
     from flwrazure.remote import ssh
 
     return ssh.wait(address, rec.get("vm") or address, rec["user"], rec["ssh_private_key"],
-                    record_dir(rec["cluster"], rec["silo"]) / "known_hosts")
+                    record_dir(rec["cluster"], rec["silo"]) / "known_hosts", timeout=timeout)
 
 
 def _machine_facts(conn, job: Join, rec: dict):
@@ -479,7 +481,7 @@ def _clean_host(rec: dict) -> list[str]:
     if not rec.get("home"):  # join never logged in: it installed nothing
         return []
     layout = services.Layout(rec["home"])
-    conn = connect(rec, rec["host"])
+    conn = connect(rec, rec["host"], timeout=120)
     try:
         kind = rec.get("supervisor") or daemons.supervisor(conn)
         if daemons.state(conn, SUPERNODE, kind, layout) == "active":
@@ -538,7 +540,7 @@ def logs(rec: dict, lines: int) -> str:
     kind = rec.get("supervisor") or "systemd"
     command = (f"journalctl -u {SUPERNODE} -n {int(lines)} --no-pager -o short-iso" if kind == "systemd" else
                f"tail -n {int(lines)} {layout.path(SUPERNODE + '.log')}")
-    conn = connect(rec, rec["host"])
+    conn = connect(rec, rec["host"], timeout=60)
     try:
         return ssh.output(conn, command)
     finally:
