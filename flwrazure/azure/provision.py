@@ -39,6 +39,7 @@ class Run:
     abort: threading.Event = field(default_factory=threading.Event)
     machines: dict[str, tuple[dict, str]] = field(default_factory=dict)  # size -> (image, OS disk type)
     failed_extensions: dict[str, str] = field(default_factory=dict)  # VM -> what its failed extension said
+    vms: list[VmNames] | None = None  # the VMs to converge, when not the cluster's (a silo's one VM)
     _gate: threading.Lock = field(default_factory=threading.Lock)
 
     def sending(self, key: str) -> None:
@@ -237,7 +238,7 @@ def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
 
 def converge(run: Run) -> None:
     """Create what is missing; raise one error naming the first failure (and how many others failed)."""
-    vms = vm_plan(run.spec)
+    vms = run.vms if run.vms is not None else vm_plan(run.spec)
     # one thread per chain up to the product's cap (100 clients): chains mostly wait, and a second wave of chains
     # would double the wall time (bench: 100 clients took 2.7x the dependency chain with 64 threads)
     with workers.pool(min(128, len(vms) + 2), "provision") as pool:

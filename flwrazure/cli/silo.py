@@ -16,6 +16,10 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "admit": ("flwrazure.cli.silo", "admit", "Check a silo's join request, register its SuperNode (operator)."),
     "list": ("flwrazure.cli.silo", "list_silos", "Each silo of the cluster: address, node id, online state."),
     "remove": ("flwrazure.cli.silo", "remove", "Unregister a silo's SuperNode and close the Fleet rule to it."),
+    "join": ("flwrazure.cli.silo_member", "join", "Join a cluster with an invitation: a machine runs your SuperNode (silo)."),
+    "leave": ("flwrazure.cli.silo_member", "leave", "Stop your SuperNode and delete what join created (silo)."),
+    "status": ("flwrazure.cli.silo_member", "status", "Your silos: where each SuperNode runs, online or not (silo)."),
+    "logs": ("flwrazure.cli.silo_member", "logs", "The last lines of your SuperNode's log (silo)."),
 }
 
 CLUSTER_REQUIRED = click.option("--cluster", required=True, metavar="C", help="The operator's cluster.")

@@ -65,9 +65,11 @@ def superlink_command(version: str, layout: Layout, secure: bool, runtime_deps: 
 
 
 def supernode_command(version: str, layout: Layout, superlink_ip: str, partition: int, partitions: int,
-                      secure: bool, *, runtime_deps: bool, data_path: str | None = None) -> list[str]:
+                      secure: bool, *, runtime_deps: bool, data_path: str | None = None,
+                      fleet_port: int | None = None) -> list[str]:
+    """fleet_port: the SuperLink's Fleet port when it is not this release's own (a silo is told it)."""
     plan = versions.port_plan(version)
-    cmd = [f"{layout.venv}/bin/flower-supernode", "--superlink", f"{superlink_ip}:{plan.fleet}"]
+    cmd = [f"{layout.venv}/bin/flower-supernode", "--superlink", f"{superlink_ip}:{fleet_port or plan.fleet}"]
     local = str(plan.supernode_local)  # the API its own SuperExec (and the ClientApps) use: loopback only
     if plan.generation == "http":
         cmd += ["--host", versions.LOOPBACK, "--port", local]
