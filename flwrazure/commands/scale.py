@@ -197,8 +197,7 @@ def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
             ui.info(f"{len(ch.leaving)} client(s) removed: {', '.join(ch.leaving)}")
         if draining is not None:  # scale returns once no new run can be given a removed SuperNode
             out["drain"] = draining.after_delete()
-            if show:
-                _say_drain(out["drain"], st["flwr_version"])
+            _say_drain(out["drain"], st["flwr_version"], show)
     finally:
         if draining is not None:
             draining.close()
@@ -261,17 +260,20 @@ class _Draining:
         return offered
 
 
-def _say_drain(drain: dict, version: str) -> None:
+def _say_drain(drain: dict, version: str, show: bool) -> None:
+    """What new runs are given now: a warning always (on stderr), the all-clear only with progress output."""
     if drain["confirmed"]:
-        ui.info("the SuperLink no longer offers the removed SuperNodes to new runs (`flwr supernode list`)")
+        if show:
+            ui.info("the SuperLink no longer offers the removed SuperNodes to new runs (`flwr supernode list`)")
     elif drain["offered"]:
         ui.warn(f"the SuperLink still lists {', '.join(drain['offered'])} online {drain['seconds']:.0f} s after "
                 "they were stopped; a run started now may get \"Node Unavailable\" from them. Check "
                 "`flwr supernode list` and run again later.")
-    else:
-        ui.info(f"Flower {version} cannot say which SuperNodes it offers to new runs: waited "
-                f"{plan.GRACE:.0f} s (its heartbeat grace) after the removed SuperNodes stopped, so none is "
-                "offered now")
+    elif show:
+        why = (f"Flower {version} cannot say which SuperNodes it offers to new runs" if not plan.drain(version).confirm
+               else "the SuperLink did not answer `flwr supernode list`")
+        ui.info(f"{why}: waited until {plan.GRACE:.0f} s (its heartbeat grace) had passed since the removed "
+                "SuperNodes stopped, so none is offered now")
 
 
 def _stop_supernode(st: dict, row: dict) -> bool:

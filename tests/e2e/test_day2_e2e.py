@@ -156,6 +156,8 @@ def test_day2_secure_142_scale_pause_resume_logs_ssh_doctor(home):
         # -- scale 3 -> 1: the leaving nodes are unregistered, their resources gone, the Fleet rule narrowed
         registered = json.loads((home / "clusters" / "flower" / "state.json").read_text())["registered_supernodes"]
         shrunk = json.loads(ok(flwrazure(home, "scale", "--clients", "1", "--json", "--yes", timeout=600)).stdout)
+        # scale returned once the SuperLink no longer listed the leaving SuperNodes online
+        assert shrunk["drain"]["how"] == "listed" and shrunk["drain"]["confirmed"], shrunk["drain"]
         for _ in range(3):  # started at once, each sees only the staying SuperNode (issue 23, item 23)
             began = time.monotonic()
             run_app(cli, home, [0])
