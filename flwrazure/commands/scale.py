@@ -212,8 +212,9 @@ class _Draining:
     def __init__(self, st: dict, target, ch: plan.Change, all_stopped: bool):
         self.st, self.target, self.ch = st, target, ch
         self.plan = plan.drain(st["flwr_version"])
-        # the node ids now: unregistering removes them from the record
-        self.ids = {vm: str(n) for vm, n in (st.get("registered_supernodes") or {}).items() if vm in ch.leaving}
+        # the node ids now (unregistering removes them from the record); a VM without one is counted instead
+        ids, _ = plan.unregister_plan(dict(st.get("registered_supernodes") or {}), ch.leaving)
+        self.ids = {vm: str(n) for vm, n in ids.items()}
         self.began = time.monotonic()
         self.stopped_at = self.began if all_stopped else None  # else: they die with their VMs
         self.offered: list[str] | None = None  # leaving VMs listed online; None: not known
@@ -248,7 +249,11 @@ class _Draining:
     def _poll(self, bound: float) -> list[str] | None:
         from flwrazure.remote import flwradmin
 
-        conn, adm = self.server()
+        try:
+            conn, adm = self.server()
+        except FlwrazureError as exc:  # an insecure cluster's shrink needs no server VM: wait the grace instead
+            ui.warn(f"cannot ask the SuperLink which SuperNodes it offers ({exc})")
+            self._server = conn, adm = None, None
         start, offered = time.monotonic(), None
         while conn is not None:
             listed = flwradmin.answered_nodes(conn, adm)
