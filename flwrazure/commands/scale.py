@@ -256,7 +256,12 @@ class _Draining:
             self._server = conn, adm = None, None
         start, offered = time.monotonic(), None
         while conn is not None:
-            listed = flwradmin.answered_nodes(conn, adm)
+            try:
+                listed = flwradmin.answered_nodes(conn, adm)
+            except Exception as exc:  # the SSH connection broke: not known, so the grace is waited
+                ui.warn(f"cannot ask the SuperLink which SuperNodes it offers ({exc})")
+                self.close()
+                return None
             offered = None if listed is None else plan.still_offered(listed, self.ids, self.ch.leaving,
                                                                       self.ch.target)
             if offered == [] or time.monotonic() - start >= bound:
