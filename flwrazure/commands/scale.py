@@ -254,7 +254,7 @@ class _Draining:
         except FlwrazureError as exc:  # an insecure cluster's shrink needs no server VM: wait the grace instead
             ui.warn(f"cannot ask the SuperLink which SuperNodes it offers ({exc})")
             self._server = conn, adm = None, None
-        start, offered = time.monotonic(), None
+        start, offered, silent = time.monotonic(), None, 0
         while conn is not None:
             try:
                 listed = flwradmin.answered_nodes(conn, adm)
@@ -262,9 +262,10 @@ class _Draining:
                 ui.warn(f"cannot ask the SuperLink which SuperNodes it offers ({exc})")
                 self.close()
                 return None
+            silent = silent + 1 if listed is None else 0
             offered = None if listed is None else plan.still_offered(listed, self.ids, self.ch.leaving,
                                                                       self.ch.target)
-            if offered == [] or time.monotonic() - start >= bound:
+            if offered == [] or silent >= plan.NO_ANSWER_TRIES or time.monotonic() - start >= bound:
                 break
             time.sleep(1)
         return offered

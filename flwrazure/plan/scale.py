@@ -25,6 +25,7 @@ HEARTBEAT_PATIENCE = 2
 GRACE = HEARTBEAT_PATIENCE * HEARTBEAT_INTERVAL
 BEFORE_DELETE = 20.0  # s to wait for stopped SuperNodes to be taken off before deleting their VMs anyway
 MARGIN = 10.0  # s beyond the grace: a heartbeat in flight, clocks, a slow SuperLink
+NO_ANSWER_TRIES = 3  # `flwr supernode list` failing this often in a row: the grace is waited instead
 
 
 @dataclass(frozen=True)
