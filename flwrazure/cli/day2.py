@@ -19,7 +19,7 @@ def scale(cluster, clients, force, repartition, yes, as_json):
     """Grow or shrink a live federation to N client VMs. Growing adds clients N+1.. (VMs, Fleet rule, flwr,
     key registration, SuperNodes) without restarting or re-registering the existing ones; shrinking removes the
     highest-numbered clients: their SuperNodes are stopped and unregistered, the Fleet rule narrowed, then their
-    VMs, NICs, IPs and disks deleted. Names stay 1..N; partition-id = client number - 1. SuperNodes keep the
+    VMs, NICs, IPs and disks deleted; it returns once the SuperLink no longer offers them to new runs. Names stay 1..N; partition-id = client number - 1. SuperNodes keep the
     num-partitions they were started with unless --repartition. Re-run to finish an interrupted scale.
 
     \b

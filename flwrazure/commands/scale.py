@@ -164,27 +164,125 @@ def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
     rows = {r["vm"]: r for r in inventory.vm_rows(snap, [names.client(cluster, int(v.rsplit("-", 1)[1]))
                                                           for v in ch.leaving])}
     out: dict = {"left": list(ch.leaving), "stopped": [], "unregistered": []}
+    draining = None
     if st.get("started"):
+        # the order matters: stopped SuperNodes deactivate themselves (a registered node's next heartbeat would
+        # make it online again), then their keys are withdrawn, then the SuperLink is asked until it no longer
+        # lists them online — only then are their VMs deleted (a VM deleted first leaves its SuperNode offered
+        # to new runs for up to a minute, and those runs get "Node Unavailable" from it)
         with workers.pool(min(16, len(ch.leaving))) as pool:
             stopped = list(pool.map(lambda vm: _stop_supernode(st, rows[vm]), ch.leaving))
         out["stopped"] = [vm for vm, ok in zip(ch.leaving, stopped, strict=True) if ok]
-        if st.get("secure"):
-            out["unregistered"] = _unregister(target, st, ch.leaving, show)
-    if st.get("control_sources"):  # narrow the Fleet rule before the leaving addresses are released
-        out["rules"] = ports.run(cluster, None, False, clients=ch.target)["rules"]
-    _delete(target, st, ch.leaving)
-    _forget_local(st, ch.leaving, {r["public_ip"] for r in rows.values() if r["public_ip"]})
-    st = state.load(cluster)
-    st["clients"] = ch.target
-    for vm in ch.leaving:
-        (st.get("registered_supernodes") or {}).pop(vm, None)
-        (st.get("partitions") or {}).pop(vm, None)
-        (st.get("supervisors") or {}).pop(vm, None)
-        (st.get("client_data") or {}).pop(vm, None)
-    state.save(cluster, st)
-    if show:
-        ui.info(f"{len(ch.leaving)} client(s) removed: {', '.join(ch.leaving)}")
+        draining = _Draining(st, target, ch, all(stopped))
+    try:
+        if draining is not None:
+            if st.get("secure"):
+                out["unregistered"] = _unregister(draining.server(), st, ch.leaving, show)
+            draining.before_delete()
+        if st.get("control_sources"):  # narrow the Fleet rule before the leaving addresses are released
+            out["rules"] = ports.run(cluster, None, False, clients=ch.target)["rules"]
+        _delete(target, st, ch.leaving)
+        _forget_local(st, ch.leaving, {r["public_ip"] for r in rows.values() if r["public_ip"]})
+        st = state.load(cluster)
+        st["clients"] = ch.target
+        for vm in ch.leaving:
+            (st.get("registered_supernodes") or {}).pop(vm, None)
+            (st.get("partitions") or {}).pop(vm, None)
+            (st.get("supervisors") or {}).pop(vm, None)
+            (st.get("client_data") or {}).pop(vm, None)
+        state.save(cluster, st)
+        if show:
+            ui.info(f"{len(ch.leaving)} client(s) removed: {', '.join(ch.leaving)}")
+        if draining is not None:  # scale returns once no new run can be given a removed SuperNode
+            out["drain"] = draining.after_delete()
+            _say_drain(out["drain"], st["flwr_version"], show)
+    finally:
+        if draining is not None:
+            draining.close()
     return out
+
+
+class _Draining:
+    """Until the SuperLink no longer offers the leaving SuperNodes to new runs, as plan.drain decides per Flower
+    version: ask it (`flwr supernode list` on the server VM) until none is listed online, or, where it cannot be
+    asked (or does not answer), wait the heartbeat grace from the moment the last of them stopped."""
+
+    def __init__(self, st: dict, target, ch: plan.Change, all_stopped: bool):
+        self.st, self.target, self.ch = st, target, ch
+        self.plan = plan.drain(st["flwr_version"])
+        # the node ids now (unregistering removes them from the record); a VM without one is counted instead
+        ids, _ = plan.unregister_plan(dict(st.get("registered_supernodes") or {}), ch.leaving)
+        self.ids = {vm: str(n) for vm, n in ids.items()}
+        self.began = time.monotonic()
+        self.stopped_at = self.began if all_stopped else None  # else: they die with their VMs
+        self.offered: list[str] | None = None  # leaving VMs listed online; None: not known
+        self._server: tuple | None = None
+
+    def server(self):
+        """(SSH connection, admin flwr) on the server VM, opened once; (None, None) when it has no address."""
+        if self._server is None:
+            self._server = _server(self.st, self.target)
+        return self._server
+
+    def close(self) -> None:
+        if self._server and self._server[0] is not None:
+            self._server[0].close()
+        self._server = None
+
+    def before_delete(self) -> None:
+        if self.plan.confirm:
+            self.offered = self._poll(self.plan.before_delete)
+        self.close()  # not held open, idle, while the VMs are deleted; after_delete opens another when needed
+
+    def after_delete(self) -> dict:
+        self.stopped_at = self.stopped_at or time.monotonic()  # the VMs are gone: so are their SuperNodes
+        if self.plan.confirm and self.offered != []:
+            self.offered = self._poll(self.plan.after_delete)
+        if not self.plan.confirm or self.offered is None:
+            time.sleep(plan.grace_left(self.stopped_at, time.monotonic(), self.plan.grace))
+        return {"how": "listed" if self.plan.confirm and self.offered is not None else "grace",
+                "confirmed": self.offered == [], "offered": list(self.offered or []),
+                "seconds": round(time.monotonic() - self.began, 1)}
+
+    def _poll(self, bound: float) -> list[str] | None:
+        from flwrazure.remote import flwradmin
+
+        try:
+            conn, adm = self.server()
+        except FlwrazureError as exc:  # an insecure cluster's shrink needs no server VM: wait the grace instead
+            ui.warn(f"cannot ask the SuperLink which SuperNodes it offers ({exc})")
+            self._server = conn, adm = None, None
+        start, offered, silent = time.monotonic(), None, 0
+        while conn is not None:
+            try:
+                listed = flwradmin.answered_nodes(conn, adm)
+            except Exception as exc:  # the SSH connection broke: not known, so the grace is waited
+                ui.warn(f"cannot ask the SuperLink which SuperNodes it offers ({exc})")
+                self.close()
+                return None
+            silent = silent + 1 if listed is None else 0
+            offered = None if listed is None else plan.still_offered(listed, self.ids, self.ch.leaving,
+                                                                      self.ch.target)
+            if offered == [] or silent >= plan.NO_ANSWER_TRIES or time.monotonic() - start >= bound:
+                break
+            time.sleep(1)
+        return offered
+
+
+def _say_drain(drain: dict, version: str, show: bool) -> None:
+    """What new runs are given now: a warning always (on stderr), the all-clear only with progress output."""
+    if drain["confirmed"]:
+        if show:
+            ui.info("the SuperLink no longer offers the removed SuperNodes to new runs (`flwr supernode list`)")
+    elif drain["offered"]:
+        ui.warn(f"the SuperLink still lists {', '.join(drain['offered'])} online {drain['seconds']:.0f} s after "
+                "they were stopped; a run started now may get \"Node Unavailable\" from them. Check "
+                "`flwr supernode list` and run again later.")
+    elif show:
+        why = (f"Flower {version} cannot say which SuperNodes it offers to new runs" if not plan.drain(version).confirm
+               else "the SuperLink did not answer `flwr supernode list`")
+        ui.info(f"{why}: waited until {plan.GRACE:.0f} s (its heartbeat grace) had passed since the removed "
+                "SuperNodes stopped, so none is offered now")
 
 
 def _stop_supernode(st: dict, row: dict) -> bool:
@@ -207,7 +305,7 @@ def _stop_supernode(st: dict, row: dict) -> bool:
     return True
 
 
-def _unregister(target, st: dict, leaving: tuple[str, ...], show: bool) -> list[str]:
+def _unregister(server: tuple, st: dict, leaving: tuple[str, ...], show: bool) -> list[str]:
     from flwrazure.remote import flwradmin
 
     ids, unknown = plan.unregister_plan(dict(st.get("registered_supernodes") or {}), leaving)
@@ -216,12 +314,11 @@ def _unregister(target, st: dict, leaving: tuple[str, ...], show: bool) -> list[
                 "unregistered by id (`flwr supernode list` on the server VM shows it).")
     if not ids:
         return []
-    conn, adm = _server(st, target)
+    conn, adm = server
     if conn is None:
         raise FlwrazureError(f"the server VM of cluster {st['cluster']} has no public IP: cannot unregister the "
                              "leaving SuperNodes; re-run `flwrazure scale` once it is back (`flwrazure status`).")
-    with conn:
-        results = flwradmin.unregister(conn, adm, ids)
+    results = flwradmin.unregister(conn, adm, ids)
     done = [vm for vm, r in results.items() if r == "ok"]
     fresh = state.load(st["cluster"])  # record progress at once: a re-run does not unregister twice
     for vm in done:

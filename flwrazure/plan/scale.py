@@ -12,9 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flwrazure.plan import names
+from flwrazure.plan import names, versions
 
 ACTIVE_RUN = ("pending", "starting", "running")
+
+# Which SuperNodes a SuperLink gives a new run (docs/flower-versions.md, "Which SuperNodes a new run is offered"):
+# those it counts online. A SuperNode stopped with SIGTERM says goodbye (deactivates, or deletes its node before
+# 1.23) and is not offered a second later; one that dies silently (killed, its VM deleted) is offered until
+# HEARTBEAT_PATIENCE x its heartbeat interval after its last heartbeat: 2 x 30 s in every supported release.
+HEARTBEAT_INTERVAL = 30.0
+HEARTBEAT_PATIENCE = 2
+GRACE = HEARTBEAT_PATIENCE * HEARTBEAT_INTERVAL
+BEFORE_DELETE = 20.0  # s to wait for stopped SuperNodes to be taken off before deleting their VMs anyway
+MARGIN = 10.0  # s beyond the grace: a heartbeat in flight, clocks, a slow SuperLink
+NO_ANSWER_TRIES = 3  # `flwr supernode list` failing this often in a row: the grace is waited instead
 
 
 @dataclass(frozen=True)
@@ -91,3 +102,39 @@ def unregister_plan(registered: dict[str, str], leaving: tuple[str, ...]) -> tup
             unknown.append(vm)
     return ids, unknown
 
+
+
+@dataclass(frozen=True)
+class Drain:
+    """How a shrink makes sure the SuperLink no longer offers the leaving SuperNodes to new runs."""
+    confirm: bool  # the SuperLink can be asked (`flwr supernode list`, 1.23+): poll until none is listed online
+    before_delete: float  # s to poll after stopping (and unregistering) them, before their VMs are deleted
+    after_delete: float  # s to poll after deleting their VMs (a SuperNode that did not stop dies with its VM)
+    grace: float  # s a silently dead SuperNode may still be offered: waited when it cannot be confirmed
+
+
+def drain(version: str) -> Drain:
+    """1.23+ list their SuperNodes with the status that decides what a new run gets: confirm. 1.21/1.22 have no
+    way to ask: wait the heartbeat grace from the moment the last leaving SuperNode stopped."""
+    if versions.supernode_cli(version):
+        return Drain(True, BEFORE_DELETE, GRACE + MARGIN, GRACE)
+    return Drain(False, 0.0, 0.0, GRACE)
+
+
+def still_offered(listed: list[dict], leaving_ids: dict[str, str], leaving: tuple[str, ...],
+                  staying: int) -> list[str]:
+    """The leaving VMs whose SuperNodes the SuperLink still lists online (`flwr supernode list --format json`),
+    i.e. would still give a new run. A VM with a recorded node id (secure clusters) is looked up by it; the others
+    (insecure clusters register themselves, under ids flwrazure never sees) by count: online SuperNodes beyond
+    the `staying` clients, other than the identified leaving ones, are theirs."""
+    online = {str(n.get("node-id")) for n in listed if n.get("status") == "online"}
+    known = {vm: str(leaving_ids[vm]) for vm in leaving if vm in leaving_ids}
+    offered = [vm for vm in leaving if vm in known and known[vm] in online]
+    unidentified = [vm for vm in leaving if vm not in known]
+    excess = len(online - set(known.values())) - staying
+    return offered + (unidentified[:excess] if excess > 0 else [])
+
+
+def grace_left(stopped_at: float, now: float, grace: float = GRACE) -> float:
+    """Seconds until a SuperNode that stopped (or died) at `stopped_at` can no longer be offered."""
+    return max(0.0, stopped_at + grace - now)

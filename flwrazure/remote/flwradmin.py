@@ -42,11 +42,19 @@ def nodes(conn, adm: Admin) -> list[dict] | None:
     no `flwr supernode list` (before 1.23)."""
     if not versions.supernode_cli(adm.version):
         return None
+    listed = answered_nodes(conn, adm)
+    return [] if listed is None else listed
+
+
+def answered_nodes(conn, adm: Admin) -> list[dict] | None:
+    """The SuperLink's SuperNodes as it listed them, None when it did not answer (an empty list is an answer:
+    no SuperNode at all). Only for a Flower with `flwr supernode list` (1.23+)."""
     out = output(conn, f"{adm.flwr} supernode list {adm.target} --format json")
     try:
-        return list(_json(out).get("nodes", []))
+        data = _json(out)
     except ValueError:
-        return []
+        return None
+    return list(data.get("nodes", [])) if data.get("success", True) else None
 
 
 def count_online(listed: list[dict]) -> int:

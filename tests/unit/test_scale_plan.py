@@ -73,3 +73,45 @@ def test_spec_of_the_recorded_cluster():
     assert (spec.clients, spec.location, spec.server_size, spec.client_size, spec.ssh_sources) == \
         (5, "westeurope", "Standard_D4s_v3", "Standard_B2s", ("203.0.113.7",))
     assert spec.allow_existing_group and spec.flwr_version == "1.34.0" and spec.resource_group == "exp-rg"
+
+
+def test_drain_confirms_where_the_superlink_can_be_asked_and_waits_the_heartbeat_grace_where_not():
+    # the grace every supported release applies to a SuperNode that died silently: 2 heartbeats of 30 s
+    assert scale.GRACE == 60.0
+    for version in ("1.23.0", "1.26.1", "1.34.0", "1.40.0", "1.42.0"):
+        d = scale.drain(version)
+        assert d.confirm and d.before_delete > 0 and d.after_delete > scale.GRACE, version
+    for version in ("1.21.0", "1.22.0"):  # no `flwr supernode list`: nothing to ask
+        d = scale.drain(version)
+        assert not d.confirm and d.grace == scale.GRACE and d.before_delete == d.after_delete == 0, version
+    assert scale.grace_left(100.0, 130.0) == 30.0 and scale.grace_left(100.0, 200.0) == 0.0
+
+
+def test_still_offered_by_node_id_where_recorded():
+    leaving = ("flower-client-3", "flower-client-2")
+    ids = {"flower-client-3": "33", "flower-client-2": "22"}
+    listed = [{"node-id": "11", "status": "online"}, {"node-id": "22", "status": "online"},
+              {"node-id": "33", "status": "offline"}]
+    assert scale.still_offered(listed, ids, leaving, 1) == ["flower-client-2"]
+    listed[1]["status"] = "unregistered"
+    assert scale.still_offered(listed, ids, leaving, 1) == []
+    # flwr 1.23 lists node ids as integers
+    assert scale.still_offered([{"node-id": 22, "status": "online"}], ids, leaving, 1) == ["flower-client-2"]
+    # a staying SuperNode that is offline does not hide a leaving one that is online
+    assert scale.still_offered([{"node-id": "11", "status": "offline"}, {"node-id": "33", "status": "online"}],
+                               ids, leaving, 1) == ["flower-client-3"]
+
+
+def test_still_offered_by_count_where_node_ids_are_unknown():
+    # insecure clusters: SuperNodes register themselves; online nodes beyond the staying ones are leaving ones
+    leaving = ("flower-client-3", "flower-client-2")
+    online = [{"node-id": str(i), "status": "online"} for i in (5, 6, 7)]
+    assert scale.still_offered(online, {}, leaving, 1) == ["flower-client-3", "flower-client-2"]
+    assert scale.still_offered(online[:2], {}, leaving, 1) == ["flower-client-3"]
+    assert scale.still_offered(online[:1], {}, leaving, 1) == []
+    assert scale.still_offered([], {}, leaving, 1) == []
+    gone = [{"node-id": "6", "status": "unregistered"}, {"node-id": "7", "status": "offline"}]
+    assert scale.still_offered(online[:1] + gone, {}, leaving, 1) == []
+    # mixed: one leaving VM known by id (offline), one not: the count excludes the known ids
+    assert scale.still_offered([*online[:2], {"node-id": "33", "status": "offline"}],
+                               {"flower-client-3": "33"}, leaving, 1) == ["flower-client-2"]
