@@ -403,7 +403,7 @@ def _teardown(cluster, yes, no_wait, purge, as_json):
             ui.Milestones(f"Deleting resource group {p['resource_group']} and everything in it", whole):
         result = td.execute(p, wait=not no_wait, purge=purge, progress=steps)
     if as_json:
-        ui.emit_json({**result, "silos": silos})
+        ui.emit_json({**result, "admitted_silos": silos})
         return
     if planned != result["mode"] and result.get("why"):
         ui.info(escape(f"Not the whole group after all: {result['why']}."))
