@@ -203,7 +203,7 @@ def open_ports_keeps_admitted_silos(cluster, home):
     # teardown names the silos still admitted (their SuperNodes lose the SuperLink); their records go with it
     write_record(home, {**st, "silos": {"lab": admitted}})
     down = json.loads(ok(flwrazure(home, "teardown", "--yes", "--json")).stdout)
-    assert down["silos"] == ["lab"] and not (home / "clusters" / "flower" / "state.json").exists()
+    assert down["admitted_silos"] == ["lab"] and not (home / "clusters" / "flower" / "state.json").exists()
 
 
 def test_silo_help_loads_no_azure_sdk(home):
