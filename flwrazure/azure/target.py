@@ -115,11 +115,17 @@ def local_info(choosing: bool = False) -> dict:
     """The running local cloud's endpoint and credentials, read from the file it publishes (no import of it).
     choosing: the command has a --cloud option (create-cluster, up), which the message may then suggest."""
     not_running = LOCAL_NOT_RUNNING + (OR_AZURE if choosing else "")
-    path = settings.local_cloud_dir() / "server.json"
+    path = settings.local_connection_file()  # `local use`: an identity of the local cloud another home runs
+    if not path.exists():
+        path = settings.local_cloud_dir() / "server.json"
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
         raise UsageError(not_running) from None
+    if path == settings.local_connection_file():
+        not_running = (f"The local cloud at {info.get('endpoint')} (this home uses its identity "
+                       f"{info.get('identity')!r}, `flwrazure local use`) does not answer: start it from the home "
+                       "that runs it (`flwrazure local up`).")
     try:
         ctx = ssl.create_default_context(cafile=info["ca_bundle"])
         with urllib.request.urlopen(f"{info['endpoint']}/_localcloud/health", context=ctx, timeout=3) as resp:
@@ -133,7 +139,7 @@ def local_info(choosing: bool = False) -> dict:
 def local_cloud_running() -> bool:
     """Whether this FLWRAZURE_HOME's local cloud runs (its server.json, and it answers): create-cluster and up
     then refuse to guess a cloud."""
-    if not (settings.local_cloud_dir() / "server.json").exists():
+    if not (settings.local_cloud_dir() / "server.json").exists() and not settings.local_connection_file().exists():
         return False
     try:
         local_info()
@@ -234,9 +240,9 @@ def connect(cloud: str, subscription: str | None = None, choosing: bool = False)
         target = _connected.get(key)
         if target is None:
             target = _connected[key] = _connect(cloud, subscription, choosing)
-    if subscription and subscription != target.subscription:  # the local cloud has one subscription
-        raise UsageError(f"--subscription {subscription} does not exist in the local cloud "
-                         f"(its subscription is {target.subscription}).")
+    if subscription and subscription != target.subscription:  # each identity of the local cloud has one
+        raise UsageError(f"--subscription {subscription} does not exist in the local cloud for this home's "
+                         f"identity (its subscription is {target.subscription}).")
     return target
 
 

@@ -30,6 +30,38 @@ def _hosts_line(info: dict) -> str:
     return f"API only, no hosts to log into ({info.get('hosts_note') or 'started with --hosts none'})"
 
 
+def _used() -> dict | None:
+    """The identity of another home's local cloud that `flwrazure local use` made this home's, or None."""
+    path = settings.local_connection_file()
+    try:
+        conn = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise FlwrazureError(f"{path} cannot be read ({exc}): run `flwrazure local use FILE` again, or "
+                             "`flwrazure local use --forget`.") from None
+    return conn if isinstance(conn, dict) else None
+
+
+def _refuse_if_used(what: str) -> None:
+    conn = _used()
+    if conn is not None:
+        raise UsageError(f"This home uses identity {conn.get('identity')!r} of the local cloud at "
+                         f"{conn.get('endpoint')} (`flwrazure local use`): {what} from the home that runs it, or run "
+                         "`flwrazure local use --forget` first.")
+
+
+def _current() -> dict | None:
+    """What this home's --cloud local reaches when it answers: the identity `local use` chose, else the local
+    cloud this home runs."""
+    from flwrazure.localcloud import daemon
+
+    conn = _used()
+    if conn is not None:
+        return conn if daemon.healthy(conn) else None
+    return daemon.running(settings.local_cloud_dir())
+
+
 # the extensions the local cloud knows (flwrazure.localcloud.arm.extensions.KNOWN; not imported here: --help stays fast)
 POLICY_EXTENSIONS = ["AzurePolicyforLinux", "MDE.Linux", "AzureMonitorLinuxAgent"]
 
@@ -49,6 +81,10 @@ def local() -> None:
       flwrazure local up --profile azure --time-scale 0.05   # Azure's durations, 20x faster
       flwrazure local down                    # stop it; its resources are kept for the next `up`
       flwrazure local reset --yes             # forget every resource
+    \b
+    Other organisations (tenants) in the same local cloud, e.g. a silo:
+      flwrazure local identity add hospital-b --json > hospital-b.json
+      FLWRAZURE_HOME=~/silo flwrazure local use hospital-b.json
     \b
     Then use it with --cloud local (or FLWRAZURE_CLOUD=local):
       flwrazure up --cloud local --clients 2
@@ -115,6 +151,7 @@ def up(port: int | None, latency: float, profile: str, time_scale: float, thrott
     """
     from flwrazure.localcloud import daemon
 
+    _refuse_if_used("start it")
     if hosts != "none" and image_source == "image":
         _build_image(hosts)
     options = ["--latency", str(latency), "--hosts", hosts, "--boot-delay", str(boot_delay),
@@ -218,17 +255,22 @@ def status(as_json: bool) -> None:
     Example:
       flwrazure local status --json
     """
-    from flwrazure.localcloud import daemon
-
-    info = daemon.running(settings.local_cloud_dir())
+    info, used = _current(), _used()
     if info is None:
         if as_json:
             click.echo(json.dumps({"running": False}))
+        if used is not None:
+            raise FlwrazureError(f"The local cloud at {used.get('endpoint')} (identity {used.get('identity')!r}, "
+                                 "`flwrazure local use`) does not answer: start it from the home that runs it.")
         raise FlwrazureError("The local cloud is not running: start it with `flwrazure local up`.")
     if as_json:
         click.echo(json.dumps({"running": True, **info}, indent=2))
         return
-    click.echo(f"Local cloud running at {info['endpoint']} (pid {info['pid']})")
+    if used is not None:
+        click.echo(f"Local cloud running at {info['endpoint']}, used as identity {info.get('identity')!r} "
+                   "(`flwrazure local use`; another home runs it)")
+    else:
+        click.echo(f"Local cloud running at {info['endpoint']} (pid {info['pid']})")
     click.echo(f"  subscription  {info['subscription_id']}\n  tenant        {info['tenant_id']}")
     click.echo(f"  CA bundle     {info['ca_bundle']}\n  credentials   `flwrazure local status --json`")
     click.echo(f"  VMs           {_hosts_line(info)}")
@@ -248,9 +290,9 @@ def az() -> None:
       eval "$(flwrazure local az)"
       az group list -o table; az vm list -d -o table
     """
-    from flwrazure.localcloud import azcli, daemon
+    from flwrazure.localcloud import azcli
 
-    info = daemon.running(settings.local_cloud_dir())
+    info = _current()  # the identity `local use` chose, if any: az then sees only its subscription
     if info is None:
         raise FlwrazureError("The local cloud is not running: start it with `flwrazure local up`.")
     config_dir = str(settings.local_cloud_dir() / "az")
@@ -267,6 +309,7 @@ def down() -> None:
     """
     from flwrazure.localcloud import daemon
 
+    _refuse_if_used("stop it")
     stopped = daemon.down(settings.local_cloud_dir())
     click.echo("Local cloud stopped." if stopped else "The local cloud was not running.")
 
@@ -282,9 +325,206 @@ def reset(yes: bool) -> None:
     """
     from flwrazure.localcloud import daemon
 
+    _refuse_if_used("reset it")
     if not yes:
         from flwrazure.cli.cluster import confirm
 
         confirm("Delete every resource group and resource of the local cloud?")
     daemon.reset(settings.local_cloud_dir())
     click.echo("Local cloud reset: no resources left.")
+
+
+@local.group()
+def identity() -> None:
+    """Other organisations in this local cloud: each identity is a tenant of its own (or of --tenant's), a
+    subscription and a service principal with a role on that subscription only. A token of one cannot read or
+    change another's resources (Azure's InvalidAuthenticationTokenTenant, AuthorizationFailed, SubscriptionNotFound),
+    while the VMs of all share the public network. Quotas, throttling and resource groups are per subscription.
+
+    \b
+    Examples:
+      flwrazure local identity add hospital-b --json > hospital-b.json   # its credentials, for that home
+      FLWRAZURE_HOME=~/silo flwrazure local use hospital-b.json          # then that home's --cloud local is it
+      flwrazure local identity list
+    """
+
+
+def _principal_info(info: dict, principal) -> dict:
+    """An identity as `local status --json` shows the cloud's own: the same keys, its tenant, subscription and
+    credentials (no server pid: the file goes to another home)."""
+    out = {k: v for k, v in info.items() if k != "pid"}
+    out.update(running=True, identity=principal.name, tenant_id=principal.tenant_id,
+               subscription_id=principal.subscription_id, client_id=principal.client_id,
+               client_secret=principal.client_secret, object_id=principal.object_id)
+    return out
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A file only its owner can read, created so before its first byte."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+@identity.command("add")
+@click.argument("name")
+@click.option("--tenant", "tenant_of", metavar="IDENTITY",
+              help="Put it in that identity's tenant ('default': this cloud's own), with a subscription of its own "
+                   "(default: a new tenant).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print its credentials as JSON (the keys of `local status --json`) for `local use FILE`.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write that JSON to this file (readable only by you) instead of printing it.")
+def identity_add(name: str, tenant_of: str | None, as_json: bool, output: Path | None) -> None:
+    """Create identity NAME (or show it when it exists: adding again is harmless). Its secret is printed only
+    with --json or written with -o, as `az ad sp create-for-rbac` does: keep it like a password.
+
+    \b
+    Examples:
+      flwrazure local identity add hospital-b --json > hospital-b.json
+      flwrazure local identity add lab-c -o lab-c.json
+      flwrazure local identity add audit --tenant default   # same tenant as this cloud's own, other subscription
+    """
+    from flwrazure.localcloud import daemon
+    from flwrazure.localcloud import identity as ids
+
+    _refuse_if_used("create identities")
+    try:
+        ids.check_name(name)
+        if tenant_of is not None:
+            ids.check_name(tenant_of)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    state = settings.local_cloud_dir()
+    info = daemon.running(state)
+    if info is None:
+        raise FlwrazureError("The local cloud is not running: start it with `flwrazure local up`.")
+    try:
+        principal, created = ids.add(state, ids.load(state), name, tenant_of)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    data = _principal_info(info, principal)
+    if output is not None:
+        _write_private(output, json.dumps(data, indent=2) + "\n")
+    if as_json and output is None:
+        click.echo("Note: this JSON holds the identity's client secret: keep it like a password.", err=True)
+        click.echo(json.dumps(data, indent=2))
+        return
+    verb = "Created" if created else "Found"
+    click.echo(f"{verb} identity {name} in the local cloud at {info['endpoint']}:")
+    click.echo(f"  tenant        {principal.tenant_id}\n  subscription  {principal.subscription_id}")
+    click.echo(f"  client id     {principal.client_id}\n  object id     {principal.object_id}")
+    if output is not None:
+        click.echo(f"Credentials (secret included, mode 0600) in {output}; in that organisation's home: "
+                   f"flwrazure local use {output}")
+    else:
+        click.echo(f"Its credentials: flwrazure local identity add {name} -o {name}.json; in that organisation's "
+                   f"home: flwrazure local use {name}.json")
+
+
+@identity.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON (no secrets).")
+def identity_list(as_json: bool) -> None:
+    """The identities of this home's local cloud: name, tenant, subscription, client id (never a secret).
+
+    \b
+    Example:
+      flwrazure local identity list
+    """
+    from flwrazure.localcloud import identity as ids
+
+    _refuse_if_used("list its identities")
+    state = settings.local_cloud_dir()
+    if not (state / "identity.json").exists():
+        raise FlwrazureError("This home has no local cloud yet: start it with `flwrazure local up`.")
+    own = ids.default_principal(ids.load(state))
+    everyone = [own, *ids.read_added(state).values()]
+    if as_json:
+        click.echo(json.dumps([p.public() for p in everyone], indent=2))
+        return
+    click.echo(f"{'NAME':<20} {'TENANT':<37} {'SUBSCRIPTION':<37} CLIENT ID")
+    for p in everyone:
+        click.echo(f"{p.name:<20} {p.tenant_id:<37} {p.subscription_id:<37} {p.client_id}")
+
+
+USE_KEYS = ("endpoint", "tenant_id", "subscription_id", "client_id", "client_secret")
+
+
+def _connection_from(file: Path) -> dict:
+    """The identity JSON of `local identity add --json`, checked: one line naming what is wrong otherwise."""
+    import re
+
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{file}: no such file (give the JSON that `flwrazure local identity add NAME --json` "
+                         "printed).") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{file}: not a JSON file ({exc}); give the JSON that `flwrazure local identity add NAME "
+                         "--json` printed.") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{file}: not an identity (a JSON object with {', '.join(USE_KEYS)} is expected).")
+    missing = [k for k in USE_KEYS if not isinstance(data.get(k), str) or not data[k]]
+    if missing:
+        raise UsageError(f"{file}: {', '.join(missing)} missing: give the JSON that `flwrazure local identity add "
+                         "NAME --json` printed.")
+    if not re.fullmatch(r"https://(127\.0\.0\.1|localhost|\[::1\]):\d{1,5}", data["endpoint"]):
+        raise UsageError(f"{file}: endpoint {data['endpoint']!r} is not a local cloud's (https://127.0.0.1:PORT).")
+    for key in ("tenant_id", "subscription_id", "client_id"):
+        if not re.fullmatch(r"[0-9a-fA-F-]{36}", data[key]):
+            raise UsageError(f"{file}: {key} {data[key]!r} is not a GUID.")
+    pem = data.get("ca_certificate")
+    if not isinstance(pem, str) or "-----BEGIN CERTIFICATE-----" not in pem:
+        raise UsageError(f"{file}: ca_certificate (the local cloud's CA, PEM) missing: give the JSON that "
+                         "`flwrazure local identity add NAME --json` printed.")
+    return data
+
+
+@local.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.option("--forget", is_flag=True, help="Stop using it: this home's --cloud local is its own local cloud again.")
+def use(file: Path | None, forget: bool) -> None:
+    """Make this home's --cloud local act as an identity of a local cloud that another home runs: FILE is what
+    `flwrazure local identity add NAME --json` printed there. Commands here then create and see only that
+    identity's subscription; `local az` signs in as it. The CA and credentials are copied into this home.
+
+    \b
+    Examples:
+      FLWRAZURE_HOME=~/silo flwrazure local use hospital-b.json
+      FLWRAZURE_HOME=~/silo flwrazure create-cluster --cloud local --clients 1
+      FLWRAZURE_HOME=~/silo flwrazure local use --forget
+    """
+    from flwrazure.localcloud import daemon
+
+    path = settings.local_connection_file()
+    if forget:
+        if file is not None:
+            raise UsageError("Give either FILE or --forget, not both.")
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        (settings.local_cloud_dir() / "ca.pem").unlink(missing_ok=True)
+        click.echo("This home no longer uses another home's local cloud." if existed else
+                   "This home used no other home's local cloud.")
+        return
+    if file is None:
+        raise UsageError("Give the identity's JSON file (from `flwrazure local identity add NAME --json`), or "
+                         "--forget.")
+    data = _connection_from(file)
+    if daemon.running(settings.local_cloud_dir()) is not None:
+        raise UsageError("This home runs a local cloud of its own: stop it first (`flwrazure local down`), or use "
+                         "another FLWRAZURE_HOME for the other identity.")
+    folder = settings.ensure_private_dir(settings.local_cloud_dir())
+    ca = folder / "ca.pem"
+    conn = {**{k: v for k, v in data.items() if k not in ("pid", "running")}, "ca_bundle": str(ca)}
+    _write_private(ca, data["ca_certificate"])
+    _write_private(path, json.dumps(conn, indent=2) + "\n")
+    name = data.get("identity") or "?"
+    click.echo(f"This home's --cloud local is now identity {name!r} (tenant {data['tenant_id']}, subscription "
+               f"{data['subscription_id']}) of the local cloud at {data['endpoint']}.")
+    if not daemon.healthy(conn):
+        click.echo("Note: that local cloud does not answer now; start it from the home that runs it.", err=True)

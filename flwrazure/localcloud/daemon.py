@@ -33,7 +33,7 @@ def _alive(pid: int) -> bool:
     return b"flwrazure.localcloud" in cmdline
 
 
-def _healthy(info: dict, timeout: float = 2.0) -> bool:
+def healthy(info: dict, timeout: float = 2.0) -> bool:
     try:
         ctx = ssl.create_default_context(cafile=info["ca_bundle"])
         with urllib.request.urlopen(f"{info['endpoint']}/_localcloud/health", context=ctx, timeout=timeout) as r:
@@ -49,7 +49,7 @@ def running(state_dir: Path) -> dict | None:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not _alive(int(info.get("pid", 0))) or not _healthy(info):
+    if not _alive(int(info.get("pid", 0))) or not healthy(info):
         return None
     return info
 

@@ -3,7 +3,6 @@ in-process form tests use."""
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import threading
@@ -14,7 +13,7 @@ from flwrazure.localcloud.arm.app import OPERATOR_IP, ArmApp
 from flwrazure.localcloud.arm.faults import Faults
 from flwrazure.localcloud.arm.store import Store
 from flwrazure.localcloud.arm.store import in_dir as store_in
-from flwrazure.localcloud.identity import Identity
+from flwrazure.localcloud.identity import DEFAULT, Directory, load
 from flwrazure.localcloud.tls import ensure_certificates
 
 
@@ -74,7 +73,7 @@ class LocalCloudServer:
                  say=None):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir = state_dir
-        self.identity = load_identity(state_dir)
+        self.identity = load(state_dir)
         self.ca, cert, key = ensure_certificates(state_dir / "tls")
         self.mirror = None
         if driver is None:
@@ -88,7 +87,8 @@ class LocalCloudServer:
                 image = next(iter(driver.images.values()), None)
                 self.mirror = Mirror(state_dir / "wheelhouse", PUBLIC_GATEWAY, apt=image.apt if image else None)
                 driver.pip_index = self.mirror.url
-        self.app = ArmApp(self.identity, Store(store_in(state_dir)), config, driver, Faults(faults))
+        self.app = ArmApp(self.identity, Store(store_in(state_dir)), config, driver, Faults(faults),
+                          Directory(self.identity, state_dir))
         self.httpd = _Server((host, port), _Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
@@ -104,6 +104,9 @@ class LocalCloudServer:
         i = self.identity
         return {"endpoint": self.endpoint, "ca_bundle": str(self.ca), "tenant_id": i.tenant_id,
                 "subscription_id": i.subscription_id, "client_id": i.client_id, "client_secret": i.client_secret,
+                # which of the cloud's identities these are (`local identity add` prints others with these keys)
+                "identity": DEFAULT, "object_id": i.client_id,
+                "ca_certificate": Path(self.ca).read_text(),  # the CA itself, for a home on another account
                 "authority": self.endpoint, "hosts": self.app.driver.name,
                 "hosts_note": getattr(self.app.driver, "reason", None),
                 "systemd": getattr(self.app.driver, "systemd", False),
@@ -191,13 +194,3 @@ def make_driver(hosts: str, state_dir: Path, boot_delay: float, systemd: bool = 
             return NullDriver(reason=why)
         raise RuntimeError(f"--hosts nspawn: {why}")
     return nspawn.NspawnDriver(state_dir, boot_delay=boot_delay, systemd=systemd, vm_cpu=vm_cpu, **image_options)
-
-
-def load_identity(state_dir: Path) -> Identity:
-    path = state_dir / "identity.json"
-    if path.exists():
-        return Identity(**json.loads(path.read_text()))
-    identity = Identity.generate()
-    path.write_text(json.dumps(identity.to_dict()))
-    path.chmod(0o600)
-    return identity

@@ -24,6 +24,12 @@ def local_cloud_dir() -> Path:
     return home() / "local"
 
 
+def local_connection_file() -> Path:
+    """Written by `flwrazure local use FILE`: this home's --cloud local is an identity of a local cloud that another
+    home runs (its endpoint, CA and credentials), instead of a local cloud of its own."""
+    return local_cloud_dir() / "connection.json"
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create a folder readable only by its owner (it may hold keys and secrets)."""
     path.mkdir(parents=True, exist_ok=True)

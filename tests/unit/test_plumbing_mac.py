@@ -39,7 +39,7 @@ def test_a_new_nic_mac_is_azures_form_and_unlike_every_other_nics(monkeypatch):
     from flwrazure.localcloud.arm import vms
 
     taken = [{"body": {"properties": {"macAddress": "00-0D-3A-00-00-01"}}}, {"body": {"properties": {}}}]
-    ctx = SimpleNamespace(store=SimpleNamespace(of_type=lambda arm_type: taken if arm_type == vms.NIC else []))
+    ctx = SimpleNamespace(store=SimpleNamespace(all_of_type=lambda arm_type: taken if arm_type == vms.NIC else []))
     draws = iter([b"\x00\x00\x01", b"\x00\x00\x01", b"\xab\x00\x02"])
     monkeypatch.setattr(vms.secrets, "token_bytes", lambda n: next(draws))
     assert vms._new_mac(ctx) == "00-0D-3A-AB-00-02"  # the two draws that another NIC has were skipped

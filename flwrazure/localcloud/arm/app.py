@@ -12,8 +12,8 @@ import uuid
 from collections import deque
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from flwrazure.localcloud.arm import catalog as cat
 from flwrazure.localcloud.arm import (
+    access,
     cloudmeta,
     extensions,
     groups,
@@ -26,16 +26,17 @@ from flwrazure.localcloud.arm import (
     vms,
     vnets,
 )
+from flwrazure.localcloud.arm import catalog as cat
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm.common import Ctx, Resp
 from flwrazure.localcloud.arm.conflicts import Busy
 from flwrazure.localcloud.arm.errors import ArmError, render
 from flwrazure.localcloud.arm.faults import Faults
 from flwrazure.localcloud.arm.operations import Operations
-from flwrazure.localcloud.arm.store import Store
+from flwrazure.localcloud.arm.store import Scoped, Store
 from flwrazure.localcloud.arm.throttle import Throttle
 from flwrazure.localcloud.hosts import NullDriver
-from flwrazure.localcloud.identity import Identity
+from flwrazure.localcloud.identity import DEFAULT, Directory, Identity, Principal
 
 S = r"/subscriptions/(?P<sub>[^/]+)"
 RG = S + r"/resourcegroups/(?P<rg>[^/]+)"
@@ -176,8 +177,9 @@ class ArmApp:
     """The emulator behind the HTTPS endpoint; tests may also drive it in-process through `handle`."""
 
     def __init__(self, identity: Identity, store: Store, config: dict | None = None, driver=None,
-                 faults: Faults | None = None):
+                 faults: Faults | None = None, directory: Directory | None = None):
         self.identity, self.store = identity, store
+        self.directory = directory or Directory(identity)  # every tenant, subscription and principal
         config = dict(config or {})
         self.catalog_overrides = dict(config.get("catalog") or {})
         config["catalog"] = cat.merged(self.catalog_overrides)
@@ -238,7 +240,7 @@ class ArmApp:
             return Resp(200, self.identity.openid_configuration(self.base_url, m.group(1)))
         m = re.fullmatch(r"/([^/]+)/oauth2/v2\.0/token", path)
         if m and method == "POST":
-            status, body = self.identity.token_response(m.group(1), dict(parse_qsl(raw.decode())))
+            status, body = self.directory.token_response(m.group(1), dict(parse_qsl(raw.decode())))
             return Resp(status, body)
         if low == "/common/discovery/instance":
             return Resp(200, {"tenant_discovery_endpoint": f"{self.base_url}/common/v2.0/.well-known/openid-configuration",
@@ -249,8 +251,12 @@ class ArmApp:
             return Resp(200, str(self.config.get("echo_address") or OPERATOR_IP))
         if low == "/metadata/endpoints" and method == "GET":  # public on ARM: clients read it before signing in
             return Resp(200, cloudmeta.metadata(self.base_url))
-        self._authenticate(headers)
+        caller, claims = self._authenticate(headers, path)
         if low.startswith("/_localcloud/"):
+            if caller.name != DEFAULT:  # the cloud's own knobs and request log: its operator's only
+                raise ArmError(403, "AuthorizationFailed", f"The client '{caller.client_id}' with object id "
+                               f"'{caller.object_id}' does not have authorization to use the local cloud's admin "
+                               f"endpoint '{path}'.", style="gateway")
             return self._admin(method, low, query, raw)
         body = self._json(raw) if method in ("PUT", "PATCH", "POST") and raw else None
         api = query.get("api-version")
@@ -262,28 +268,24 @@ class ArmApp:
                            f"The api-version '{api}' is invalid. The supported versions are 'yyyy-mm-dd'.")
         if low.startswith("/subscriptions/"):
             sub = path.split("/")[2]
-            metered.update(self.throttle.charge(self.config, sub, self.identity.client_id, method, path))
+            access.check(self.directory, caller, claims.get("iss", ""), sub, method, path, self.base_url)
+            # ARM's buckets are per subscription and principal (and Compute's per subscription)
+            metered.update(self.throttle.charge(self.config, sub, caller.client_id, method, path))
         fault = self.faults.http_failure(method, path)
         if fault is not None:
             raise fault
         if method == "GET" and low in ("/subscriptions", "/tenants"):  # what the signed-in identity may use
-            item = cloudmeta.subscription(self.identity) if low == "/subscriptions" else cloudmeta.tenant(self.identity)
+            item = cloudmeta.subscription(caller) if low == "/subscriptions" else cloudmeta.tenant(caller)
             return Resp(200, {"value": [item]})
-        if method == "GET" and re.fullmatch(r"/subscriptions/[^/]+", low):
-            if low != f"/subscriptions/{self.identity.subscription_id}".lower():
-                raise ArmError(404, "SubscriptionNotFound", f"The subscription '{path.split('/')[2]}' could not be "
-                               "found.")
-            return Resp(200, cloudmeta.subscription(self.identity))
+        if method == "GET" and re.fullmatch(r"/subscriptions/[^/]+", low):  # access.check let it through: its own
+            return Resp(200, cloudmeta.subscription(caller))
         for route_method, pattern, handler in ROUTES:
             m = pattern.fullmatch(path)
             if m is None or route_method != method:
                 continue
             groups_ = m.groupdict()
             sub = groups_.pop("sub", None)
-            if sub != self.identity.subscription_id:
-                raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.",
-                               style="gateway")
-            ctx = Ctx(method, path, query, body, self.base_url, sub, self.store, self.ops, self.config,
+            ctx = Ctx(method, path, query, body, self.base_url, sub, Scoped(self.store, sub), self.ops, self.config,
                       self.driver, self.faults, self.busy)
             groups.require_registered(ctx)
             return handler(ctx, **groups_)
@@ -304,22 +306,31 @@ class ArmApp:
             raise ArmError(400, "InvalidRequestContent", "The request content must be a JSON object.")
         return body
 
-    def _authenticate(self, headers: dict) -> None:
+    def _authenticate(self, headers: dict, path: str) -> tuple[Principal, dict]:
+        """The principal the bearer token names, and its claims; else ARM's 401. The challenge names the tenant of
+        the subscription in the path when there is one (ARM's way of telling a client where to sign in), else the
+        cloud's own."""
         value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-        challenge = {"WWW-Authenticate": f'Bearer authorization_uri="{self.base_url}/{self.identity.tenant_id}", '
-                                         'error="invalid_token", error_description="The authentication failed"'}
+        parts = path.split("/")
+        owner = self.directory.by_subscription(parts[2]) if len(parts) > 2 and parts[1].lower() == "subscriptions" \
+            else None
+        challenge = access.challenge(self.base_url, (owner or self.directory.principals[DEFAULT]).tenant_id,
+                                     "The authentication failed")
         if not value:
             raise ArmError(401, "AuthenticationFailed",
                            "Authentication failed. The 'Authorization' header is missing.", headers=challenge)
         if not value.startswith("Bearer "):
             raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is "
                            "provided in an invalid format.", headers=challenge)
-        code = self.identity.verify(value[7:].strip())
+        code, claims = self.directory.verify(value[7:].strip())
         if code == "ExpiredAuthenticationToken":
             raise ArmError(401, code, "The access token expiry UTC time is earlier than current UTC time.",
                            headers=challenge)
-        if code:
-            raise ArmError(401, code, "The access token is invalid.", headers=challenge)
+        principal = self.directory.by_object(claims.get("oid", "")) if not code else None
+        if principal is None or principal.tenant_id != claims.get("tid"):
+            raise ArmError(401, code or "InvalidAuthenticationToken", "The access token is invalid.",
+                           headers=challenge)
+        return principal, claims
 
     # -- admin: request log, faults, knobs -----------------------------------------------------------------
     def _admin(self, method: str, path: str, query: dict, raw: bytes) -> Resp:

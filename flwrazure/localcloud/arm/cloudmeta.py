@@ -9,7 +9,7 @@ nothing it would have to look for elsewhere."""
 
 from __future__ import annotations
 
-from flwrazure.localcloud.identity import Identity
+from flwrazure.localcloud.identity import DEFAULT, Principal
 
 CLOUD_NAME = "FlwrazureLocal"
 
@@ -21,16 +21,21 @@ def metadata(base_url: str) -> dict:
             "suffixes": {}}
 
 
-def subscription(identity: Identity) -> dict:
-    sub = identity.subscription_id
+def _display(principal: Principal) -> str:
+    return "flwrazure local cloud" + ("" if principal.name == DEFAULT else f" ({principal.name})")
+
+
+def subscription(principal: Principal) -> dict:
+    """The one subscription a principal has a role on (each identity of the local cloud has its own)."""
+    sub = principal.subscription_id
     return {"id": f"/subscriptions/{sub}", "authorizationSource": "RoleBased", "managedByTenants": [],
-            "subscriptionId": sub, "tenantId": identity.tenant_id, "displayName": "flwrazure local cloud",
+            "subscriptionId": sub, "tenantId": principal.tenant_id, "displayName": _display(principal),
             "state": "Enabled", "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
                                                          "quotaId": "PayAsYouGo_2014-09-01",
                                                          "spendingLimit": "Off"}}
 
 
-def tenant(identity: Identity) -> dict:
-    return {"id": f"/tenants/{identity.tenant_id}", "tenantId": identity.tenant_id, "countryCode": "US",
-            "displayName": "flwrazure local cloud", "domains": ["flwrazure.local"], "tenantCategory": "Home",
+def tenant(principal: Principal) -> dict:
+    return {"id": f"/tenants/{principal.tenant_id}", "tenantId": principal.tenant_id, "countryCode": "US",
+            "displayName": _display(principal), "domains": ["flwrazure.local"], "tenantCategory": "Home",
             "defaultDomain": "flwrazure.local", "tenantType": "AAD"}

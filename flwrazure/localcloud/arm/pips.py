@@ -20,9 +20,10 @@ METHODS = {"static": "Static", "dynamic": "Dynamic"}
 
 
 def _allocate(ctx: Ctx) -> str:
-    """The lowest free address of the public range past the offset (none ending in .0 or .255). Integers, not
+    """The lowest free address of the public range past the offset (none ending in .0 or .255), among those of
+    every subscription: the public range is the internet all tenants share. Integers, not
     ipaddress objects: walking the range as objects cost a millisecond per PUT with a hundred addresses taken."""
-    used = {int(ipaddress.ip_address(a)) for rec in ctx.store.of_type(PIP)
+    used = {int(ipaddress.ip_address(a)) for rec in ctx.store.all_of_type(PIP)
             if (a := rec["body"]["properties"].get("ipAddress"))}
     base = int(PUBLIC_RANGE.network_address)
     for value in range(base + int(ctx.config.get("public_ip_offset", 10)), int(PUBLIC_RANGE.broadcast_address)):

@@ -7,6 +7,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 
 TRANSIENT = {"Creating", "Updating", "Deleting"}
@@ -48,7 +49,7 @@ class Store:
     def __init__(self, path: Path | None = None):
         self.path = path
         self.lock = threading.RLock()
-        self.groups: dict[str, dict] = {}  # lower-case name -> {"body": ..., "meta": ...}
+        self.groups: dict[str, dict] = {}  # group_key(sub, name) -> {"body": ..., "meta": ...}
         self.resources: dict[str, dict] = {}  # lower-case id -> {"body": ..., "meta": ...}
         # lower-case type -> {lower-case id: record}, in creation order: of_type scanned every resource, and the
         # handlers call it several times per write (address allocation, quota, in-use checks): O(n) per PUT
@@ -96,6 +97,7 @@ class Store:
                     table[entry["k"]] = entry["v"]
                 self.seq, changed = entry["s"], True
         self._settle()
+        changed |= self._key_groups_by_subscription()
         self._index()
         if changed or rotated:
             self._dirty.set()
@@ -115,6 +117,15 @@ class Store:
         for op in self.operations.values():
             if op.get("status") == "InProgress":
                 op["status"] = "Succeeded"
+
+    def _key_groups_by_subscription(self) -> bool:
+        """A store written before there were several subscriptions keyed groups by name alone: key them by
+        subscription and name (the subscription read from each group's id). True when any was re-keyed."""
+        old = [key for key, rec in self.groups.items() if "/" not in key and "id" in rec["body"]]
+        for key in old:
+            rec = self.groups.pop(key)
+            self.groups[group_key(rec["body"]["id"].split("/")[2], key)] = rec
+        return bool(old)
 
     def _index(self) -> None:
         self._types = {}
@@ -200,6 +211,10 @@ class Store:
                     out.append(body)
         return out
 
+    def all_of_type(self, arm_type: str) -> list[dict]:
+        """Records of one type in every subscription (the store itself sees them all)."""
+        return self.of_type(arm_type)
+
     def of_type(self, arm_type: str, rg: str | None = None) -> list[dict]:
         """Records of one type (optionally in one group), in creation order."""
         records = list(self._types.get(arm_type.lower(), {}).values())  # one C call: safe beside a writer
@@ -223,3 +238,62 @@ def group_of(rid: str) -> str:
 
 def name_of(rid: str) -> str:
     return rid.rstrip("/").split("/")[-1]
+
+
+class Scoped:
+    """One subscription's view of the store, as a request's handlers see it: its resource groups (keyed by name,
+    as before there were several subscriptions) and its resources; everything else passes through to the store.
+    What the whole cloud shares (the public address range, MAC addresses on the one bridge) is read with
+    `all_of_type`."""
+
+    def __init__(self, store: Store, sub: str):
+        self.root, self.sub = store, sub
+        self.groups = _Groups(store.groups, sub)
+        self._prefix = f"/subscriptions/{sub.lower()}/"
+
+    def __getattr__(self, name: str):
+        return getattr(self.root, name)
+
+    def of_type(self, arm_type: str, rg: str | None = None) -> list[dict]:
+        return [rec for rec in self.root.of_type(arm_type, rg) if rec["body"]["id"].lower().startswith(self._prefix)]
+
+    def all_of_type(self, arm_type: str) -> list[dict]:
+        return self.root.of_type(arm_type)
+
+    def in_group(self, rg: str) -> list[dict]:
+        prefix = f"{self._prefix}resourcegroups/{rg.lower()}/"
+        return [rec for key, rec in list(self.root.resources.items()) if key.startswith(prefix)]
+
+    def lagging(self, lag: float, rg: str | None = None) -> list[dict]:
+        return [b for b in self.root.lagging(lag, rg) if b["id"].lower().startswith(self._prefix)]
+
+    def mark_dirty(self, resource: str | None = None, group: str | None = None, op: str | None = None) -> None:
+        self.root.mark_dirty(resource, group_key(self.sub, group) if group is not None else None, op)
+
+
+def group_key(sub: str, rg: str) -> str:
+    """A resource group's key in the store: its subscription and name (lower-case); groups of two subscriptions
+    may have the same name, as on Azure."""
+    return f"{sub}/{rg}".lower()
+
+
+class _Groups(MutableMapping):
+    """The resource groups of one subscription, keyed by lower-case name."""
+
+    def __init__(self, groups: dict, sub: str):
+        self._all, self._prefix = groups, f"{sub.lower()}/"
+
+    def __getitem__(self, name: str) -> dict:
+        return self._all[self._prefix + name.lower()]
+
+    def __setitem__(self, name: str, rec: dict) -> None:
+        self._all[self._prefix + name.lower()] = rec
+
+    def __delitem__(self, name: str) -> None:
+        del self._all[self._prefix + name.lower()]
+
+    def __iter__(self):
+        return (key[len(self._prefix):] for key in list(self._all) if key.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

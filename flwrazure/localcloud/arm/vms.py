@@ -46,7 +46,7 @@ def _new_mac(ctx) -> str:
     """A NIC's MAC as Azure shows it once a VM uses the NIC (`00-0D-3A-23-9A-49`: Microsoft's prefix, upper-case,
     hyphens), different from every other NIC's in this cloud: the guest's interface carries it, and two alike on
     one bridge would take each other's packets. Kept by the NIC for its life (across deallocate/start)."""
-    taken = {rec["body"]["properties"].get("macAddress") for rec in ctx.store.of_type(NIC)}
+    taken = {rec["body"]["properties"].get("macAddress") for rec in ctx.store.all_of_type(NIC)}
     while True:
         mac = "00-0D-3A-" + "-".join(f"{b:02X}" for b in secrets.token_bytes(3))
         if mac not in taken:

@@ -422,7 +422,7 @@ class NspawnDriver(NullDriver):
             keys = list(self.running)
         for key in keys:
             with ctx.store.lock:
-                vm = next((r["body"] for r in ctx.store.of_type("Microsoft.Compute/virtualMachines")
+                vm = next((r["body"] for r in ctx.store.all_of_type("Microsoft.Compute/virtualMachines")
                            if r["body"]["properties"]["vmId"] == key), None)
             if vm is None:
                 continue
