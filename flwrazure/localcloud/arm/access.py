@@ -40,7 +40,7 @@ def action(method: str, path: str) -> tuple[str, str]:
         else:
             types, scope_tail, verb = tail[0::2], tail, VERBS.get(method, "action")
         name = "/".join([namespace, *types, verb]) if namespace else f"{RESOURCES}/providers/read"
-        scope_parts = [*base, *before, "providers", namespace, *scope_tail] if types else [*base, *before]
+        scope_parts = [*base, *before, "providers", namespace, *scope_tail] if scope_tail else [*base, *before]
         return name, "/" + "/".join(scope_parts)
     if not low:
         return f"{RESOURCES}/read", "/" + "/".join(base)
