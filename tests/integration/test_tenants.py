@@ -291,3 +291,14 @@ def test_the_azure_cli_of_a_home_that_uses_an_identity_sees_only_its_subscriptio
     assert rc != 0 and a_info["subscription_id"] in err  # az knows no such subscription for this sign-in
     assert tripwire.seen == [], tripwire.seen
     assert time.monotonic() - started < 60
+
+
+def test_an_operation_of_another_subscription_is_not_found_from_ones_own(cloud):
+    b = as_identity(cloud, add(cloud, "hospital-b"))
+    cloud.resources.resource_groups.create_or_update("rg", {"location": LOC})
+    put = cloud.raw("PUT", f"{cloud.rg_path('rg')}/providers/Microsoft.Network/virtualNetworks/v", VNET)
+    url = put.headers["Azure-AsyncOperation"]
+    assert cloud.raw("GET", url.replace(cloud.info["endpoint"], ""), api=None).status_code == 200
+    mine = url.replace(cloud.info["endpoint"], "").replace(cloud.sub, b.sub)
+    answer = b.raw("GET", mine, api=None)
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "NotFound"

@@ -55,9 +55,7 @@ def _op_status(ctx: Ctx, ns: str, loc: str, op_id: str) -> Resp:
     """An Azure-AsyncOperation status monitor, in its provider's shape (recordings): the network provider answers
     {"status"} (plus error), Compute {startTime, status, name} (plus endTime, error); Retry-After only while
     InProgress: 10 s on network polls, on Compute's first poll only (50 s for a VM create, else 30 s)."""
-    op = ctx.ops.get(op_id)
-    if op is None:
-        raise ArmError(404, "NotFound", f"The operation '{op_id}' could not be found.")
+    op = groups.own_operation(ctx, op_id)
     compute = ns.lower() == "microsoft.compute"
     if compute and ctx.query.get("monitor") == "true":  # Compute's Location: 202 while running, then 200, empty
         if op["status"] == "InProgress":

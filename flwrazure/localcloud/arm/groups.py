@@ -156,10 +156,16 @@ def _rollback(ctx: Ctx, rg: str, cause: ArmError, blocker: dict | None) -> ArmEr
                     "details.", details=details)
 
 
-def operation_result(ctx: Ctx, op_id: str) -> Resp:
+def own_operation(ctx: Ctx, op_id: str) -> dict:
+    """An operation of the request's subscription (another subscription's is not found from here, as on Azure)."""
     op = ctx.ops.get(op_id)
-    if op is None:
+    if op is None or not (op.get("resourceId") or "").lower().startswith(f"/subscriptions/{ctx.sub.lower()}/"):
         raise ArmError(404, "NotFound", f"The operation '{op_id}' could not be found.")
+    return op
+
+
+def operation_result(ctx: Ctx, op_id: str) -> Resp:
+    op = own_operation(ctx, op_id)
     group = op.get("provider") == "Microsoft.Resources"
     if op["status"] == "InProgress":
         headers = {"Location": f"{ctx.base_url}{ctx.path}?api-version={quote(ctx.api_version)}",
