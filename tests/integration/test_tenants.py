@@ -221,6 +221,9 @@ def test_local_use_makes_another_homes_cloud_local_that_identity(daemon_home, tm
     assert [g.name for g in b.resources.resource_groups.list()] == ["flower-rg"]
     a = clients_for(None, info=a_info)
     assert list(a.resources.resource_groups.list()) == []
+    cores = {who: next(u.current_value for u in c.compute.usage.list(LOC) if u.name.value == "cores")
+             for who, c in (("a", a), ("b", b))}
+    assert cores == {"a": 0, "b": 4}  # vCPU quota is per subscription: B's two D2s_v3 count in B's only
     # nothing of A's credentials in B's home, and B's secret only in files only B can read
     for f in b_home.rglob("*"):
         if f.is_file():
