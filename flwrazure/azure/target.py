@@ -1,5 +1,7 @@
 """Where a cluster lives: public Azure (DefaultAzureCredential) or the local cloud (its HTTPS endpoint and the
-credentials it advertises in $FLWRAZURE_HOME/local/server.json). Both are reached the same way: the SDK over HTTPS."""
+credentials it advertises in $FLWRAZURE_HOME/local/server.json, or the identity of another home's local cloud that
+`flwrazure local use` wrote to $FLWRAZURE_HOME/local/connection.json). Both are reached the same way: the SDK over
+HTTPS."""
 
 from __future__ import annotations
 

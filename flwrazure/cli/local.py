@@ -520,11 +520,21 @@ def use(file: Path | None, forget: bool) -> None:
                          "another FLWRAZURE_HOME for the other identity.")
     folder = settings.ensure_private_dir(settings.local_cloud_dir())
     ca = folder / "ca.pem"
+    trial = folder / "ca.pem.new"  # checked first: a wrong file changes nothing here
+    _write_private(trial, data["ca_certificate"])
+    try:
+        answers = daemon.healthy({**data, "ca_bundle": str(trial)})
+        why = daemon.sign_in_error({**data, "ca_bundle": str(trial)}) if answers else None
+        if why:
+            raise UsageError(f"{file}: the local cloud at {data['endpoint']} refuses these credentials ({why}): "
+                             "give the JSON that `flwrazure local identity add NAME --json` printed there.")
+        trial.replace(ca)
+    finally:
+        trial.unlink(missing_ok=True)
     conn = {**{k: v for k, v in data.items() if k not in ("pid", "running")}, "ca_bundle": str(ca)}
-    _write_private(ca, data["ca_certificate"])
     _write_private(path, json.dumps(conn, indent=2) + "\n")
     name = data.get("identity") or "?"
     click.echo(f"This home's --cloud local is now identity {name!r} (tenant {data['tenant_id']}, subscription "
                f"{data['subscription_id']}) of the local cloud at {data['endpoint']}.")
-    if not daemon.healthy(conn):
+    if not answers:
         click.echo("Note: that local cloud does not answer now; start it from the home that runs it.", err=True)

@@ -42,6 +42,27 @@ def healthy(info: dict, timeout: float = 2.0) -> bool:
         return False
 
 
+def sign_in_error(info: dict, timeout: float = 5.0) -> str | None:
+    """Why the credentials in `info` get no token from the local cloud at its endpoint (Entra's AADSTS message),
+    or None when they do."""
+    import urllib.error
+    import urllib.parse
+
+    form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": info["client_id"],
+                                   "client_secret": info["client_secret"],
+                                   "scope": "https://management.azure.com/.default"}).encode()
+    url = f"{info['endpoint']}/{urllib.parse.quote(info['tenant_id'])}/oauth2/v2.0/token"
+    try:
+        ctx = ssl.create_default_context(cafile=info["ca_bundle"])
+        with urllib.request.urlopen(url, data=form, context=ctx, timeout=timeout):
+            return None
+    except urllib.error.HTTPError as exc:
+        try:
+            return json.loads(exc.read()).get("error_description", str(exc)).split(". ")[0]
+        except ValueError:
+            return str(exc)
+
+
 def running(state_dir: Path) -> dict | None:
     """The server's info when it is up and answering, else None."""
     path = server_file(state_dir)

@@ -183,6 +183,9 @@ class Directory:
         self.identity, self.state_dir = identity, state_dir
         self._stamp: tuple | None = None
         self.principals: dict[str, Principal] = {}
+        self._by_object: dict[str, Principal] = {}
+        self._by_subscription: dict[str, Principal] = {}
+        self._verified: dict[str, dict] = {}  # token -> its claims: a client sends one token many times
         self._load()
 
     def _file_stamp(self) -> tuple | None:
@@ -197,23 +200,34 @@ class Directory:
     def _load(self) -> None:
         self._stamp = self._file_stamp()
         added = read_added(self.state_dir) if self.state_dir is not None else {}
-        self.principals = {DEFAULT: default_principal(self.identity), **added}
+        principals = {DEFAULT: default_principal(self.identity), **added}
+        self._by_object = {p.object_id: p for p in principals.values()}
+        self._by_subscription = {p.subscription_id.lower(): p for p in principals.values()}
+        self.principals = principals
 
     def _find(self, test) -> Principal | None:
         for attempt in (0, 1):
             found = next((p for p in list(self.principals.values()) if test(p)), None)
-            if found is not None or attempt or self._file_stamp() == self._stamp:
+            if found is not None or attempt or not self._changed():
                 return found
-            self._load()
         return None
 
+    def _changed(self) -> bool:
+        """Whether identities.json changed since it was read (then it is read again)."""
+        if self._file_stamp() == self._stamp:
+            return False
+        self._load()
+        return True
+
     def by_object(self, object_id: str) -> Principal | None:
-        return self._find(lambda p: p.object_id == object_id)
+        found = self._by_object.get(object_id)
+        return found if found is not None or not self._changed() else self._by_object.get(object_id)
 
     def by_subscription(self, sub: str) -> Principal | None:
         """The identity whose subscription this is (a subscription belongs to its identity's tenant)."""
         low = (sub or "").lower()
-        return self._find(lambda p: p.subscription_id.lower() == low)
+        found = self._by_subscription.get(low)
+        return found if found is not None or not self._changed() else self._by_subscription.get(low)
 
     def has_tenant(self, tenant: str) -> bool:
         return self._find(lambda p: p.tenant_id == tenant) is not None
@@ -235,11 +249,19 @@ class Directory:
                 "access_token": f"{head}.{body}.{_b64(sig)}"}
 
     def verify(self, token: str) -> tuple[str | None, dict]:
-        """(None, claims) when the token is this cloud's and valid, else (the ARM error code, {})."""
+        """(None, claims) when the token is this cloud's and valid, else (the ARM error code, {}). A token checked
+        once is known until it expires (its signature is not computed again for each request)."""
+        claims = self._verified.get(token)
+        if claims is not None and claims.get("exp", 0) >= time.time():
+            return None, claims
         code = self.identity.verify(token)
         if code:
             return code, {}
-        return None, json.loads(_unb64(token.split(".")[1]))
+        claims = json.loads(_unb64(token.split(".")[1]))
+        if len(self._verified) >= 4096:
+            self._verified.clear()
+        self._verified[token] = claims
+        return None, claims
 
     def token_response(self, tenant: str, form: dict[str, str]) -> tuple[int, dict]:
         """(status, body) for POST /{tenant}/oauth2/v2.0/token, with Entra's AADSTS errors: an unknown tenant

@@ -205,6 +205,12 @@ def test_local_use_makes_another_homes_cloud_local_that_identity(daemon_home, tm
     listed = flwrazure(a_home, "local", "identity", "list")
     assert "hospital-b" in listed.stdout and b_info["client_secret"] not in listed.stdout
 
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps({**b_info, "client_secret": "not-it"}))
+    refused = flwrazure(b_home, "local", "use", str(tampered))
+    assert refused.returncode == 2 and "AADSTS7000215" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert not (b_home / "local" / "connection.json").exists() and not (b_home / "local" / "ca.pem").exists()
     used = flwrazure(b_home, "local", "use", str(b_file))
     assert used.returncode == 0, used.stderr
     status = json.loads(flwrazure(b_home, "local", "status", "--json").stdout)
@@ -215,6 +221,9 @@ def test_local_use_makes_another_homes_cloud_local_that_identity(daemon_home, tm
     assert [g.name for g in b.resources.resource_groups.list()] == ["flower-rg"]
     a = clients_for(None, info=a_info)
     assert list(a.resources.resource_groups.list()) == []
+    cores = {who: next(u.current_value for u in c.compute.usage.list(LOC) if u.name.value == "cores")
+             for who, c in (("a", a), ("b", b))}
+    assert cores == {"a": 0, "b": 4}  # vCPU quota is per subscription: B's two D2s_v3 count in B's only
     # nothing of A's credentials in B's home, and B's secret only in files only B can read
     for f in b_home.rglob("*"):
         if f.is_file():

@@ -54,6 +54,7 @@ class Store:
         # lower-case type -> {lower-case id: record}, in creation order: of_type scanned every resource, and the
         # handlers call it several times per write (address allocation, quota, in-use checks): O(n) per PUT
         self._types: dict[str, dict[str, dict]] = {}
+        self._sub_types: dict[tuple[str, str], dict[str, dict]] = {}  # the same per (subscription, type)
         self.operations: dict[str, dict] = {}
         self.counters: dict[str, int] = {}
         self.tombstones: dict[str, float] = {}  # lower-case id -> monotonic time of deletion (not kept on disk)
@@ -128,9 +129,10 @@ class Store:
         return bool(old)
 
     def _index(self) -> None:
-        self._types = {}
+        self._types, self._sub_types = {}, {}
         for key, rec in self.resources.items():
             self._types.setdefault(_type_of(rec), {})[key] = rec
+            self._sub_types.setdefault((_sub_of(key), _type_of(rec)), {})[key] = rec
 
     def mark_dirty(self, resource: str | None = None, group: str | None = None, op: str | None = None) -> None:
         """Something changed: the next flush writes the snapshot. The record named (a resource id, a group name,
@@ -186,6 +188,7 @@ class Store:
             rec = {"body": body, "meta": meta if meta is not None else (old or {}).get("meta", {})}
             self.resources[rid.lower()] = rec
             self._types.setdefault(_type_of(rec), {})[rid.lower()] = rec
+            self._sub_types.setdefault((_sub_of(rid.lower()), _type_of(rec)), {})[rid.lower()] = rec
             self.mark_dirty(resource=rid)
             return rec
 
@@ -194,6 +197,7 @@ class Store:
             rec = self.resources.pop(rid.lower(), None)
             if rec is not None:
                 self._types.get(_type_of(rec), {}).pop(rid.lower(), None)
+                self._sub_types.get((_sub_of(rid.lower()), _type_of(rec)), {}).pop(rid.lower(), None)
                 self.recently_deleted[rid.lower()] = (time.monotonic(), rec["body"])
             self.mark_dirty(resource=rid)
 
@@ -215,9 +219,11 @@ class Store:
         """Records of one type in every subscription (the store itself sees them all)."""
         return self.of_type(arm_type)
 
-    def of_type(self, arm_type: str, rg: str | None = None) -> list[dict]:
-        """Records of one type (optionally in one group), in creation order."""
-        records = list(self._types.get(arm_type.lower(), {}).values())  # one C call: safe beside a writer
+    def of_type(self, arm_type: str, rg: str | None = None, sub: str | None = None) -> list[dict]:
+        """Records of one type (optionally in one group; of one subscription, or of all), in creation order."""
+        index = self._types.get(arm_type.lower(), {}) if sub is None else \
+            self._sub_types.get((sub.lower(), arm_type.lower()), {})
+        records = list(index.values())  # one C call: safe beside a writer
         if rg is None:
             return records
         return [rec for rec in records if group_of(rec["body"]["id"]).lower() == rg.lower()]
@@ -225,6 +231,12 @@ class Store:
     def in_group(self, rg: str) -> list[dict]:
         prefix = f"/resourcegroups/{rg.lower()}/"
         return [rec for key, rec in self.resources.items() if prefix in key]
+
+
+def _sub_of(key: str) -> str:
+    """The subscription of a lower-case resource id."""
+    parts = key.split("/")
+    return parts[2] if len(parts) > 2 else ""
 
 
 def _type_of(rec: dict) -> str:
@@ -255,7 +267,7 @@ class Scoped:
         return getattr(self.root, name)
 
     def of_type(self, arm_type: str, rg: str | None = None) -> list[dict]:
-        return [rec for rec in self.root.of_type(arm_type, rg) if rec["body"]["id"].lower().startswith(self._prefix)]
+        return self.root.of_type(arm_type, rg, self.sub)
 
     def all_of_type(self, arm_type: str) -> list[dict]:
         return self.root.of_type(arm_type)
