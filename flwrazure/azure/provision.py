@@ -37,6 +37,7 @@ class Run:
     abort: threading.Event = field(default_factory=threading.Event)
     machines: dict[str, tuple[dict, str]] = field(default_factory=dict)  # size -> (image, OS disk type)
     failed_extensions: dict[str, str] = field(default_factory=dict)  # VM -> what its failed extension said
+    custom_data: str | None = None  # base64 cloud-init user data for new VMs (plan.userdata)
 
     def rid(self, arm_type: str, name: str) -> str:
         return resources.resource_id(self.target.subscription, self.spec.resource_group, arm_type, name)
@@ -214,7 +215,7 @@ def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
     nic = _ensure(run, "nic", v.nic, _put(run, f"{NET}/networkInterfaces", v.nic, nic_body), answer_is_final=True)
     image, disk_type = run.machines.get(size_of(s, v), (None, "Premium_LRS"))
     vm_body = resources.vm(s.location, tags, size_of(s, v), v.vm, s.admin_user, run.public_key, nic["id"],
-                           v.os_disk, image, disk_type)
+                           v.os_disk, image, disk_type, run.custom_data)
     return _ensure(run, "vm", v.vm, _put(run, "Microsoft.Compute/virtualMachines", v.vm, vm_body))
 
 

@@ -7,8 +7,11 @@ the locks are held, up to a deadline, and reports who holds them when it gives u
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+
+from flwrazure.plan import services
 
 # `python3 -m venv --help` succeeds without ensurepip (venv ships with python3 on Debian and Ubuntu): probe both
 VENV_PROBE = "python3 -c 'import ensurepip, venv'"
@@ -51,3 +54,10 @@ def venv_command(venv: str) -> str:
     """Create the venv unless a usable one is there (a half-made one, from a failed earlier try, is replaced)."""
     q = shlex.quote(venv)
     return f"test -x {q}/bin/pip || {{ rm -rf {q} && python3 -m venv {q}; }}"
+
+
+def marker_text(version: str, extra: list[str], index_url: str | None) -> str:
+    """What the marker beside the venv says once exactly this is installed (the index only as a digest: the URL
+    may carry a token). Written by the SSH bootstrap and by the VM's user data alike."""
+    return json.dumps({"flwr": version, "extra": sorted(extra), "index": services.digest(index_url)},
+                      sort_keys=True) + "\n"

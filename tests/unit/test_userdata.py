@@ -1,0 +1,101 @@
+"""The VMs' cloud-init user data (plan.userdata): what it runs, its size against Azure's limit, nothing secret in
+it, and how start reads cloud-init's verdict (fallback_reason)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+
+import pytest
+
+from flwrazure.plan import bootstrap, userdata
+from flwrazure.plan.resources import vm
+
+
+def _config(text: str) -> dict:
+    head, body = text.split("\n", 1)
+    assert head == "#cloud-config"
+    return json.loads(body)  # JSON is YAML: cloud-init reads it as its cloud-config
+
+
+def test_cloud_config_installs_flower_into_the_venv_without_apt():
+    text = userdata.cloud_config("1.42.0", ["numpy", "scikit-learn>=1.3"], "azureuser")
+    config = _config(text)
+    assert "packages" not in config  # nothing waits for the first-boot apt job
+    files = {f["path"]: f for f in config["write_files"]}
+    assert set(files) == {userdata.SCRIPT, userdata.GET_PIP} and config["runcmd"] == [[userdata.SCRIPT]]
+    script = files[userdata.SCRIPT]["content"]
+    assert files[userdata.SCRIPT]["permissions"] == "0755" and script.startswith("#!/bin/sh\n")
+    assert "set -eu\n" in script  # one failing step fails the runcmd, and cloud-init says so
+    assert "python3 -m venv --without-pip /home/azureuser/flwr-venv\n" in script
+    assert "-- flwr==1.42.0 numpy 'scikit-learn>=1.3'\n" in script
+    marker = bootstrap.marker_text("1.42.0", ["numpy", "scikit-learn>=1.3"], None)
+    assert f"printf %s {shlex.quote(marker)} > /home/azureuser/flwrazure/installed.json\n" in script
+    assert "chown -R azureuser: /home/azureuser/flwrazure /home/azureuser/flwr-venv\n" in script
+    compile(files[userdata.GET_PIP]["content"], userdata.GET_PIP, "exec")
+
+
+def test_marker_is_the_one_the_ssh_bootstrap_writes():
+    assert bootstrap.marker_text("1.42.0", ["b", "a"], None) == \
+        '{"extra": ["a", "b"], "flwr": "1.42.0", "index": null}\n'
+
+
+def test_index_url_without_credentials_is_used_and_digested():
+    text = userdata.cloud_config("1.42.0", [], "u", index_url="https://mirror.example/simple/")
+    script = next(f["content"] for f in _config(text)["write_files"] if f["path"] == userdata.SCRIPT)
+    assert "PIP_INDEX_URL=https://mirror.example/simple/ " in script
+    assert '"index": "sha256:' in script  # the marker names the index as start's does
+
+
+@pytest.mark.parametrize("extra, index, ok", [
+    ([], None, True),
+    (["numpy"], "https://mirror.example/simple/", True),
+    ([], "https://user:token@mirror.example/simple/", False),  # a token stays out of customData
+    (["pkg @ https://user:token@files.example/pkg.whl"], None, False),
+])
+def test_nothing_secret_goes_into_user_data(extra, index, ok):
+    assert userdata.eligible(extra, index) is ok
+
+
+def test_apt_packages_only_when_asked_and_validated():
+    assert _config(userdata.cloud_config("1.42.0", [], "u", apt=("python3-venv",)))["packages"] == ["python3-venv"]
+    with pytest.raises(ValueError):
+        userdata.cloud_config("1.42.0", [], "u", apt=("x; reboot",))
+
+
+def test_size_stays_under_azure_limit_and_is_refused_above():
+    text = userdata.cloud_config("1.42.0", [f"package-{i}>=1.0" for i in range(100)], "azureuser")
+    encoded = userdata.custom_data(text)
+    assert len(text.encode()) < 8 * 1024 < userdata.MAX_BYTES
+    assert base64.b64decode(encoded).decode() == text
+    assert len(userdata.custom_data("x" * userdata.MAX_BYTES)) == 87380  # the compute API's limit in characters
+    with pytest.raises(ValueError, match="65535"):
+        userdata.custom_data("x" * (userdata.MAX_BYTES + 1))
+
+
+def test_vm_body_carries_custom_data_only_when_given():
+    args = ("eastus", {}, "Standard_D2s_v3", "vm", "azureuser", "ssh-ed25519 AAAA", "/nic", "disk")
+    assert "customData" not in vm(*args)["properties"]["osProfile"]
+    assert vm(*args, custom_data="I2Nsb3Vk")["properties"]["osProfile"]["customData"] == "I2Nsb3Vk"
+
+
+ERROR = json.dumps({"status": "error", "errors": [
+    "('package_update_upgrade_install', RuntimeError(\"Failed to install packages: ['no-such']\"))"]})
+
+
+@pytest.mark.parametrize("code, out, script, marker, expect", [
+    (0, '{"status": "done"}', True, True, None),  # the user data installed Flower
+    (2, '{"status": "done"}', True, True, None),  # done with recoverable errors
+    (0, "none\n", False, True, None),  # no cloud-init (--host machine), installed by an earlier start
+    (0, "none\n", False, False, "no cloud-init on this machine"),
+    (1, ERROR, True, True, "its user data failed (cloud-init status: error in package_update_upgrade_install"),
+    (124, "", True, False, "cloud-init was still running after 900 s"),
+    (0, '{"status": "done"}', False, False, "it has no flwrazure user data"),
+    (0, '{"status": "done"}', False, True, None),  # a VM created before: an earlier start installed it
+    (1, ERROR, False, True, None),  # cloud-init failed in something not ours, and Flower is there
+    (0, '{"status": "done"}', True, False, "its user data did not install Flower"),
+])
+def test_fallback_reason(code, out, script, marker, expect):
+    got = userdata.fallback_reason(code, out, script, marker, 900)
+    assert (got is None) if expect is None else (got or "").startswith(expect), got
