@@ -24,7 +24,8 @@ _LOCKED = ("Could not get lock", "Unable to lock", "Unable to acquire the dpkg f
 def wait_cloud_init(timeout: int) -> str:
     """Wait until cloud-init has finished (where there is one); exits CLOUD_INIT_EXIT at the deadline."""
     return (f"if command -v cloud-init >/dev/null 2>&1; then timeout {int(timeout)} cloud-init status --wait "
-            f">/dev/null 2>&1; rc=$?; if [ $rc -eq 124 ]; then cloud-init status --long 2>&1 | tail -n 3; "
+            f">/dev/null 2>&1; rc=$?; if [ $rc -eq 124 ]; then cloud-init status --long 2>&1 | "
+            f"grep -m 4 -E '^(status|detail|errors):|^\\s+- '; "
             f"exit {CLOUD_INIT_EXIT}; fi; fi; true")
 
 

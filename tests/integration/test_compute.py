@@ -127,6 +127,35 @@ def test_immutable_properties(cloud, net_stack):
     assert err.value.status_code == 409 and err.value.error.code == "PropertyChangeNotAllowed"
 
 
+def test_custom_data_as_the_compute_api_takes_it(cloud, net_stack):
+    """osProfile.customData: base64 of at most 65535 bytes (87380 characters), else InvalidParameter on target
+    customData; never echoed back (GET, list); a different one on an existing VM is 409, the same one is fine."""
+    import base64
+
+    nic = _nic(cloud, net_stack)
+
+    def body(data):
+        b = arm.vm(nic.id)
+        b["properties"]["osProfile"]["customData"] = data
+        return b
+
+    for bad in ("not base64!", base64.b64encode(b"x" * 65536).decode()):
+        with pytest.raises(HttpResponseError) as err:
+            cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body(bad))
+        assert (err.value.status_code, err.value.error.code, err.value.error.target) == \
+            (400, "InvalidParameter", "customData")
+        assert "maximum length of 87380 characters" in err.value.error.message
+    data = base64.b64encode(b"#cloud-config\n{}\n").decode()
+    vm = cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body(data)).result()
+    assert vm.os_profile.custom_data is None  # Azure omits it in every answer
+    got = cloud.raw("GET", f"{cloud.rg_path('rg')}/providers/Microsoft.Compute/virtualMachines/vm").json()
+    assert "customData" not in got["properties"]["osProfile"]
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body(data)).result()  # the same: accepted
+    with pytest.raises(HttpResponseError) as err:
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body(base64.b64encode(b"#!/bin/sh").decode()))
+    assert (err.value.status_code, err.value.error.code) == (409, "PropertyChangeNotAllowed")
+
+
 def test_vm_delete_of_missing_is_204_and_get_404(cloud, net_stack):
     path = f"{cloud.rg_path('rg')}/providers/Microsoft.Compute/virtualMachines/ghost"
     assert cloud.raw("DELETE", path, api="2026-04-01").status_code == 204
