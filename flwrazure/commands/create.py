@@ -194,8 +194,11 @@ def user_data(spec: ClusterSpec, extra_pip: list[str] | None, index_url: str | N
     # test hook: apt packages cloud-init installs before Flower (a name that does not exist makes it fail)
     apt = tuple(os.environ.get("FLWRAZURE_USER_DATA_APT", "").split())
     try:
-        return userdata.custom_data(userdata.cloud_config(spec.flwr_version, extra_pip, spec.admin_user, index_url,
-                                                          default_index, apt))
+        text = userdata.cloud_config(spec.flwr_version, extra_pip, spec.admin_user, index_url, default_index, apt)
+    except ValueError as exc:
+        raise UsageError(f"FLWRAZURE_USER_DATA_APT: {exc}.") from None
+    try:
+        return userdata.custom_data(text)
     except ValueError as exc:
         raise UsageError(f"{exc}: fewer or shorter --extra-pip requirements would fit.") from None
 

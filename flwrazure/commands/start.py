@@ -177,8 +177,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         kinds[row["vm"]] = daemons.supervisor(conn)
         with count:
             if len(kinds) == len(rows):
-                progress.done("installed", f"Flower {version} installed on {len(rows)} VMs "
-                              f"({len(rows) - len(fallbacks)} by their first boot)")
+                progress.done("installed", f"Flower {version} in place on {len(rows)} VMs" +
+                              (f" ({len(fallbacks)} installed over SSH)" if fallbacks else ""))
         return conn
 
     def service(conn, vm: str, name: str, title: str, command: list[str]) -> None:

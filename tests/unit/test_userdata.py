@@ -99,3 +99,35 @@ ERROR = json.dumps({"status": "error", "errors": [
 def test_fallback_reason(code, out, script, marker, expect):
     got = userdata.fallback_reason(code, out, script, marker, 900)
     assert (got is None) if expect is None else (got or "").startswith(expect), got
+
+
+def test_create_sends_user_data_unless_a_secret_would_go_in(tmp_path, monkeypatch):
+    """create-cluster's customData: up's --extra-pip (else what start was last given, for scale), none with an
+    index URL carrying credentials; on Azure pip itself comes from pip's own default index."""
+    from flwrazure.commands import create
+    from flwrazure.errors import UsageError
+    from flwrazure.spec import ClusterSpec
+    from flwrazure.workstation import state
+
+    monkeypatch.setenv("FLWRAZURE_HOME", str(tmp_path))
+    monkeypatch.delenv("FLWRAZURE_USER_DATA_APT", raising=False)
+
+    def script(spec, *args) -> str:
+        text = base64.b64decode(create.user_data(spec, *args)).decode()
+        return "\n".join(f["content"] for f in _config(text)["write_files"] if f["path"] == userdata.SCRIPT)
+
+    local, azure = ClusterSpec(cloud="local", flwr_version="1.42.0"), ClusterSpec(flwr_version="1.42.0")
+    assert "-- flwr==1.42.0 numpy\n" in script(local, ["numpy"], None)
+    assert f"{userdata.GET_PIP} /home/azureuser/flwr-venv ''\n" in script(local, [], None)  # the VM's pip.conf
+    from pip._internal.models.index import PyPI
+
+    assert f"{userdata.GET_PIP} /home/azureuser/flwr-venv {PyPI.simple_url}\n" in script(azure, [], None)
+    assert create.user_data(local, [], "https://u:secret@mirror.example/simple/") is None
+    state.save("flower", {"cluster": "flower", "cloud": "local", "subscription": "s", "resource_group": "flower-rg",
+                          "location": "eastus", "clients": 2, "flwr_version": "1.42.0", "admin_user": "azureuser",
+                          "ssh_private_key": str(tmp_path / "k"),
+                          "start_options": {"extra_pip": ["scipy"], "index_url": None}})
+    assert "-- flwr==1.42.0 scipy\n" in script(local, None, None)  # scale: what start was given
+    monkeypatch.setenv("FLWRAZURE_USER_DATA_APT", "bad;name")
+    with pytest.raises(UsageError, match="FLWRAZURE_USER_DATA_APT"):
+        create.user_data(local, [], None)
