@@ -263,3 +263,54 @@ def test_vm_put_accepts_what_fits(cloud, net_stack, size, image, disk):
     disk_body = cloud.compute.disks.get("rg", vm["properties"]["storageProfile"]["osDisk"]["name"]).as_dict()
     assert disk_body["sku"]["name"] == disk
     assert disk_body["properties"]["hyperVGeneration"] == ("V1" if image is GEN1 else "V2")
+
+
+def test_vm_boots_during_its_create_which_ends_when_the_agent_is_ready(tmp_path):
+    """As on Azure: the guest boots within the create's duration (its host started ready_budget before the end),
+    the create ends when its provisioning agent signals ready and never before the create's duration; a guest
+    slower than the budget makes the create longer. API only: a driver that records when it was asked to boot."""
+    import threading
+
+    from flwrazure.localcloud.hosts import NullDriver
+    from flwrazure.localcloud.server import LocalCloudServer
+    from tests.helpers.cloud import clients_for
+
+    class Guest(NullDriver):
+        def __init__(self):
+            super().__init__()
+            self.booted, self.ready = None, threading.Event()
+
+        def ready_budget(self) -> float:
+            return 1.0
+
+        def create(self, ctx, vm):
+            self.booted = time.monotonic()
+
+        def wait_ready(self, ctx, vm, timeout=300.0):
+            return self.ready.wait(timeout)
+
+    guest = Guest()
+    server = LocalCloudServer(tmp_path / "local", config={"latency_by_type": {"Microsoft.Compute/virtualMachines": 2}},
+                              driver=guest).start()
+    try:
+        cloud = clients_for(server)
+        cloud.resources.resource_groups.create_or_update("rg", {"location": "eastus"})
+        vnet = cloud.network.virtual_networks.begin_create_or_update("rg", "vnet", arm.vnet()).result()
+        nsg = cloud.network.network_security_groups.begin_create_or_update("rg", "nsg", {"location": "eastus"}).result()
+        nic = _nic(cloud, {"subnet": vnet.subnets[0].id, "nsg": nsg.id})
+        began = time.monotonic()
+        poller = cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id))
+        time.sleep(1.5)
+        assert guest.booted is not None and 0.8 <= guest.booted - began <= 1.4  # 2 s create, 1 s boot budget
+        time.sleep(1.5)  # past the create's 2 s: still Creating, the agent has not signalled ready
+        assert cloud.compute.virtual_machines.get("rg", "vm").provisioning_state == "Creating"
+        guest.ready.set()
+        assert poller.result().provisioning_state == "Succeeded"
+        assert time.monotonic() - began >= 3.0
+        # a fast guest: the create still takes its whole duration
+        nic2 = _nic(cloud, {"subnet": vnet.subnets[0].id, "nsg": nsg.id}, name="nic2")
+        began = time.monotonic()
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm2", arm.vm(nic2.id)).result()
+        assert time.monotonic() - began >= 2.0
+    finally:
+        server.stop()
