@@ -172,7 +172,9 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         why = bootstrap.first_boot(conn, layout)
         if why is not None:
             fallbacks[row["vm"]] = why
-            ui.warn(f"VM {row['vm']}: {why}; installing Flower over SSH instead.")
+            from rich.markup import escape
+
+            ui.warn(escape(f"VM {row['vm']}: {why}; installing Flower over SSH instead."))
         installed[row["vm"]] = bootstrap.ensure_flwr(conn, layout, version, extra_pip, index_url, row["vm"])
         kinds[row["vm"]] = daemons.supervisor(conn)
         with count:

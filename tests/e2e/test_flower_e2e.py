@@ -278,7 +278,9 @@ def test_flwr_125_app_federation_on_hosts_without_systemd(home, tmp_path):
             assert why.startswith("its user data failed (cloud-init status: error in "
                                   "package_update_upgrade_install: ('package_update_upgrade_install', "), why
             assert "flwrazure-no-such-package" in why, why
-        assert started["stderr"].count("installing Flower over SSH instead") == 3, started["stderr"]
+        said = " ".join(started["stderr"].split())  # as printed, wrapped at the terminal's width
+        assert said.count("installing Flower over SSH instead") == 3, said
+        assert said.count("Failed to install packages: ['flwrazure-no-such-package']") == 3, said
         key = str(home / "clusters" / "flower" / "id_ed25519")
         server_ip = json.loads(ok(flwrazure(home, "status", "--json")).stdout)["vms"][0]["public_ip"]
         long = run(server_ip, "cloud-init status --long; echo exit=$?; "

@@ -55,7 +55,7 @@ def _build(server):
         poller = cloud.compute.virtual_machines.begin_create_or_update("rg", name, arm.vm(nic.id))
         vms[name] = {"public": ip.ip_address, "private": nic.ip_configurations[0].private_ip_address,
                      "poller": poller}
-    for name, vm in vms.items():
+    for vm in vms.values():
         vm["poller"].result()
     for name, vm in vms.items():
         wait_ssh(vm["public"])
