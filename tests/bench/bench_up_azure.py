@@ -35,6 +35,7 @@ def phases(result: dict) -> dict[str, float]:
         if key in marks:
             out[key] = round(float(created) + float(marks[key]), 1)
     out["total"] = total
+    out["fallbacks"] = len(result.get("bootstrap_fallbacks") or {})  # VMs whose user data did not install Flower
     return out
 
 
@@ -70,6 +71,8 @@ def main() -> None:
     for key, label in PHASES + [("total", "up returned")]:
         if key in got:
             print(f"  {label:<22} {got[key]:6.1f} s   {got[key] / VM_CREATE:4.2f} x VM create")
+    print(f"  target: all SuperNodes online within 1.5 x VM create ({1.5 * VM_CREATE:g} s); VMs that installed Flower "
+          f"over SSH (user data failed or absent): {got.get('fallbacks', 0)}")
     print(json.dumps({"clients": clients, "vm_create": VM_CREATE, **got}))
 
 
