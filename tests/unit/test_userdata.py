@@ -20,20 +20,22 @@ def _config(text: str) -> dict:
 
 
 def test_cloud_config_installs_flower_into_the_venv_without_apt():
+    """A venv without ensurepip, uv (out of its wheel on the index) installing flwr, the extras and pip."""
     text = userdata.cloud_config("1.42.0", ["numpy", "scikit-learn>=1.3"], "azureuser")
     config = _config(text)
     assert "packages" not in config  # nothing waits for the first-boot apt job
     files = {f["path"]: f for f in config["write_files"]}
-    assert set(files) == {userdata.SCRIPT, userdata.GET_PIP} and config["runcmd"] == [[userdata.SCRIPT]]
+    assert set(files) == {userdata.SCRIPT, userdata.INSTALLER} and config["runcmd"] == [[userdata.SCRIPT]]
     script = files[userdata.SCRIPT]["content"]
     assert files[userdata.SCRIPT]["permissions"] == "0755" and script.startswith("#!/bin/sh\n")
     assert "set -eu\n" in script  # one failing step fails the runcmd, and cloud-init says so
     assert "python3 -m venv --without-pip /home/azureuser/flwr-venv\n" in script
-    assert "-- flwr==1.42.0 numpy 'scikit-learn>=1.3'\n" in script
+    assert f"python3 {userdata.INSTALLER} /home/azureuser/flwr-venv '' flwr==1.42.0 numpy 'scikit-learn>=1.3'\n" \
+        in script
     marker = bootstrap.marker_text("1.42.0", ["numpy", "scikit-learn>=1.3"], None)
     assert f"printf %s {shlex.quote(marker)} > /home/azureuser/flwrazure/installed.json\n" in script
     assert "chown -R azureuser: /home/azureuser/flwrazure /home/azureuser/flwr-venv\n" in script
-    compile(files[userdata.GET_PIP]["content"], userdata.GET_PIP, "exec")
+    compile(files[userdata.INSTALLER]["content"], userdata.INSTALLER, "exec")
 
 
 def test_marker_is_the_one_the_ssh_bootstrap_writes():
@@ -117,17 +119,17 @@ def test_create_sends_user_data_unless_a_secret_would_go_in(tmp_path, monkeypatc
         return "\n".join(f["content"] for f in _config(text)["write_files"] if f["path"] == userdata.SCRIPT)
 
     local, azure = ClusterSpec(cloud="local", flwr_version="1.42.0"), ClusterSpec(flwr_version="1.42.0")
-    assert "-- flwr==1.42.0 numpy\n" in script(local, ["numpy"], None)
-    assert f"{userdata.GET_PIP} /home/azureuser/flwr-venv ''\n" in script(local, [], None)  # the VM's pip.conf
+    assert f"{userdata.INSTALLER} /home/azureuser/flwr-venv '' flwr==1.42.0 numpy\n" in script(local, ["numpy"], None)
+    assert f"{userdata.INSTALLER} /home/azureuser/flwr-venv '' flwr" in script(local, [], None)  # the VM's pip.conf
     from pip._internal.models.index import PyPI
 
-    assert f"{userdata.GET_PIP} /home/azureuser/flwr-venv {PyPI.simple_url}\n" in script(azure, [], None)
+    assert f"{userdata.INSTALLER} /home/azureuser/flwr-venv {PyPI.simple_url} flwr" in script(azure, [], None)
     assert create.user_data(local, [], "https://u:secret@mirror.example/simple/") is None
     state.save("flower", {"cluster": "flower", "cloud": "local", "subscription": "s", "resource_group": "flower-rg",
                           "location": "eastus", "clients": 2, "flwr_version": "1.42.0", "admin_user": "azureuser",
                           "ssh_private_key": str(tmp_path / "k"),
                           "start_options": {"extra_pip": ["scipy"], "index_url": None}})
-    assert "-- flwr==1.42.0 scipy\n" in script(local, None, None)  # scale: what start was given
+    assert " flwr==1.42.0 scipy\n" in script(local, None, None)  # scale: what start was given
     monkeypatch.setenv("FLWRAZURE_USER_DATA_APT", "bad;name")
     with pytest.raises(UsageError, match="FLWRAZURE_USER_DATA_APT"):
         create.user_data(local, [], None)
