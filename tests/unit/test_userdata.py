@@ -133,3 +133,66 @@ def test_create_sends_user_data_unless_a_secret_would_go_in(tmp_path, monkeypatc
     monkeypatch.setenv("FLWRAZURE_USER_DATA_APT", "bad;name")
     with pytest.raises(UsageError, match="FLWRAZURE_USER_DATA_APT"):
         create.user_data(local, [], None)
+
+
+def _wheel(scripts_uv: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("uv-0.0.data/scripts/uv", scripts_uv)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_installer_takes_the_newest_uv_for_this_machine_and_installs_with_it(tmp_path, tamper):
+    """The user data's installer against a local index: the newest manylinux uv wheel of this machine's
+    architecture (0.10 over 0.9; not musllinux, not another architecture), its sha256 checked, uv's binary run
+    with the venv, the index and the requirements plus pip."""
+    import hashlib
+    import http.server
+    import os
+    import platform
+    import subprocess
+    import sys
+    import threading
+
+    out = tmp_path / "args"
+    good = _wheel(f"#!/bin/sh\necho \"$@\" > {out}\n")
+    other = _wheel("#!/bin/sh\nexit 3\n")
+    arch = platform.machine()
+    files = {f"uv-0.9.0-py3-none-manylinux_2_17_{arch}.whl": other,
+             f"uv-0.10.0-py3-none-manylinux_2_17_{arch}.manylinux2014_{arch}.whl": good,
+             f"uv-0.11.0-py3-none-musllinux_1_1_{arch}.whl": other,
+             "uv-0.12.0-py3-none-manylinux_2_17_riscv99.whl": other}
+    digest = {n: hashlib.sha256(b"x" if tamper and d is good else d).hexdigest() for n, d in files.items()}
+    page = "".join(f'<a href="../../files/{n}#sha256={digest[n]}">{n}</a>\n' for n in files).encode()
+
+    class Index(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = page if self.path == "/simple/uv/" else files.get(self.path.rsplit("/", 1)[-1])
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    installer = tmp_path / "install.py"
+    installer.write_text(userdata._INSTALLER)
+    index = f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    try:
+        proc = subprocess.run([sys.executable, str(installer), "/v", "", "flwr==1.42.0", "numpy>=2"],
+                              env={**os.environ, "PIP_INDEX_URL": index}, capture_output=True, text=True,
+                              timeout=60)
+    finally:
+        server.shutdown()
+    if tamper:
+        assert proc.returncode != 0 and "sha256 mismatch" in proc.stderr and not out.exists()
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert out.read_text().split() == ["pip", "install", "-q", "--no-cache", "--python", "/v/bin/python",
+                                           "--index-url", index, "--", "flwr==1.42.0", "numpy>=2", "pip"]
