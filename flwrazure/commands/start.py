@@ -122,6 +122,8 @@ def check_client_data(root: Path | None, clients: int, digests: bool = True) -> 
 
 def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | None, app: Path | None,
         runtime_deps: bool | None = None, show: bool = True, client_data: Path | None = None) -> dict:
+    from rich.markup import escape
+
     from flwrazure.azure.target import connect
     from flwrazure.remote import bootstrap, daemons, flwradmin, ssh
     st = state.load(cluster)
@@ -172,8 +174,6 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         why = bootstrap.first_boot(conn, layout)
         if why is not None:
             fallbacks[row["vm"]] = why
-            from rich.markup import escape
-
             ui.warn(escape(f"VM {row['vm']}: {why}; installing Flower over SSH instead."))
         installed[row["vm"]] = bootstrap.ensure_flwr(conn, layout, version, extra_pip, index_url, row["vm"])
         kinds[row["vm"]] = daemons.supervisor(conn)
@@ -280,7 +280,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
                 f"{'none is on your PATH' if mine is None else f'yours is {mine}'}: pip install flwr=={version}")
     return {"cluster": cluster, "secure": secure, "superlink": address,
             "flwr_config": str(config) if config else None, "operator_flwr": mine, "installed": installed,
-            "services_changed": changed, "supervisors": kinds, "bootstrap_fallbacks": fallbacks, "supernodes_online": online, "client_data": data,
+            "services_changed": changed, "supervisors": kinds, "bootstrap_fallbacks": fallbacks,
+            "supernodes_online": online, "client_data": data,
             "milestones": progress.seconds, "next": f"flwr run {app or '<app-dir>'} {cluster}"}
 
 
