@@ -136,18 +136,20 @@ def write_files(files, deferred):
 
 
 def apt(packages, seconds=600):
-    # as cloud-init on Debian/Ubuntu: wait while another apt/dpkg process holds the locks, then install
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    deadline = time.time() + seconds
-    for step in (["update"], ["install", "-y", *packages]):
-        while True:
-            rc = sh(["apt-get", "-q", "-o", "DPkg::Lock::Timeout=5", *step], env=env)
-            if rc == 0:
-                break
+    # as cloud-init on Debian/Ubuntu: each apt-get waits while another apt/dpkg process holds the locks; a failed
+    # update is recorded and the install tried all the same; the last failure is the module's error
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    deadline, errors = time.time() + seconds, []
+    for step, error in ((["update"], "Package update failed"),
+                        (["install", "-y", *packages], f"Failed to install packages: {packages}")):
+        while sh(["apt-get", "-q", "-o", "DPkg::Lock::Timeout=5", *step], env=env) != 0:
             if not lock_held() or time.time() > deadline:
-                raise RuntimeError(f"Failed to install packages: {packages}" if step[0] == "install"
-                                   else "apt-get update failed")
+                errors.append(RuntimeError(error))
+                log(f"apt-get {step[0]} failed (see above)")
+                break
             time.sleep(1)
+    if errors:
+        raise errors[-1]
 
 
 def lock_held():
