@@ -50,3 +50,4 @@ bench: install
 	$(PY) -m tests.bench.bench_hosts
 	$(PY) -m tests.bench.bench_start
 	$(PY) -m tests.bench.bench_day2
+	$(PY) -m tests.bench.bench_up_azure

@@ -40,6 +40,7 @@ class Run:
     machines: dict[str, tuple[dict, str]] = field(default_factory=dict)  # size -> (image, OS disk type)
     failed_extensions: dict[str, str] = field(default_factory=dict)  # VM -> what its failed extension said
     vms: list[VmNames] | None = None  # the VMs to converge, when not the cluster's (a silo's one VM)
+    custom_data: str | None = None  # base64 cloud-init user data for new VMs (plan.userdata)
     _gate: threading.Lock = field(default_factory=threading.Lock)
 
     def sending(self, key: str) -> None:
@@ -232,7 +233,7 @@ def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
     nic = _ensure(run, "nic", v.nic, _put(run, f"{NET}/networkInterfaces", v.nic, nic_body), answer_is_final=True)
     image, disk_type = run.machines.get(size_of(s, v), (None, "Premium_LRS"))
     vm_body = resources.vm(s.location, tags, size_of(s, v), v.vm, s.admin_user, run.public_key, nic["id"],
-                           v.os_disk, image, disk_type)
+                           v.os_disk, image, disk_type, run.custom_data)
     return _ensure(run, "vm", v.vm, _put(run, "Microsoft.Compute/virtualMachines", v.vm, vm_body))
 
 

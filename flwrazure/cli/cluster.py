@@ -542,7 +542,9 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     # one hold for all three steps (the open-ports thread shares it): no other command slips in between them
     with exclusive(cluster, "up", create=True), \
             workers.pool(1, "open-ports") as side:
-        created = create.run(spec, ssh_key, operator_address=control is None)
+        created = create.run(spec, ssh_key, operator_address=control is None, extra_pip=list(extra_pip),
+                             index_url=index_url)
+        created_seconds = round(time.monotonic() - began, 1)
         control = control or (created["operator_ip"],)
         # open-ports beside start: its rule writes (one NSG, one at a time: seconds each on Azure) need nothing
         # start does, and start needs only SSH, which create-cluster's rule admits; a SuperNode up before the
@@ -552,7 +554,8 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
                                 client_data=client_data)
         opened = opening.result()
     result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
-              "cost": created.get("cost"), "seconds": round(time.monotonic() - began, 1)}
+              "cost": created.get("cost"), "created_seconds": created_seconds,
+              "seconds": round(time.monotonic() - began, 1)}
     if as_json:
         ui.emit_json(result)
         return

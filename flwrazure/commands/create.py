@@ -187,10 +187,46 @@ def _left(spec: ClusterSpec, seen: dict):
     return Left(spec.cluster, spec.resource_group, vms=len(vms), ips=len(ips), group=seen["group"])
 
 
+def user_data(spec: ClusterSpec, extra_pip: list[str] | None, index_url: str | None) -> str | None:
+    """The new VMs' customData: Flower installed by cloud-init on their first boot (plan.userdata), with `up`'s
+    --extra-pip/--index-url, else what start was last given (scale). None when it cannot go there (a secret in
+    them, no index known for pip itself on Azure): start then installs over SSH, as before."""
+    import os
+
+    from flwrazure.plan import userdata
+
+    if extra_pip is None and state.exists(spec.cluster):
+        opts = state.load(spec.cluster).get("start_options") or {}
+        extra_pip, index_url = list(opts.get("extra_pip") or []), opts.get("index_url")
+    extra_pip = list(extra_pip or [])
+    if not userdata.eligible(extra_pip, index_url):
+        return None
+    default_index = None
+    if spec.cloud != "local" and not index_url:  # the VM's pip names no index: where pip itself comes from
+        try:
+            from pip._internal.models.index import PyPI  # pip's own default, as pip on this machine knows it
+
+            default_index = PyPI.simple_url
+        except Exception:
+            return None
+    # test hook: apt packages cloud-init installs before Flower (a name that does not exist makes it fail)
+    apt = tuple(os.environ.get("FLWRAZURE_USER_DATA_APT", "").split())
+    try:
+        text = userdata.cloud_config(spec.flwr_version, extra_pip, spec.admin_user, index_url, default_index, apt)
+    except ValueError as exc:
+        raise UsageError(f"FLWRAZURE_USER_DATA_APT: {exc}.") from None
+    try:
+        return userdata.custom_data(text)
+    except ValueError as exc:
+        raise UsageError(f"{exc}: fewer or shorter --extra-pip requirements would fit.") from None
+
+
 def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
-        operator_address: bool = False, grow: bool = False) -> dict:
+        operator_address: bool = False, grow: bool = False, extra_pip: list[str] | None = None,
+        index_url: str | None = None) -> dict:
     """operator_address: detect the operator's address even when --ssh-source was given (`up` admits it to the
-    Control port); it is in the result as operator_ip. grow: more clients than recorded is what `scale` asks."""
+    Control port); it is in the result as operator_ip. grow: more clients than recorded is what `scale` asks.
+    extra_pip, index_url: start's (`up`), installed by the new VMs' user data during their first boot."""
     from flwrazure.azure import groupdelete, inventory, preflight, provision
     from flwrazure.azure.errors import translate
     from flwrazure.azure.target import connect
@@ -200,6 +236,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     # what of the cluster exists, for the line Ctrl-C prints (commands.interrupt)
     seen: dict = {"read": False, "group": False, "vms": set(), "ips": set(), "run": None}
     interrupt.left_by(lambda: _left(spec, seen))
+    custom_data = user_data(spec, extra_pip, index_url)
     key_path, public_key = None, None
     if ssh_key is None and state.exists(spec.cluster):  # the key the cluster's VMs trust, not a new one
         recorded = state.load(spec.cluster).get("ssh_private_key")
@@ -308,7 +345,8 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
             def advance(self, kind: str) -> None:
                 steps.advance(inventory.LABELS[kind] + "s")
 
-        run_ = seen["run"] = provision.Run(target, spec, public_key, snap, waiter, _Progress(), machines=machines)
+        run_ = seen["run"] = provision.Run(target, spec, public_key, snap, waiter, _Progress(), machines=machines,
+                                           custom_data=custom_data)
         provision.converge(run_)
     for vm, why in sorted(run_.failed_extensions.items()):  # once per VM: it runs, Azure says Failed
         ui.warn(f"VM {vm} is running, but Azure reports it Failed because its extension {why}; flwrazure leaves "

@@ -121,6 +121,8 @@ def check_client_data(root: Path | None, clients: int, digests: bool = True) -> 
 
 def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | None, app: Path | None,
         runtime_deps: bool | None = None, show: bool = True, client_data: Path | None = None) -> dict:
+    from rich.markup import escape
+
     from flwrazure.azure.target import connect
     from flwrazure.remote import bootstrap, daemons, flwradmin, ssh
     st = state.load(cluster)
@@ -158,12 +160,26 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     # num-partitions each SuperNode was started with: kept when the cluster is scaled (no restart), see scale.py
     partitions = {vm: n for vm, n in (st.get("partitions") or {}).items() if vm in keys}
     ready, failed = threading.Event(), threading.Event()
+    fallbacks: dict[str, str] = {}  # VM -> why its user data did not install Flower (then SSH did)
+    count = threading.Lock()
 
     def prepare(row: dict):
         conn = ssh.wait(row["public_ip"], row["vm"], st["admin_user"], key, known)
         conns[row["vm"]] = conn
+        with count:
+            if "ssh" not in progress.seconds:
+                progress.done("ssh", f"first SSH login ({row['vm']})")
+        # the first boot's user data installs Flower (plan.userdata): wait for it, fall back to SSH if it failed
+        why = bootstrap.first_boot(conn, layout)
+        if why is not None:
+            fallbacks[row["vm"]] = why
+            ui.warn(escape(f"VM {row['vm']}: {why}; installing Flower over SSH instead."))
         installed[row["vm"]] = bootstrap.ensure_flwr(conn, layout, version, extra_pip, index_url, row["vm"])
         kinds[row["vm"]] = daemons.supervisor(conn)
+        with count:
+            if len(kinds) == len(rows):
+                progress.done("installed", f"Flower {version} in place on {len(rows)} VMs" +
+                              (f" ({len(fallbacks)} installed over SSH)" if fallbacks else ""))
         return conn
 
     def service(conn, vm: str, name: str, title: str, command: list[str]) -> None:
@@ -263,7 +279,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
                 f"{'none is on your PATH' if mine is None else f'yours is {mine}'}: pip install flwr=={version}")
     return {"cluster": cluster, "secure": secure, "superlink": address,
             "flwr_config": str(config) if config else None, "operator_flwr": mine, "installed": installed,
-            "services_changed": changed, "supervisors": kinds, "supernodes_online": online, "client_data": data,
+            "services_changed": changed, "supervisors": kinds, "bootstrap_fallbacks": fallbacks,
+            "supernodes_online": online, "client_data": data,
             "milestones": progress.seconds, "next": [f"flwr run {app or '<app-dir>'} {cluster}"]}
 
 

@@ -7,8 +7,11 @@ the locks are held, up to a deadline, and reports who holds them when it gives u
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+
+from flwrazure.plan import services
 
 # `python3 -m venv --help` succeeds without ensurepip (venv ships with python3 on Debian and Ubuntu): probe both
 VENV_PROBE = "python3 -c 'import ensurepip, venv'"
@@ -21,7 +24,8 @@ _LOCKED = ("Could not get lock", "Unable to lock", "Unable to acquire the dpkg f
 def wait_cloud_init(timeout: int) -> str:
     """Wait until cloud-init has finished (where there is one); exits CLOUD_INIT_EXIT at the deadline."""
     return (f"if command -v cloud-init >/dev/null 2>&1; then timeout {int(timeout)} cloud-init status --wait "
-            f">/dev/null 2>&1; rc=$?; if [ $rc -eq 124 ]; then cloud-init status --long 2>&1 | tail -n 3; "
+            f">/dev/null 2>&1; rc=$?; if [ $rc -eq 124 ]; then cloud-init status --long 2>&1 | "
+            f"grep -m 4 -E '^(status|detail|errors):|^\\s+- '; "
             f"exit {CLOUD_INIT_EXIT}; fi; fi; true")
 
 
@@ -60,3 +64,10 @@ def one_at_a_time(command: str, lock: str, timeout: int) -> str:
     busy = f"another install into this venv was still running after {int(timeout)} s"
     return (f"exec 9>>{shlex.quote(lock)} && {{ flock -w {int(timeout)} 9 || {{ echo {shlex.quote(busy)} >&2; "
             f"exit {LOCKED_EXIT}; }}; }} && {{ {command}; }}")
+
+
+def marker_text(version: str, extra: list[str], index_url: str | None) -> str:
+    """What the marker beside the venv says once exactly this is installed (the index only as a digest: the URL
+    may carry a token). Written by the SSH bootstrap and by the VM's user data alike."""
+    return json.dumps({"flwr": version, "extra": sorted(extra), "index": services.digest(index_url)},
+                      sort_keys=True) + "\n"

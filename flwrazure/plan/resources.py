@@ -66,8 +66,9 @@ def nic(location: str, tags: dict, subnet_id: str, public_ip_id: str, nsg_id: st
 
 
 def vm(location: str, tags: dict, size: str, computer_name: str, admin_user: str, public_key: str, nic_id: str,
-       os_disk: str, image: dict | None = None, disk_type: str = "Premium_LRS") -> dict:
-    return {"location": location, "tags": tags, "properties": {
+       os_disk: str, image: dict | None = None, disk_type: str = "Premium_LRS", custom_data: str | None = None) -> dict:
+    """custom_data: base64 cloud-init user data (plan.userdata), run by the VM on its first boot."""
+    body = {"location": location, "tags": tags, "properties": {
         "hardwareProfile": {"vmSize": size},
         "storageProfile": {"imageReference": dict(image or IMAGE), "osDisk": {
             "name": os_disk, "createOption": "FromImage", "caching": "ReadWrite", "deleteOption": "Delete",
@@ -77,3 +78,6 @@ def vm(location: str, tags: dict, size: str, computer_name: str, admin_user: str
             "ssh": {"publicKeys": [{"path": f"/home/{admin_user}/.ssh/authorized_keys", "keyData": public_key}]}}},
         "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True,
                                                                                "deleteOption": "Delete"}}]}}}
+    if custom_data:
+        body["properties"]["osProfile"]["customData"] = custom_data
+    return body

@@ -4,7 +4,6 @@ this is already installed."""
 
 from __future__ import annotations
 
-import json
 import shlex
 
 from flwrazure.errors import FlwrazureError
@@ -44,14 +43,14 @@ def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url:
 
     The index URL (which may carry a token) reaches pip only through the services' environment file (0600, the
     admin user's): not pip's argv (visible in `ps` to every user of the VM), not the marker (a digest there)."""
-    want = json.dumps({"flwr": version, "extra": sorted(extra), "index": services.digest(index_url)},
-                      sort_keys=True) + "\n"
+    want = plan.marker_text(version, extra, index_url)
     marker, env_file = layout.path("installed.json"), layout.path(services.ENV_FILE)
     run(conn, f"mkdir -p {shlex.quote(layout.base)} && chmod 700 {shlex.quote(layout.base)}")
     put_text(conn, services.env_file_text(services.environment(layout, index_url)), env_file, "600")
     if read(conn, marker) == want and succeeds(conn, f"test -x {shlex.quote(layout.venv)}/bin/flower-superlink"):
         return False
-    ensure_venv_support(conn, name or conn.host, venv_probe)
+    if not succeeds(conn, f"test -x {shlex.quote(layout.venv)}/bin/pip"):  # e.g. made by the user data already
+        ensure_venv_support(conn, name or conn.host, venv_probe)
     packages = " ".join(shlex.quote(p) for p in [f"flwr=={version}", *extra])
     # one install at a time into the venv: one an interrupted start left running there is waited for
     run(conn, plan.one_at_a_time(
@@ -60,3 +59,25 @@ def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url:
         layout.path(".install.lock"), INSTALL_TIMEOUT), timeout=2 * INSTALL_TIMEOUT)
     put_text(conn, want, marker, "600")
     return True
+
+
+def first_boot(conn, layout: Layout, timeout: int = APT_TIMEOUT) -> str | None:
+    """Wait until the VM's user data has run; None when there is nothing to fall back from, else why start
+    installs Flower over SSH. After a failed user data its marker is not trusted (removed: the SSH bootstrap
+    checks and finishes the install); a note that this was done keeps later starts from doing it again."""
+    from flwrazure.plan import userdata
+
+    note = layout.path("userdata-failed")
+    if succeeds(conn, f"test -f {shlex.quote(note)}"):
+        return None
+    result = conn.run(userdata.wait_command(timeout), hide=True, warn=True, in_stream=False, timeout=timeout + 60)
+    marker = layout.path("installed.json")
+    has_script = succeeds(conn, f"test -f {userdata.SCRIPT}")
+    has_marker = succeeds(conn, f"test -f {shlex.quote(marker)}")
+    why = userdata.fallback_reason(result.exited, result.stdout, has_script, has_marker, timeout)
+    if why and has_script:
+        # what the user data made as root before it stopped becomes the admin user's, as it would have at its end
+        mine = " ".join(shlex.quote(p) for p in (layout.base, layout.venv))
+        run(conn, f"sudo -n chown -R \"$(id -un):\" {mine} 2>/dev/null; mkdir -p {shlex.quote(layout.base)} && "
+                  f"rm -f {shlex.quote(marker)} && printf '%s\\n' {shlex.quote(why)} > {shlex.quote(note)}")
+    return why

@@ -90,9 +90,10 @@ BARE = ("python3 -c 'import ensurepip' 2>/dev/null; echo ensurepip=$?; "
 
 
 def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, ...] = (), prefill: bool = True,
-             before_start=None) -> tuple[Path, dict]:
+             before_start=None, create_env: dict | None = None) -> tuple[Path, dict]:
     """local up -> create-cluster -> open-ports -> (before_start) -> start. `prefill` puts the version's wheels in
-    the mirror's cache first; without it the mirror pulls them through from the package registry."""
+    the mirror's cache first; without it the mirror pulls them through from the package registry. Start's
+    messages are in the result as "stderr"."""
     wheels, cli = flwr_tools(version)
     house = home / "local" / "wheelhouse"
     house.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,8 @@ def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, 
             (house / wheel.name).write_bytes(wheel.read_bytes())
     ok(flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1", *FIRST_BOOT,
                  *local_args))
-    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2", "--flwr-version", version))
+    ok(_flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2", "--flwr-version", version,
+                  timeout=300, env={**FLWR_ENV, "FLWR_HOME": str(home / "flwr"), **(create_env or {})}))
     ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
     if before_start:
         before_start()
@@ -109,7 +111,7 @@ def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, 
     if result.returncode != 0:  # the local cloud's log carries boot diagnostics of VMs that did not finish booting
         raise AssertionError(f"{result.stderr[-2000:]}\nlocal cloud log:\n{local_log_tail(home, 15)}")
     assert contract.check("start", json.loads(result.stdout)) == [], result.stdout  # docs/json.md
-    return cli, json.loads(result.stdout)
+    return cli, {**json.loads(result.stdout), "stderr": result.stderr}
 
 
 def run_app(cli: Path, home: Path, app: Path = APP) -> str:
@@ -177,8 +179,12 @@ def test_flwr_142_secure_default(home, tmp_path):
         cli, started = bring_up(home, "1.42.0", "--client-data", str(data), prefill=False, before_start=bare)
         assert seen and all(v == ["ensurepip=1", "python3_venv=1"] for v in seen.values()), seen
         assert started["secure"] and started["superlink"].endswith(":8000")
+        # Flower came with each VM's first boot (cloud-init user data), without apt: nothing fell back to SSH
+        assert started["bootstrap_fallbacks"] == {} and not any(started["installed"].values()), started
         for ip in _public_ips(home).values():
-            assert run(ip, BARE, key=key).split() == ["ensurepip=0", "python3_venv=0"]
+            assert run(ip, BARE, key=key).split() == ["ensurepip=1", "python3_venv=1"]
+            shown = json.loads(run(ip, "cloud-init status --format json", key=key))
+            assert (shown["status"], shown["errors"]) == ("done", [])
         assert any((home / "local" / "wheelhouse").glob("flwr-1.42.0-*.whl"))  # pulled through, now cached
         wait_online(cli, home, 2)
         out = run_sklearn(cli, home)
@@ -264,8 +270,26 @@ def test_flwr_125_app_federation_on_hosts_without_systemd(home, tmp_path):
     shutil.copytree(APP, app)
     original = (app / "pyproject.toml").read_text()
     try:
-        cli, started = bring_up(home, "1.25.0", "--app", str(app), local_args=("--no-systemd",))
+        # the user data asks apt for a package that does not exist: cloud-init ends in error, start says so per VM
+        # and installs over SSH (issue 25)
+        cli, started = bring_up(home, "1.25.0", "--app", str(app), local_args=("--no-systemd",),
+                                create_env={"FLWRAZURE_USER_DATA_APT": "flwrazure-no-such-package"})
         assert started["secure"] and started["superlink"].endswith(":9093") and started["supernodes_online"] == 2
+        assert sorted(started["bootstrap_fallbacks"]) == ["flower-client-1", "flower-client-2", "flower-server"]
+        for why in started["bootstrap_fallbacks"].values():
+            assert why.startswith("its user data failed (cloud-init status: error in "
+                                  "package_update_upgrade_install: ('package_update_upgrade_install', "), why
+            assert "flwrazure-no-such-package" in why, why
+        said = " ".join(started["stderr"].split())  # as printed, wrapped at the terminal's width
+        assert said.count("installing Flower over SSH instead") == 3, said
+        assert said.count("Failed to install packages: ['flwrazure-no-such-package']") == 3, said
+        key = str(home / "clusters" / "flower" / "id_ed25519")
+        server_ip = json.loads(ok(flwrazure(home, "status", "--json")).stdout)["vms"][0]["public_ip"]
+        long = run(server_ip, "cloud-init status --long; echo exit=$?; "
+                   "grep -c 'Unable to locate package flwrazure-no-such-package' /var/log/cloud-init-output.log",
+                   key=key)
+        assert long.startswith("status: error\nextended_status: error - done\n"), long
+        assert "\nexit=1\n" in long and int(long.splitlines()[-1]) >= 1, long
         assert set(started["supervisors"].values()) == {"loop"}
         fed = tomlkit.parse((app / "pyproject.toml").read_text())["tool"]["flwr"]["federations"]["flower"]
         assert fed["address"] == started["superlink"] and Path(fed["root-certificates"]).is_file()

@@ -127,6 +127,35 @@ def test_immutable_properties(cloud, net_stack):
     assert err.value.status_code == 409 and err.value.error.code == "PropertyChangeNotAllowed"
 
 
+def test_custom_data_as_the_compute_api_takes_it(cloud, net_stack):
+    """osProfile.customData: base64 of at most 65535 bytes (87380 characters), else InvalidParameter on target
+    customData; never echoed back (GET, list); a different one on an existing VM is 409, the same one is fine."""
+    import base64
+
+    nic = _nic(cloud, net_stack)
+
+    def body(data):
+        b = arm.vm(nic.id)
+        b["properties"]["osProfile"]["customData"] = data
+        return b
+
+    for bad in ("not base64!", base64.b64encode(b"x" * 65536).decode()):
+        with pytest.raises(HttpResponseError) as err:
+            cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body(bad))
+        assert (err.value.status_code, err.value.error.code, err.value.error.target) == \
+            (400, "InvalidParameter", "customData")
+        assert "maximum length of 87380 characters" in err.value.error.message
+    data = base64.b64encode(b"#cloud-config\n{}\n").decode()
+    vm = cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body(data)).result()
+    assert vm.os_profile.custom_data is None  # Azure omits it in every answer
+    got = cloud.raw("GET", f"{cloud.rg_path('rg')}/providers/Microsoft.Compute/virtualMachines/vm").json()
+    assert "customData" not in got["properties"]["osProfile"]
+    cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body(data)).result()  # the same: accepted
+    with pytest.raises(HttpResponseError) as err:
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", body(base64.b64encode(b"#!/bin/sh").decode()))
+    assert (err.value.status_code, err.value.error.code) == (409, "PropertyChangeNotAllowed")
+
+
 def test_vm_delete_of_missing_is_204_and_get_404(cloud, net_stack):
     path = f"{cloud.rg_path('rg')}/providers/Microsoft.Compute/virtualMachines/ghost"
     assert cloud.raw("DELETE", path, api="2026-04-01").status_code == 204
@@ -234,3 +263,54 @@ def test_vm_put_accepts_what_fits(cloud, net_stack, size, image, disk):
     disk_body = cloud.compute.disks.get("rg", vm["properties"]["storageProfile"]["osDisk"]["name"]).as_dict()
     assert disk_body["sku"]["name"] == disk
     assert disk_body["properties"]["hyperVGeneration"] == ("V1" if image is GEN1 else "V2")
+
+
+def test_vm_boots_during_its_create_which_ends_when_the_agent_is_ready(tmp_path):
+    """As on Azure: the guest boots within the create's duration (its host started ready_budget before the end),
+    the create ends when its provisioning agent signals ready and never before the create's duration; a guest
+    slower than the budget makes the create longer. API only: a driver that records when it was asked to boot."""
+    import threading
+
+    from flwrazure.localcloud.hosts import NullDriver
+    from flwrazure.localcloud.server import LocalCloudServer
+    from tests.helpers.cloud import clients_for
+
+    class Guest(NullDriver):
+        def __init__(self):
+            super().__init__()
+            self.booted, self.ready = None, threading.Event()
+
+        def ready_budget(self) -> float:
+            return 1.0
+
+        def create(self, ctx, vm):
+            self.booted = time.monotonic()
+
+        def wait_ready(self, ctx, vm, timeout=300.0):
+            return self.ready.wait(timeout)
+
+    guest = Guest()
+    server = LocalCloudServer(tmp_path / "local", config={"latency_by_type": {"Microsoft.Compute/virtualMachines": 2}},
+                              driver=guest).start()
+    try:
+        cloud = clients_for(server)
+        cloud.resources.resource_groups.create_or_update("rg", {"location": "eastus"})
+        vnet = cloud.network.virtual_networks.begin_create_or_update("rg", "vnet", arm.vnet()).result()
+        nsg = cloud.network.network_security_groups.begin_create_or_update("rg", "nsg", {"location": "eastus"}).result()
+        nic = _nic(cloud, {"subnet": vnet.subnets[0].id, "nsg": nsg.id})
+        began = time.monotonic()
+        poller = cloud.compute.virtual_machines.begin_create_or_update("rg", "vm", arm.vm(nic.id))
+        time.sleep(1.5)
+        assert guest.booted is not None and 0.8 <= guest.booted - began <= 1.4  # 2 s create, 1 s boot budget
+        time.sleep(1.5)  # past the create's 2 s: still Creating, the agent has not signalled ready
+        assert cloud.compute.virtual_machines.get("rg", "vm").provisioning_state == "Creating"
+        guest.ready.set()
+        assert poller.result().provisioning_state == "Succeeded"
+        assert time.monotonic() - began >= 3.0
+        # a fast guest: the create still takes its whole duration
+        nic2 = _nic(cloud, {"subnet": vnet.subnets[0].id, "nsg": nsg.id}, name="nic2")
+        began = time.monotonic()
+        cloud.compute.virtual_machines.begin_create_or_update("rg", "vm2", arm.vm(nic2.id)).result()
+        assert time.monotonic() - began >= 2.0
+    finally:
+        server.stop()

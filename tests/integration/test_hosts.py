@@ -51,12 +51,12 @@ def _build(server):
         ip = cloud.network.public_ip_addresses.begin_create_or_update("rg", f"{name}-ip", arm.pip()).result()
         nic = cloud.network.network_interfaces.begin_create_or_update(
             "rg", f"{name}-nic", arm.nic(vnet.subnets[0].id, ip.id, nsg.id)).result()
+        started[name] = time.monotonic()  # the VM boots during its create, from its PUT on
         poller = cloud.compute.virtual_machines.begin_create_or_update("rg", name, arm.vm(nic.id))
         vms[name] = {"public": ip.ip_address, "private": nic.ip_configurations[0].private_ip_address,
                      "poller": poller}
-    for name, vm in vms.items():
+    for vm in vms.values():
         vm["poller"].result()
-        started[name] = time.monotonic()
     for name, vm in vms.items():
         wait_ssh(vm["public"])
         vm["ready_after"] = time.monotonic() - started[name]

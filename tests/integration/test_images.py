@@ -4,7 +4,10 @@ Needs root, systemd-nspawn and the VM image (CI has them; elsewhere these are sk
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
+import threading
 import time
 
 import pytest
@@ -14,11 +17,18 @@ from tests.helpers.hosts import KEY, login_trace, run
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
 pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
-APT_SECONDS, LAG = 20.0, 4.0
+APT_SECONDS, LAG = 30.0, 4.0  # the VMs boot during their create now: the lock must outlast it
 DEBIAN = {"publisher": "Debian", "offer": "debian-12", "sku": "12-gen2", "version": "latest"}
 ARM64 = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server-arm64", "version": "latest"}
 VMS = {"fresh": ("Standard_D2s_v3", None), "revert": ("Standard_D2s_v3", None), "small": ("Standard_B1s", None),
        "debian": ("Standard_D2s_v3", DEBIAN), "arm": ("Standard_D2ps_v5", ARM64)}
+# the small VM's user data: each cloud-config module the local cloud runs, in cloud-init's order (write_files in the
+# init stage, packages in the final stage behind the first-boot apt job's lock, then the runcmd script)
+USER_DATA = "#cloud-config\n" + json.dumps({
+    "write_files": [{"path": "/etc/flwrazure-order", "content": "write_files\n", "permissions": "0600"}],
+    "packages": ["python3-venv"],
+    "runcmd": [["sh", "-c", "dpkg -s python3-venv >/dev/null && echo packages >> /etc/flwrazure-order; "
+                            "echo runcmd >> /etc/flwrazure-order"]]})
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +45,26 @@ def ic(tmp_path_factory):
         nsg = cloud.network.network_security_groups.begin_create_or_update("rg", "nsg", {
             "location": "eastus", "properties": {"securityRules": [{"name": "ssh", **arm.rule(100, "22", "198.18.0.1")}]}
         }).result()
-        pollers, cloud.vms = {}, {}
+        pollers, cloud.vms, traces = {}, {}, {}
         for name, (size, image) in VMS.items():
             ip = cloud.network.public_ip_addresses.begin_create_or_update("rg", f"{name}-ip", arm.pip()).result()
             nic = cloud.network.network_interfaces.begin_create_or_update(
                 "rg", f"{name}-nic", arm.nic(vnet.subnets[0].id, ip.id, nsg.id)).result()
-            pollers[name] = cloud.compute.virtual_machines.begin_create_or_update(
-                "rg", name, arm.vm(nic.id, size=size, image=image))
-            cloud.vms[name] = {"public": ip.ip_address}
+            body = arm.vm(nic.id, size=size, image=image)
+            if name == "small":
+                body["properties"]["osProfile"]["customData"] = base64.b64encode(USER_DATA.encode()).decode()
+            # the VM boots during its create: from the PUT on, its first boot (and first-boot apt job) runs
+            cloud.vms[name] = {"public": ip.ip_address, "booted": time.monotonic()}
+            pollers[name] = cloud.compute.virtual_machines.begin_create_or_update("rg", name, body)
+            if name == "fresh":  # logins tried while it is being created: sshd answers before the user exists
+                traces[name] = threading.Thread(target=lambda ip=ip.ip_address: cloud.vms["fresh"].update(
+                    login_trace(ip)), daemon=True)
+                traces[name].start()
         for name, poller in pollers.items():
             poller.result()
-            cloud.vms[name]["booted"] = time.monotonic()
-        for name in ("fresh", "revert", "small", "debian"):
+            cloud.vms[name]["created"] = time.monotonic()
+        traces["fresh"].join(timeout=120)
+        for name in ("revert", "small", "debian"):
             cloud.vms[name].update(login_trace(cloud.vms[name]["public"]))
         cloud.driver = server.app.driver
     except BaseException:
@@ -98,12 +116,30 @@ def test_fresh_vm_is_a_bare_cloud_image(ic):
     assert lines[5].endswith("EXTERNALLY-MANAGED") and lines[6:] == ["0", "systemd", "revert"], out
 
 
-def test_provisioning_agent_lags_behind_sshd(ic):
+def test_provisioning_agent_lags_behind_sshd_and_ends_the_create(ic):
+    """The VM boots during its create (as on Azure, not after it): sshd answers while the agent has not made the
+    admin user yet, and the create ends once it has (its `ready`), so a login right after the create works."""
     fresh = ic.vms["fresh"]
     assert fresh["refused"] >= 1, fresh  # sshd answered, but the admin user was not there yet
     assert fresh["login"] - fresh["first_refused"] > 1.0, fresh
+    assert fresh["first_refused"] < fresh["created"], fresh  # answering SSH before its create had ended
+    assert fresh["login"] < fresh["created"] + 2.0, fresh  # and the user there when the create ended
     assert run(fresh["public"], "cloud-init status --wait; cloud-init status --long | head -n 1").split()[-2:] == \
         ["status:", "done"]
+
+
+def test_user_data_runs_in_cloud_init_order_after_the_create(ic):
+    """write_files (init stage), packages (final stage: it waits for the first-boot apt job's lock), the runcmd
+    script last; output in /var/log/cloud-init-output.log; `cloud-init status --format json` as cloud-init's."""
+    ip = ic.vms["small"]["public"]
+    shown = json.loads(run(ip, "cloud-init status --wait --format json", timeout=180))
+    assert (shown["status"], shown["extended_status"], shown["errors"]) == ("done", "done", []), shown
+    assert shown["stage"] is None and all(shown[s]["finished"] for s in ("init", "modules-config", "modules-final"))
+    assert run(ip, "sudo -n cat /etc/flwrazure-order").split() == ["write_files", "packages", "runcmd"]
+    log = run(ip, "cat /var/log/cloud-init-output.log")
+    assert "python3-venv" in log and "reported ready to the platform" in log, log[-2000:]
+    # the packages step ran once the first-boot apt job had let go (it holds the lock APT_SECONDS from boot)
+    assert "Could not get lock" in log or ic.vms["small"]["created"] - ic.vms["small"]["booted"] > APT_SECONDS
 
 
 def test_reverted_venv_probe_makes_start_fail_on_the_default_image(ic):

@@ -143,12 +143,23 @@ def test_lock_holder_variants():
 
 # -- cloud-init: the local cloud's emulated `cloud-init status`, reading a status file of this test --------------
 def _install_cloud_init(fake: Path) -> Path:
-    status = fake / "status.json"
+    """The emulated cloud-init, reading its status.json/result.json from fake/data; returns that folder."""
+    data = fake / "data"
     text = guest.files(_first_boot(), systemd=True)["/usr/bin/cloud-init"][0]
-    assert guest.STATUS in text
-    (fake / "bin" / "cloud-init").write_text(text.replace(guest.STATUS, str(status)))
+    assert f'"{guest.DATA}"' in text
+    (fake / "bin" / "cloud-init").write_text(text.replace(f'"{guest.DATA}"', f'"{data}"'))
     (fake / "bin" / "cloud-init").chmod(0o755)
-    return status
+    return data
+
+
+def _running(data: Path, stage: str = "init") -> None:
+    data.mkdir(exist_ok=True)
+    (data / "status.json").write_text(json.dumps({"v1": {"stage": stage, stage: {"errors": [], "start": 1.0}}}))
+
+
+def _done(data: Path) -> None:
+    _running(data)
+    (data / "result.json").write_text(json.dumps({"v1": {"errors": []}}))
 
 
 def _first_boot(apt_seconds: float = 5.0) -> guest.FirstBoot:
@@ -165,8 +176,7 @@ def test_wait_cloud_init_without_cloud_init_passes(fake, shell):
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_wait_cloud_init_done(fake, shell):
-    status = _install_cloud_init(fake)
-    status.write_text(json.dumps({"status": "done"}))
+    _done(_install_cloud_init(fake))
     proc, took = _run(shell, plan.wait_cloud_init(5), fake)
     assert proc.returncode == 0, proc.stderr
     assert took < 3
@@ -174,9 +184,9 @@ def test_wait_cloud_init_done(fake, shell):
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_wait_cloud_init_waits_until_done(fake, shell):
-    status = _install_cloud_init(fake)
-    status.write_text(json.dumps({"status": "running", "detail": "applying the osProfile"}))
-    timer = threading.Timer(1.0, lambda: status.write_text(json.dumps({"status": "done"})))
+    data = _install_cloud_init(fake)
+    _running(data)
+    timer = threading.Timer(1.0, lambda: _done(data))
     timer.start()
     try:
         proc, took = _run(shell, plan.wait_cloud_init(4), fake)
@@ -188,13 +198,12 @@ def test_wait_cloud_init_waits_until_done(fake, shell):
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_wait_cloud_init_never_done(fake, shell):
-    status = _install_cloud_init(fake)
-    status.write_text(json.dumps({"status": "running", "detail": "waiting for the provisioning data"}))
+    _running(_install_cloud_init(fake))
     proc, took = _run(shell, plan.wait_cloud_init(1), fake)
     assert proc.returncode == plan.CLOUD_INIT_EXIT
     assert 1 <= took < 4
     assert "status: running" in proc.stdout
-    assert "detail: waiting for the provisioning data" in proc.stdout
+    assert "detail: Running in stage: init" in proc.stdout
 
 
 def test_wait_cloud_init_not_started_counts_as_running(fake):

@@ -64,7 +64,7 @@ def test_seed_identity_and_mirrors(systemd):
     assert mode == 0o600  # holds the osProfile
     assert json.loads(seed) == {"hostname": "vm-0", "user": "azureuser",
                                 "keys": ["ssh-ed25519 AAAA a@b", "ssh-rsa BBBB c@d\n"], "provision_lag": 8.0,
-                                "apt_seconds": 40.0}
+                                "apt_seconds": 40.0}  # no user data: nothing of it in the seed
     assert out["/etc/hostname"] == ("vm-0\n", 0o644)
     assert "10.0.0.4 vm-0\n" in out["/etc/hosts"][0] and "127.0.0.1 localhost\n" in out["/etc/hosts"][0]
     assert out["/etc/apt/sources.list"] == (f"deb [trusted=yes] {MIRROR}/debian ./\n", 0o644)
@@ -83,7 +83,8 @@ def test_seed_identity_and_mirrors(systemd):
 def _program(path: str, tmp: Path, fb: guest.FirstBoot = FB) -> tuple[Path, dict[str, Path]]:
     """The rendered program with every absolute path it uses moved under tmp."""
     text = guest.files(fb, systemd=True)[path][0]
-    moved = {p: tmp / p.lstrip("/") for p in (guest.SEED, guest.DONE, guest.STATUS, guest.APT_DONE, *guest.LOCKS)}
+    moved = {p: tmp / p.lstrip("/") for p in (guest.SEED, guest.DONE, guest.DATA, guest.READY, guest.OUTPUT,
+                                              guest.SCRIPTS, guest.APT_DONE, *guest.LOCKS)}
     for old, new in moved.items():  # quoted, whole: /var/lib/dpkg/lock is a prefix of …/lock-frontend
         text = text.replace(f'"{old}"', f'"{new}"').replace(f"'{old}'", f"'{new}'")
     assert not [p for p in moved if f'"{p}"' in text or f"'{p}'" in text]
@@ -96,43 +97,80 @@ def _cloud_init(program: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(program), *args], capture_output=True, text=True, timeout=10)
 
 
-def test_cloud_init_status_reports_the_agent(tmp_path):
+def _stages(**errors) -> dict:
+    """status.json's v1 as the agent writes it, every stage finished, `errors` by stage."""
+    v1 = {"datasource": "DataSourceAzure [seed=/dev/sr0]", "stage": None}
+    for i, name in enumerate(("init-local", "init", "modules-config", "modules-final")):
+        v1[name] = {"errors": errors.get(name.replace("-", "_"), []), "recoverable_errors": {},
+                    "start": 1765000000.0 + i, "finished": 1765000000.5 + i}
+    return v1
+
+
+def test_cloud_init_status_shapes(tmp_path):
+    """Keys, values and exit codes of cloud-init's `status` (cloud-init's cmd/status.py): not started, running,
+    done, error naming the module, and the recoverable-errors (degraded) exit code 2."""
     program, moved = _program("/usr/bin/cloud-init", tmp_path)
-    status = moved[guest.STATUS]
+    data = moved[guest.DATA]
     proc = _cloud_init(program, "status")
     assert (proc.returncode, proc.stdout) == (0, "status: not started\n")
-    status.parent.mkdir(parents=True)
-    status.write_text(json.dumps({"status": "running", "detail": "applying the osProfile"}))
+    data.mkdir(parents=True)
+    running = _stages()
+    running["stage"], running["modules-final"]["finished"] = "modules-final", None
+    (data / "status.json").write_text(json.dumps({"v1": running}))
+    shown = json.loads(_cloud_init(program, "status", "--format", "json").stdout)
+    assert (shown["status"], shown["extended_status"], shown["stage"]) == ("running", "running", "modules-final")
+    assert {"boot_status_code", "datasource", "detail", "errors", "extended_status", "last_update",
+            "recoverable_errors", "status", "stage", "init-local", "init", "modules-config",
+            "modules-final"} == set(shown)
+    assert shown["datasource"] == "azure" and shown["detail"] == "DataSourceAzure [seed=/dev/sr0]"
+    (data / "status.json").write_text(json.dumps({"v1": _stages()}))
+    (data / "result.json").write_text(json.dumps({"v1": {"datasource": "DataSourceAzure", "errors": []}}))
     proc = _cloud_init(program, "status", "--long")
     assert proc.returncode == 0
-    assert proc.stdout.splitlines() == ["status: running", "extended_status: running",
-                                        "boot_status_code: enabled-by-generator", "detail: applying the osProfile"]
+    lines = proc.stdout.splitlines()
+    assert lines[:3] == ["status: done", "extended_status: done", "boot_status_code: enabled-by-generator"]
+    assert lines[3].startswith("last_update: ") and lines[4:] == [
+        "detail: DataSourceAzure [seed=/dev/sr0]", "errors: []", "recoverable_errors: {}"]
+    error = "('package_update_upgrade_install', RuntimeError(\"Failed to install packages: ['nope']\"))"
+    (data / "status.json").write_text(json.dumps({"v1": _stages(modules_final=[error])}))
     proc = _cloud_init(program, "status", "--format", "json")
-    assert json.loads(proc.stdout) == {"status": "running", "extended_status": "running",
-                                       "detail": "applying the osProfile"}
-    status.write_text(json.dumps({"status": "error", "detail": "useradd failed"}))
-    assert _cloud_init(program, "status").returncode == 1  # as cloud-init: 1 on a critical error
+    shown = json.loads(proc.stdout)
+    assert proc.returncode == 1  # cloud-init: 1 on an error
+    assert (shown["status"], shown["extended_status"], shown["errors"]) == ("error", "error - done", [error])
+    assert shown["modules-final"]["errors"] == [error]
+    proc = _cloud_init(program, "status", "--long")
+    assert proc.returncode == 1 and f"errors:\n\t- {error}\n" in proc.stdout
+    warned = _stages()
+    warned["init"]["recoverable_errors"] = {"WARNING": ["Unhandled non-multipart userdata"]}
+    (data / "status.json").write_text(json.dumps({"v1": warned}))
+    proc = _cloud_init(program, "status", "--format", "json")
+    assert proc.returncode == 2 and json.loads(proc.stdout)["extended_status"] == "degraded done"
     proc = _cloud_init(program, "init")
     assert proc.returncode == 2 and "usage: cloud-init status" in proc.stderr
 
 
 def test_cloud_init_status_wait_returns_when_done(tmp_path):
     program, moved = _program("/usr/bin/cloud-init", tmp_path)
-    status = moved[guest.STATUS]
-    status.parent.mkdir(parents=True)
-    status.write_text(json.dumps({"status": "running"}))
+    data = moved[guest.DATA]
+    data.mkdir(parents=True)
+    (data / "status.json").write_text(json.dumps({"v1": _stages()}))
     waiter = subprocess.Popen([sys.executable, str(program), "status", "--wait"], stdout=subprocess.PIPE, text=True)
+    json_waiter = subprocess.Popen([sys.executable, str(program), "status", "--wait", "--format", "json"],
+                                   stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
-        assert waiter.poll() is None  # still waiting
-        status.write_text(json.dumps({"status": "done"}))
+        assert waiter.poll() is None and json_waiter.poll() is None  # still waiting
+        (data / "result.json").write_text(json.dumps({"v1": {"datasource": "DataSourceAzure", "errors": []}}))
         out, _ = waiter.communicate(timeout=5)
+        shown, _ = json_waiter.communicate(timeout=5)
     finally:
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.wait()
+        for proc in (waiter, json_waiter):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert waiter.returncode == 0
     assert out.startswith(".") and out.rstrip().endswith("status: done")
+    assert json.loads(shown)["status"] == "done"  # no progress dots in JSON
 
 
 def _locked(path: Path) -> bool:
@@ -180,7 +218,12 @@ def test_agent_on_a_later_boot_only_reports_done(tmp_path):
     program, moved = _program(guest.AGENT, tmp_path)
     moved[guest.DONE].parent.mkdir(parents=True)
     moved[guest.DONE].write_text("2026-01-01T00:00:00\n")  # provisioned on the first boot
+    moved[guest.SEED].parent.mkdir(parents=True)
+    moved[guest.SEED].write_text(guest.files(FB, systemd=True)[guest.SEED][0])
+    moved[guest.OUTPUT].parent.mkdir(parents=True)
     proc = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, timeout=10)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(moved[guest.STATUS].read_text())["status"] == "done"
-    assert not moved[guest.SEED].exists()  # it never needed the seed
+    status = json.loads((moved[guest.DATA] / "status.json").read_text())["v1"]
+    assert status["stage"] is None and all(status[s]["finished"] for s in ("init", "modules-final"))
+    assert json.loads((moved[guest.DATA] / "result.json").read_text())["v1"]["errors"] == []
+    assert not moved[guest.READY].exists()  # nothing provisioned again

@@ -236,6 +236,25 @@ def _render(ctx: Ctx, rg: str, name: str, size: str, computer: str, props_in: di
     return props
 
 
+# Azure: the decoded customData may be 65535 bytes, i.e. 87380 base64 characters; the compute API's error names the
+# latter (InvalidParameter, target customData, as quoted in public reports)
+MAX_CUSTOM_DATA = 87380
+
+
+def _custom_data(props_in: dict) -> str | None:
+    value = (props_in.get("osProfile") or {}).get("customData")
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or len(value) > MAX_CUSTOM_DATA:
+            raise ValueError
+        base64.b64decode(value, validate=True)
+    except ValueError:
+        raise invalid_parameter("Custom data in OSProfile must be in Base64 encoding and with a maximum length of "
+                                f"{MAX_CUSTOM_DATA} characters.", "customData") from None
+    return value
+
+
 def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
     group = require_group(ctx, rg, for_write=True)
     validate.vm_name(name)
@@ -250,8 +269,13 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
             raise ArmError(409, "OperationNotAllowed",
                            f"Operation 'PUT' is not allowed on VM '{name}' while it is "
                            f"{provisioning_state(existing).lower()}.")
+        custom = _custom_data(body_in.get("properties") or {})
+        if existing and custom is not None and custom != existing["meta"].get("custom_data", custom):
+            raise ArmError(409, "PropertyChangeNotAllowed", "Changing property 'customData' is not allowed.",
+                           target="customData")
         props, nic_ids = _validate(ctx, rid_, canon_rg, name, loc, body_in.get("properties") or {},
                                    existing["body"] if existing else None)
+        props["osProfile"].pop("customData", None)  # never echoed back: GET omits it, as on Azure
         if not existing or existing["meta"].get("power") != "deallocated":
             quota.check_cores(ctx, loc, props["hardwareProfile"]["vmSize"], rid_)
         body = {"name": name, "id": rid_, "type": VM, "location": loc, "properties": props}
@@ -268,6 +292,8 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         meta = dict(existing["meta"]) if existing else {"power": "starting"}
         if retry:
             meta["power"] = "starting"
+        if custom is not None and "custom_data" not in meta:
+            meta["custom_data"] = custom
         ctx.store.put(rid_, body, meta)
         for nic_id in nic_ids:
             net.link(ctx, nic_id, "virtualMachine", rid_, add=True, single=True)
@@ -276,11 +302,19 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
                 nic["macAddress"] = _new_mac(ctx)
         response = clone(body)
 
+    creating = not existing or retry
+    total = ctx.latency(VM, "UPDATE" if not creating else "PUT")
+    began = time.monotonic()
+
     def work() -> None:
         with ctx.store.lock:
             ctx.store.get(rid_)["meta"].pop("error", None)
         if not existing or not ctx.store.get(rid_)["meta"].get("booted"):
             _provision(ctx, rid_)
+            # as on Azure, the create ends when the guest's provisioning agent signals ready (its users and keys
+            # applied; the user data runs on after that), and not before the create's own duration
+            ctx.driver.wait_ready(ctx, ctx.store.get(rid_)["body"])
+            ctx.ops.stopping.wait(max(0.0, total - (time.monotonic() - began)))
         set_state(ctx, rid_, "Succeeded")
         if not existing:
             extensions.attach_policy(ctx, rid_)
@@ -295,11 +329,13 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         if not existing:
             _set_power(ctx, rid_, "stopped")
 
+    # the guest boots during the create: its host starts that long before the create's end (the platform's part
+    # first, then the boot), so the VM is up when the create completes, not a boot later
     op = ctx.ops.start(provider=NS, location=loc, resource_id=rid_,
-                       latency=ctx.latency(VM, "UPDATE" if existing and not retry else "PUT"), work=work,
+                       latency=max(0.0, total - ctx.driver.ready_budget()) if creating else total, work=work,
                        on_fail=failed, fail_with=ctx.faults.lro_failure("PUT", VM, rid_) or (
                            extensions.put_failure(ctx, rid_, name) if existing and not retry else None))
-    op["create"] = not existing or retry
+    op["create"] = creating
     return Resp(200 if existing else 201, response, async_headers(ctx, NS, loc, op))
 
 

@@ -14,6 +14,14 @@ class NullDriver:
     def create(self, ctx, vm: dict) -> None:
         """Boot a new VM's host."""
 
+    def ready_budget(self) -> float:
+        """Seconds a new VM takes from boot to its provisioning agent's `ready` (the end of its create)."""
+        return 0.0
+
+    def wait_ready(self, ctx, vm: dict, timeout: float = 300.0) -> bool:
+        """Block until a just created VM's agent has signalled `ready`; True when it did."""
+        return True
+
     def start(self, ctx, vm: dict) -> None:
         """Boot a stopped VM's host, its disk intact."""
 

@@ -126,7 +126,9 @@ class NspawnDriver(NullDriver):
             nic_nsg = ctx.store.get(nic_nsg_ref["id"]) if nic_nsg_ref else None
             prefix = subnet["properties"].get("addressPrefix") or subnet["properties"]["addressPrefixes"][0]
             os_profile = vm["properties"]["osProfile"]
+            record = ctx.store.get(vm["id"]) if vm.get("id") else None
             return {
+                "custom_data": (record or {}).get("meta", {}).get("custom_data"),
                 "key": vm["properties"]["vmId"], "name": vm["name"],
                 "mac": pl.guest_mac(nic["properties"].get("macAddress"), nic_id),
                 "public_mac": pl.public_mac(nic_id),
@@ -202,7 +204,8 @@ class NspawnDriver(NullDriver):
         fb = guest.FirstBoot(hostname=f["computer"], user=f["user"], keys=tuple(f["keys"]),
                              provision_lag=self.provision_lag,
                              apt_seconds=self.first_boot_apt if flavour == "ubuntu" else 0.0,
-                             private_ip=f["private_ip"], mirror=self.mirror_base or "http://127.0.0.1:9")
+                             private_ip=f["private_ip"], mirror=self.mirror_base or "http://127.0.0.1:9",
+                             user_data=f.get("custom_data"))
         for rel, (text, mode) in guest.files(fb, self.systemd).items():
             path = root / rel.lstrip("/")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,6 +347,29 @@ class NspawnDriver(NullDriver):
             threading.Thread(target=self._watch_boot, args=(key, entry, f["name"]), daemon=True,
                              name=f"boot-watch-{f['name']}").start()
 
+    GUEST_BOOT = 4.0  # seconds from nspawn's start to the agent running (measured: systemd reaches it in ~2-4 s)
+
+    def ready_budget(self) -> float:
+        """Seconds a new VM takes here from boot to its provisioning signal (the end of its create)."""
+        return self.GUEST_BOOT + (self.provision_lag if self.image_source == "image" else 0.0)
+
+    def wait_ready(self, ctx, vm: dict, timeout: float = 300.0) -> bool:
+        """Block until the VM's agent has signalled `ready` (its users and keys applied), as Azure completes a VM
+        create only then; True when it did. A VM booting this machine's OS is provisioned before its boot."""
+        key = vm["properties"]["vmId"]
+        if self.image_source != "image" or vm["name"] in self.api_only:
+            return True
+        ready = self._disk(key) / "root" / guest.READY.lstrip("/")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = self.running.get(key)
+            if ready.exists():
+                return True
+            if entry is None or entry["proc"].poll() is not None:
+                return False
+            time.sleep(0.2)
+        return False
+
     BOOT_WATCH = 90.0  # seconds after which a VM that has not finished booting is reported (boot diagnostics)
 
     def _watch_boot(self, key: str, entry: dict, name: str) -> None:
@@ -360,7 +386,7 @@ class NspawnDriver(NullDriver):
                                              "systemctl --failed --no-pager --no-legend | head -n 10; "
                                              "for u in $(systemctl --failed --no-legend --plain | awk '{print $1}' | "
                                              "head -n 3); do journalctl -b -u \"$u\" --no-pager -n 4 -o cat; done; "
-                                             "cat /run/cloud-init/status.json 2>/dev/null")
+                                             f"cat {guest.DATA}/status.json 2>/dev/null")
         if report.strip():
             text = f"flwrazure local cloud: VM {name} {report.strip()}"
             with open(self._disk(key) / "console.log", "a") as log:
