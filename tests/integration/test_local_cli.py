@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# `local up` as a user types it, with --hosts auto: as root, with the VM image there, a local cloud with sandbox hosts
+pytestmark = pytest.mark.vms
+
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "FLWRAZURE_HOME": str(home)}
