@@ -72,7 +72,7 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker(VMS):
             item.add_marker(pytest.mark.xdist_group(VMS))
         elif _shares_a_fixture(item):  # its module's tests together: the fixture is set up once, on one worker
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            item.add_marker(pytest.mark.xdist_group(Path(item.fspath).stem))
 
 
 def _shares_a_fixture(item) -> bool:
