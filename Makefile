@@ -12,7 +12,7 @@ install:
 # as root, installs what the sandbox VMs need first (apt, once); without root their tests are skipped, the rest run.
 # Two pytest-xdist workers: the tests that boot sandbox VMs (one such local cloud per machine) run one after another
 # on one of them while the other runs everything else (tests/conftest.py, VMS); the suite waits on VMs and SSH
-# far more than it computes, so this halves its time on 2 cores. TEST_WORKERS=0 runs it in one process.
+# far more than it computes, so the VM chain then sets the wall time. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: install
 	$(PY) -m flwrazure local prepare --if-root
