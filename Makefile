@@ -9,10 +9,14 @@ export FLWR_DISABLE_UPDATE_CHECK=1
 install:
 	@$(PY) .ci/installed.py || $(PY) -m pip install -q -e '.[test]'
 
-# as root, installs what the sandbox VMs need first (apt, once); without root their tests are skipped, the rest run
+# as root, installs what the sandbox VMs need first (apt, once); without root their tests are skipped, the rest run.
+# Two pytest-xdist workers: the tests that boot sandbox VMs (one such local cloud per machine) run one after another
+# on one of them while the other runs everything else (tests/conftest.py, VMS); the suite waits on VMs and SSH
+# far more than it computes, so the VM chain then sets the wall time. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install
 	$(PY) -m flwrazure local prepare --if-root
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadgroup
 
 # The version floors in pyproject.toml, proven: the lowest allowed version of every runtime dependency in a second
 # venv (it sees this one's other packages), then the tests that drive those libraries (about a minute)

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -45,10 +46,75 @@ def product_cloud(home):
     c.server.stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def nothing_leaks():
-    """After the whole suite: no namespace, link, overlay mount or host process of any test's local cloud."""
-    yield
+# Tests that boot sandbox VMs (a local cloud with nspawn hosts). Only one such local cloud can run on a machine:
+# each puts the public gateway 198.18.0.1/15 on a bridge of this machine (the route to every VM's public IP, the
+# operator address VMs see, the address its package mirror listens on), and each hands out public IPs from the
+# same 198.18.0.0/15; a second refuses to start ("another local cloud with sandbox hosts is running"). So under
+# pytest-xdist (`make test`: -n 2 --dist loadgroup) they form one group that one worker runs, one after another,
+# while the other workers run everything else. Everything under tests/e2e is such a test; elsewhere a module says
+# so with `pytestmark = pytest.mark.vms` (a local cloud started with --hosts auto counts: as root it has hosts).
+VMS = "vms"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{VMS}: boots sandbox VMs; all of them run on one xdist worker, one at a time")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist names the groups in the test ids
+def pytest_collection_modifyitems(config, items):
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in Path(item.fspath).parents:
+            item.add_marker(VMS)
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker(VMS):
+            item.add_marker(pytest.mark.xdist_group(VMS))
+        elif _shares_a_fixture(item):  # its module's tests together: the fixture is set up once, on one worker
+            item.add_marker(pytest.mark.xdist_group(Path(item.fspath).stem))
+
+
+def _shares_a_fixture(item) -> bool:
+    """Whether the test uses a module- or class-scoped fixture (e.g. the Flower version matrix, 2 min to make)."""
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return any(d.scope in ("module", "class", "package") for fixture in defs.values() for d in fixture)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and not item.get_closest_marker(VMS) and "another local cloud with sandbox hosts" in \
+            report.longreprtext:
+        report.sections.append(("sandbox VMs", f"{item.nodeid} boots sandbox VMs but is not marked so: add "
+                                "`pytestmark = pytest.mark.vms` to its module (tests/conftest.py, VMS)"))
+    return report
+
+
+LEAK_CHECK = "tests/conftest.py::nothing_leaks"
+_ran = []  # whether a test ran (here, or in an xdist worker: the controller sees every worker's reports)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and not _ran:
+        _ran.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After the whole suite (under xdist: in the controller, once every worker has finished): no namespace, link,
+    overlay mount or host process of any test's local cloud. A leak fails the run as an error of its own."""
+    if hasattr(session.config, "workerinput") or not _ran or exitstatus not in (
+            pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return
+    leaked = leftovers()
+    if any(leaked.values()):
+        report = pytest.TestReport(LEAK_CHECK, ("tests/conftest.py", 0, "nothing_leaks"), {}, "failed",
+                                   f"left behind after the suite: {leaked}", "teardown")
+        session.config.hook.pytest_runtest_logreport(report=report)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def leftovers() -> dict:
     import re
     import subprocess
 
@@ -59,6 +125,5 @@ def nothing_leaks():
     mounts = [line.split()[1] for line in open("/proc/mounts") if "/pytest-of-" in line.split()[1]]
     procs = subprocess.run(["pgrep", "-f", "systemd-nspawn -D /tmp/pytest-of-"], capture_output=True,
                            text=True).stdout.split()
-    leaked = {"netns": [n for n in netns if ours.match(n)], "links": [n for n in links if ours.match(n)],
-              "mounts": mounts, "processes": procs}
-    assert leaked == {"netns": [], "links": [], "mounts": [], "processes": []}, leaked
+    return {"netns": [n for n in netns if ours.match(n)], "links": [n for n in links if ours.match(n)],
+            "mounts": mounts, "processes": procs}

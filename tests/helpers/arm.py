@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -12,8 +13,10 @@ IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server",
 @lru_cache(maxsize=1)
 def ssh_public_key() -> str:
     path = Path("/tmp/flwrazure-test-key")
-    if not path.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    with open(f"{path}.lock", "w") as lock:  # pytest-xdist's workers may all be first
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     return (path.with_suffix(".pub")).read_text().strip()
 
 

@@ -71,15 +71,16 @@ def publish(cloud: Cloud, home: Path) -> None:
     path.write_text(json.dumps({**cloud.info, "pid": os.getpid()}))
 
 
-def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None):
-    """Run the real CLI in a subprocess, as a user would."""
+def flwrazure(home: Path, *args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None,
+              group: int | None = None):
+    """Run the real CLI in a subprocess, as a user would (with `group`: as that group id, for iptables' owner match)."""
     import os
     import subprocess
     import sys
 
     full = {**os.environ, "FLWRAZURE_HOME": str(home), "FLWRAZURE_POLL": "0.05", "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "flwrazure", *args], env=full, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)
+                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd, group=group)
 
 
 THROTTLING_SHOWN = re.compile(r"\b429\b|Throttl|TooManyRequests|Too Many Requests|Traceback")

@@ -16,7 +16,8 @@ from tests.helpers.cloud import flwrazure
 from tests.helpers.hosts import wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
-pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
+pytestmark = [pytest.mark.vms,
+              pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")]
 
 
 def leftovers(state_dir: Path) -> dict:

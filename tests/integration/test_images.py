@@ -16,7 +16,8 @@ from tests.helpers import arm
 from tests.helpers.hosts import KEY, login_trace, run
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
-pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
+pytestmark = [pytest.mark.vms,
+              pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")]
 APT_SECONDS, LAG = 30.0, 4.0  # the VMs boot during their create now: the lock must outlast it
 DEBIAN = {"publisher": "Debian", "offer": "debian-12", "sku": "12-gen2", "version": "latest"}
 ARM64 = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server-arm64", "version": "latest"}

@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import contract
+
+# `local up` as a user types it, with --hosts auto: as root, with the VM image there, a local cloud with sandbox hosts
+pytestmark = pytest.mark.vms
 
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess:

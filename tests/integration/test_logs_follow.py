@@ -15,7 +15,8 @@ from tests.helpers.cloud import Follower, clients_for, flwrazure, publish, until
 from tests.helpers.hosts import run, wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
-pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
+pytestmark = [pytest.mark.vms,
+              pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")]
 LOG = "/home/azureuser/flwrazure/flower-supernode.log"  # the restart loop's log, which `logs` reads on such hosts
 
 

@@ -5,10 +5,11 @@ line, before anything is created or sent. Counted on real packets with an iptabl
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import time
-import uuid
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,13 +18,17 @@ from tests.helpers.cloud import flwrazure
 
 @pytest.fixture
 def counter():
-    """Packets this machine sends to 198.18.0.0/15 by any way but a local cloud's own bridges (fb…) while the test
-    runs: dropped, so none can leave, and counted."""
+    """Packets the test's commands send to 198.18.0.0/15, by any way: dropped, so none can leave, and counted. The
+    commands run with a group id of their own that the rule matches (iptables' owner match), so what other tests
+    send meanwhile (pytest-xdist runs them side by side, a local cloud with sandbox VMs among them) is not counted,
+    and a command cannot hide a packet on another local cloud's bridge."""
     if os.geteuid() != 0 or shutil.which("iptables") is None:
         yield None
         return
-    tag = f"flwrazure-test-{uuid.uuid4().hex[:8]}"
-    rule = ["OUTPUT", "-d", "198.18.0.0/15", "!", "-o", "fb+", "-m", "comment", "--comment", tag, "-j", "DROP"]
+    gid = 3_000_000 + secrets.randbelow(1_000_000)
+    tag = f"flwrazure-test-{gid}"
+    rule = ["OUTPUT", "-d", "198.18.0.0/15", "-m", "owner", "--gid-owner", str(gid), "-m", "comment", "--comment",
+            tag, "-j", "DROP"]
     subprocess.run(["iptables", "-w", "-I", *rule], check=True)
 
     def packets() -> int:
@@ -32,7 +37,7 @@ def counter():
         return sum(int(line.split()[0]) for line in out.splitlines() if tag in line)
 
     try:
-        yield packets
+        yield SimpleNamespace(gid=gid, packets=packets)
     finally:
         subprocess.run(["iptables", "-w", "-D", *rule], check=True)
 
@@ -47,14 +52,16 @@ def _one_line_exit_2(result, started: float) -> str:
 
 def test_up_and_start_refuse_without_sandbox_hosts(home, product_cloud, counter):
     assert product_cloud.info["hosts"] == "none"
+    gid = counter.gid if counter else None
     t = time.monotonic()
     line = _one_line_exit_2(flwrazure(home, "up", "--cloud", "local", "--clients", "1", "--ssh-source",
-                                      "198.18.0.1"), t)
+                                      "198.18.0.1", group=gid), t)
     assert "without sandbox VMs" in line and "flwrazure local prepare" in line, line
     assert list(product_cloud.resources.resource_groups.list()) == []  # nothing created
-    created = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1", "--ssh-source", "198.18.0.1")
+    created = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1", "--ssh-source", "198.18.0.1",
+                        group=gid)
     assert created.returncode == 0, created.stderr  # the API works without hosts
     t = time.monotonic()
-    _one_line_exit_2(flwrazure(home, "start"), t)
+    _one_line_exit_2(flwrazure(home, "start", group=gid), t)
     if counter is not None:
-        assert counter() == 0  # not one packet towards the public range
+        assert counter.packets() == 0  # not one packet towards the public range

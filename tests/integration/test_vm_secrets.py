@@ -18,7 +18,8 @@ from tests.helpers import arm
 from tests.helpers.hosts import KEY, run, wait_ssh
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
-pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")
+pytestmark = [pytest.mark.vms,
+              pytest.mark.skipif(nspawn.available() is not None, reason=f"no sandbox hosts: {nspawn.available()}")]
 OPERATOR = "198.18.0.1"
 MARK = "flwrazure-test-secret-" + uuid.uuid4().hex
 
