@@ -60,7 +60,7 @@ def _cluster(value: str) -> str:
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), metavar="FILE",
               help="Where to write it [default: NAME.invitation.json here]; an existing file is replaced only "
                    "when it is an earlier invitation of the same silo and cluster.")
-@click.option("--json", "as_json", is_flag=True, help="Print {invitation, ca_fingerprint} as JSON (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print {invitation, ca_fingerprint, …} as JSON (for scripts).")
 def invite(name, cluster, expires, output, as_json):
     """Invite silo NAME to the cluster: writes an invitation file (0600) with the SuperLink's address and Fleet
     port, the cluster's CA certificate, its Flower version, an expiry and a one-time token; nothing secret of
@@ -77,6 +77,7 @@ def invite(name, cluster, expires, output, as_json):
     from flwrazure import ui
     from flwrazure.commands import exclusive
     from flwrazure.commands import silo as cmd
+    from flwrazure.plan import silo as plan
 
     with exclusive(_cluster(cluster), "silo invite"):
         result = cmd.invite(cluster, name, expires, output)
@@ -85,11 +86,11 @@ def invite(name, cluster, expires, output, as_json):
                 "reaches the Control API too and could submit runs (run code on every SuperNode, other silos' "
                 "included). Invite only silos you trust that far (docs/silos.md).")
     if as_json:
-        ui.emit_json({"invitation": result["invitation"], "ca_fingerprint": result["ca_fingerprint"]})
+        ui.emit_json(result)
         return
     ui.info(escape(f"Invitation for silo {name} written to {result['invitation']} (valid until {result['expires']})."))
     ui.info(f"CA certificate SHA-256 fingerprint: [bold]{result['ca_fingerprint']}[/bold]")
-    ui.info(escape(f"Next: {result['next']}"))
+    ui.info(escape(f"Next: {plan.next_step_invite(name, result['invitation'], result['ca_fingerprint'])}"))
 
 
 @click.command("admit")
@@ -110,17 +111,18 @@ def admit(request, cluster, as_json):
     from flwrazure import ui
     from flwrazure.commands import exclusive
     from flwrazure.commands import silo as cmd
+    from flwrazure.plan import silo as plan
 
     with exclusive(_cluster(cluster), "silo admit"):
         result = cmd.admit(cluster, request)
     if as_json:
         ui.emit_json(result)
         return
-    how = "was admitted already" if result["already"] else "admitted"
+    how = "was admitted already" if result["already_admitted"] else "admitted"
     fleet = f"Fleet port open to {', '.join(result['egress'])}" if result["rules"] is not None else \
         "no Fleet rule yet (open-ports adds it)"
     ui.info(escape(f"Silo {result['silo']} {how}: node {result['node_id']}, {fleet}."))
-    ui.info(escape(f"Next: {result['next']}"))
+    ui.info(escape(f"Next: {plan.next_step_admit(result['silo'], cluster)}"))
 
 
 @click.command("list")
@@ -191,4 +193,4 @@ def remove(name, cluster, yes, as_json):
             "invited": "removed: its invitation can no longer be used",
             "removed": "was removed already"}.get(result["was"], "removed")
     ui.info(escape(f"Silo {name} {done}."))
-    ui.info(escape(f"Next: {result['next']}"))
+    ui.info("Next: the silo's admin may now run `flwrazure silo leave` on their side.")

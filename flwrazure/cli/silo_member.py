@@ -95,8 +95,10 @@ def _said(result: dict) -> None:
     ui.info(escape(f"Join request: {result['join_request']} (public key of the SuperNode, egress "
             f"{', '.join(result['egress'])}, token). SuperNode: {result['state']}"
             + (f" (node id {result['node_id']})" if result["node_id"] is not None else "") + "."))
-    if result["next"]:
-        ui.info(escape(f"Next: {result['next']}"))
+    from flwrazure.commands import silo_member as cmd
+
+    if told := cmd.told(result):
+        ui.info(escape(f"Next: {told}"))
 
 
 @click.command("leave")
@@ -146,7 +148,9 @@ def status(cluster, silo_name, as_json):
 
     rows = [cmd.status(r) for r in ([cmd.find(cluster, silo_name)] if cluster or silo_name else cmd.records())]
     if as_json:
-        ui.emit_json({"silos": rows})
+        # not `silos` (the operator's view of them, in `status`): one key, one type (docs/json.md)
+        fixes = [c["fix"] for r in rows for c in r["checks"] if not c["ok"] and c["fix"].startswith("flwrazure ")]
+        ui.emit_json({"joined_silos": rows, "next": list(dict.fromkeys(fixes))})
     else:
         ui.table("Silos joined from this FLWRAZURE_HOME", ["cluster", "silo", "machine", "service", "state", "node id"],
                  [[r["cluster"], r["silo"], f"{r['vm'] or ''} {r['host'] or ''}".strip(), r["service"] or "-",

@@ -98,7 +98,7 @@ def invite(cluster: str, name: str, expires: str, output: Path | None) -> dict:
     files.write_atomic(out, plan.dumps(inv), 0o600)
     return {"invitation": str(out), "ca_fingerprint": rec["ca_fingerprint"], "silo": name, "cluster": cluster,
             "expires": inv.expires, "shared_port": versions.port_plan(version).control == inv.fleet_port,
-            "next": plan.next_step_invite(name, str(out), rec["ca_fingerprint"])}
+            "next": plan.next_invite(name, cluster)}
 
 
 # -- admit ------------------------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def admit(cluster: str, request_path: Path) -> dict:
         _set(cluster, req.silo, rec)  # at once: a re-run does not register twice
     rules = _converge_fleet(cluster, st)
     return {"cluster": cluster, "silo": req.silo, "node_id": rec["node_id"], "egress": list(req.egress),
-            "already": decision == plan.ALREADY, "rules": rules, "next": plan.next_step_admit(req.silo, cluster)}
+            "already_admitted": decision == plan.ALREADY, "rules": rules, "next": plan.next_admit(cluster)}
 
 
 def _server(st: dict):
@@ -202,7 +202,8 @@ def rows(st: dict, ask: bool = True) -> list[dict]:
 
 def list_silos(cluster: str) -> dict:
     st = state.load(cluster)
-    return {"cluster": cluster, "silos": rows(st)}
+    return {"cluster": cluster, "silos": rows(st), "next": [] if _silos(st) else
+            [f"flwrazure silo invite <name> --cluster {cluster}"]}
 
 
 # -- remove -----------------------------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def remove(cluster: str, name: str) -> dict:
         _set(cluster, name, plan.removed(rec, _now()))
     rules = _converge_fleet(cluster, state.load(cluster)) if was == plan.ADMITTED or was == plan.REMOVED else None
     return {"cluster": cluster, "silo": name, "was": was, "node_id": rec.get("node_id"), "rules": rules,
-            "next": "The silo's admin may now run `flwrazure silo leave` on their side."}
+            "next": []}  # the silo's admin runs `flwrazure silo leave` on their side: nothing for the operator
 
 
 def admitted_silos(cluster: str) -> list[str]:

@@ -423,14 +423,22 @@ def run(job: Join, wait: bool, timeout: float = WAIT_TIMEOUT, show: bool = True)
             conn.close()
     return {"cluster": inv.cluster, "silo": inv.silo, "mode": job.mode, "address": address,
             "egress": list(egress), "vm": rec.get("vm"), "resource_group": rec.get("resource_group"),
-            "join_request": str(job.output), "public_key": public, "state": state, "node_id": node,
+            "join_request": str(job.output), "public_key": public, "state": state,
+            "node_id": None if node is None else str(node),  # a string, as the operator's side has it
             "waited_s": round(seconds, 1) if seconds is not None else None,
             "data_copied": len(copied["copied"]) if copied else 0, "service_changed": changed,
             "milestones": progress.seconds,
-            "next": None if state == "online" else
-            f"send {job.output} to the operator of cluster {inv.cluster} (`flwrazure silo admit {job.output.name} "
-            f"--cluster {inv.cluster}`); once admitted, `flwrazure silo join --resume --wait` says when the "
-            "SuperNode is online"}
+            "next": [] if state == "online" else
+            [f"flwrazure silo join --resume --wait --cluster {inv.cluster} --silo {inv.silo}"]}
+
+
+def told(result: dict) -> str | None:
+    """What join tells its admin to do next, in words (the JSON's `next` has the command alone)."""
+    if result["state"] == "online":
+        return None
+    return (f"send {result['join_request']} to the operator of cluster {result['cluster']} (`flwrazure silo admit "
+            f"{Path(result['join_request']).name} --cluster {result['cluster']}`); once admitted, `flwrazure silo "
+            "join --resume --wait` says when the SuperNode is online")
 
 
 # -- leave, status, logs ----------------------------------------------------------------------------------------
@@ -444,7 +452,7 @@ def leave(rec: dict, show: bool = True) -> dict:
     elif rec.get("host"):
         removed += _clean_host(rec)
     shutil.rmtree(record_dir(rec["cluster"], rec["silo"]), ignore_errors=True)
-    return {"cluster": rec["cluster"], "silo": rec["silo"], "mode": rec["mode"], "removed": removed}
+    return {"cluster": rec["cluster"], "silo": rec["silo"], "mode": rec["mode"], "removed": removed, "next": []}
 
 
 def _delete_group(rec: dict) -> list[str]:
@@ -519,13 +527,23 @@ def status(rec: dict) -> dict:
         kind = rec.get("supervisor") or daemons.supervisor(conn)
         row["reachable"] = True
         row["service"] = daemons.state(conn, SUPERNODE, kind, layout)
-        row["state"], row["node_id"] = node_state(conn, kind, layout)
+        row["state"], node = node_state(conn, kind, layout)
+        row["node_id"] = None if node is None else str(node)
         key = layout.path(silo_member.KEY)
+        mode = ssh.output(conn, f"stat -c %a {key} 2>&1; true").strip()
+        ca = ssh.succeeds(conn, f"test -s {layout.path(silo_member.CA)}")
+        resume = f"flwrazure silo join --resume --cluster {rec['cluster']} --silo {rec['silo']}"
         row["checks"] = [
-            {"name": "supernode key private", "ok": ssh.output(conn, f"stat -c %a {key}").strip() == "600"},
-            {"name": "CA certificate in place", "ok": ssh.succeeds(conn, f"test -s {layout.path(silo_member.CA)}")},
-            {"name": "SuperNode service running", "ok": row["service"] == "active"},
-            {"name": "SuperNode accepted by the SuperLink", "ok": row["state"] == "online"}]
+            {"name": "supernode key private", "ok": mode == "600", "detail": f"{key}: {mode}",
+             "fix": "" if mode == "600" else resume},
+            {"name": "CA certificate in place", "ok": ca, "detail": layout.path(silo_member.CA) if ca else "missing",
+             "fix": "" if ca else resume},
+            {"name": "SuperNode service running", "ok": row["service"] == "active", "detail": str(row["service"]),
+             "fix": "" if row["service"] == "active" else resume},
+            {"name": "SuperNode accepted by the SuperLink", "ok": row["state"] == "online",
+             "detail": row["state"] + (f" (node id {row['node_id']})" if row["node_id"] else ""),
+             "fix": "" if row["state"] == "online" else
+             f"the operator of cluster {rec['cluster']} admits your join request ({rec.get('join_request')})"}]
     finally:
         conn.close()
     return row

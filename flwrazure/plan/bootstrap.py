@@ -15,6 +15,7 @@ from flwrazure.plan import services
 
 # `python3 -m venv --help` succeeds without ensurepip (venv ships with python3 on Debian and Ubuntu): probe both
 VENV_PROBE = "python3 -c 'import ensurepip, venv'"
+INSTALL_LOCK = ".install.lock"  # under the remote dir: the flock one_at_a_time holds around a pip install
 LOCKED_EXIT = 75  # the apt script's exit code when the locks were still held at the deadline
 CLOUD_INIT_EXIT = 76  # cloud-init still running at the deadline
 _LOCKED = ("Could not get lock", "Unable to lock", "Unable to acquire the dpkg frontend lock",

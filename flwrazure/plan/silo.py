@@ -430,6 +430,16 @@ def next_step_admit(silo: str, cluster: str) -> str:
             "`flwrazure silo join --resume` if their join stopped waiting.")
 
 
+def next_invite(silo: str, cluster: str) -> list[str]:
+    """`next` of invite (JSON): the operator's next command, once the silo sent its join request back."""
+    return [f"flwrazure silo admit {silo}.join-request.json --cluster {cluster}"]
+
+
+def next_admit(cluster: str) -> list[str]:
+    """`next` of admit (JSON): the silo's SuperNode comes online by itself; the list shows when."""
+    return [f"flwrazure silo list --cluster {cluster}"]
+
+
 def doctor_check(silos: dict[str, dict], listed: dict[str, dict] | None, cluster: str):
     """doctor's finding on the admitted silos: online at the SuperLink, or not (the operator sees no more: a
     silo's machine is its own; its admin runs `flwrazure status`/`doctor` on their side)."""

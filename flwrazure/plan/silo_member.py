@@ -13,6 +13,7 @@ import re
 import shlex
 
 from flwrazure.errors import UsageError
+from flwrazure.plan.bootstrap import INSTALL_LOCK
 from flwrazure.plan.clientdata import DATA_DIR
 from flwrazure.plan.names import VmNames
 from flwrazure.plan.services import ENV_FILE, RESTART_MARK, Layout
@@ -125,8 +126,8 @@ def node_state(active: str, current_log: str) -> tuple[str, int | None]:
 def removal_command(layout: Layout, kind: str, data_copied: bool, remove_venv: bool,
                     remove_flwr_home: bool = False) -> str:
     """What `silo leave` runs on a --host machine after stopping the service: the unit (or the loop's crontab
-    line), each file join wrote under ~/flwrazure (the key pair, the CA, the environment, the install marker, the
-    loop's files, the data it copied), that directory when nothing else is left in it, the Flower venv and
+    line), each file join wrote under ~/flwrazure (the key pair, the CA, the environment, the install marker and
+    lock, the loop's files, the data it copied), that directory when nothing else is left in it, the Flower venv and
     Flower's own directory (~/.flwr: the apps runs brought) when they were not there before join. Whatever else is
     on the machine stays."""
     steps = []
@@ -138,7 +139,8 @@ def removal_command(layout: Layout, kind: str, data_copied: bool, remove_venv: b
         script = shlex.quote(layout.path(f"{SUPERNODE}.sh"))
         steps.append(f"if command -v crontab >/dev/null; then crontab -l 2>/dev/null | grep -vF {script} | "
                      "crontab -; fi")
-    names = [KEY, f"{KEY}.pub", CA, ENV_FILE, "installed.json"] + [f"{SUPERNODE}.{x}" for x in ("sh", "log", "pid")]
+    names = [KEY, f"{KEY}.pub", CA, ENV_FILE, "installed.json", INSTALL_LOCK] + \
+        [f"{SUPERNODE}.{x}" for x in ("sh", "log", "pid")]
     if data_copied:
         names.append(DATA_DIR)
     steps.append("rm -rf -- " + " ".join(shlex.quote(layout.path(n)) for n in names))

@@ -56,7 +56,7 @@ def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url:
     run(conn, plan.one_at_a_time(
         f"{plan.venv_command(layout.venv)} && set -a && . {shlex.quote(env_file)} && set +a && "
         f"{shlex.quote(layout.venv)}/bin/pip install --disable-pip-version-check --no-compile -q -- {packages}",
-        layout.path(".install.lock"), INSTALL_TIMEOUT), timeout=2 * INSTALL_TIMEOUT)
+        layout.path(plan.INSTALL_LOCK), INSTALL_TIMEOUT), timeout=2 * INSTALL_TIMEOUT)
     put_text(conn, want, marker, "600")
     return True
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tests.e2e.test_flower_e2e import flwrazure, ok
+from tests.helpers import contract
 
 
 def fleet_sources(op: Path) -> tuple[dict, set[str]]:
@@ -27,7 +28,8 @@ def check_admitted(op: Path, tmp_path: Path, joined: dict[str, dict], node_ids: 
     for silo in joined:
         again = json.loads(ok(flwrazure(op, "silo", "admit", str(tmp_path / f"{silo}.join-request.json"),
                                         "--cluster", "flower", "--json")).stdout)
-        assert again["already"] is True and again["node_id"] == str(node_ids[silo]), again
+        assert contract.check("silo admit", again) == [], contract.check("silo admit", again)
+        assert again["already_admitted"] is True and again["node_id"] == str(node_ids[silo]), again
     status, sources = fleet_sources(op)
     client_ips = {v["public_ip"] for v in status["vms"] if v["role"] == "client"}
     egress = {a for j in joined.values() for a in j["egress"]}

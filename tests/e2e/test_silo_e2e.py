@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e import silo_operator
 from tests.e2e.test_flower_e2e import FIRST_BOOT, SKLEARN_APP, client_data, flwr, flwr_tools, flwrazure, ok
-from tests.helpers import arm
+from tests.helpers import arm, contract
 from tests.helpers.cloud import clients_for, local_log_tail
 from tests.helpers.hosts import run, wait_ssh
 
@@ -66,7 +66,7 @@ def join(home: Path, *args: str, timeout: float = 900) -> dict:
     result = flwrazure(home, "silo", "join", *args, "--json", timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"{result.stderr[-3000:]}\nlocal cloud log:\n{local_log_tail(home, 15)}")
-    return json.loads(result.stdout)
+    return contract.documented("silo join", result.stdout)
 
 
 def in_background(fn, *args) -> dict:
@@ -160,7 +160,8 @@ def test_cross_silo_federation(tmp_path):
             assert waited["state"] == "online" and waited["node_id"], waited
             node_ids[silo] = waited["node_id"]
             online_after[silo] = round(time.monotonic() - invited, 1)
-        listed = json.loads(ok(flwrazure(op, "silo", "list", "--cluster", "flower", "--json")).stdout)
+        listed = contract.documented("silo list", ok(flwrazure(op, "silo", "list", "--cluster", "flower",
+                                                               "--json")).stdout)
         assert {r["silo"]: r["state"] for r in listed["silos"]} == {"b": "online", "c": "online"}, listed
         silo_operator.check_admitted(op, tmp_path, joined, node_ids)
         run_sklearn(cli, op, 3)  # the operator's client and both silos, each on its own data
@@ -203,12 +204,14 @@ def test_cross_silo_federation(tmp_path):
                 break
             assert time.monotonic() < deadline, log[-3000:]
             time.sleep(3)
-        status_c = json.loads(flwrazure(home_c, "silo", "status", "--json").stdout)["silos"][0]
+        status_c = contract.documented("silo status", flwrazure(home_c, "silo", "status", "--json").stdout)
+        status_c = status_c["joined_silos"][0]
         assert status_c["state"] != "online", status_c
         run_sklearn(cli, op, 2)
 
         # leave: B's subscription holds nothing of B's; C's machine keeps everything but what join installed
-        left_b = json.loads(ok(flwrazure(home_b, "silo", "leave", "--yes", "--json", timeout=600)).stdout)
+        left_b = contract.documented("silo leave", ok(flwrazure(home_b, "silo", "leave", "--yes", "--json",
+                                                                timeout=600)).stdout)
         assert left_b["removed"], left_b
         cloud_b = sdk(op, ident_b)
         assert [g.name for g in cloud_b.resources.resource_groups.list()] == []

@@ -75,3 +75,12 @@ def check(command: str, value) -> list[str]:
             return [f"$: {value!r} is not an array"]
         return [p for i, row in enumerate(value) for p in keys_problems(row, table, objects, f"$[{i}]")]
     return keys_problems(value, table, objects)
+
+
+def documented(command: str, stdout: str):
+    """A command's --json stdout, parsed and checked against its table (the value, for the test's own asserts)."""
+    import json
+
+    value = json.loads(stdout)
+    assert check(command, value) == [], (command, check(command, value))
+    return value

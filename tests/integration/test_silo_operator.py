@@ -16,6 +16,7 @@ import pytest
 
 from flwrazure.plan import silo
 from flwrazure.workstation import certs
+from tests.helpers import contract
 from tests.helpers.cloud import flwrazure
 from tests.integration.test_bad_input import assert_one_line_exit_2
 
@@ -25,6 +26,11 @@ EGRESS = "198.18.7.7"
 def ok(result):
     assert result.returncode == 0, result.stderr + result.stdout
     return result
+
+
+def documented(command: str, result) -> dict:
+    """A silo command's --json output (exit 0), checked against its table in docs/json.md."""
+    return contract.documented(command, ok(result).stdout)
 
 
 def record(home, cluster="flower") -> dict:
@@ -73,10 +79,13 @@ def test_invite(cluster, home, tmp_path):
         cl = () if "--cluster" in args else ("--cluster", "flower")
         assert_one_line_exit_2(flwrazure(home, "silo", "invite", *args, *cl, cwd=tmp_path), needle)
     assert list(tmp_path.glob("*.json")) == [] and "silos" not in record(home)
+    none = documented("silo list", flwrazure(home, "silo", "list", "--cluster", "flower", "--json"))
+    assert none == {"cluster": "flower", "silos": [], "next": ["flwrazure silo invite <name> --cluster flower"]}
 
     since = time.time()
-    out = json.loads(ok(flwrazure(home, "silo", "invite", "lab", "--cluster", "flower", "--json",
-                                  cwd=tmp_path)).stdout)
+    out = documented("silo invite", flwrazure(home, "silo", "invite", "lab", "--cluster", "flower", "--json",
+                                              cwd=tmp_path))
+    assert out["next"] == ["flwrazure silo admit lab.join-request.json --cluster flower"]
     assert cloud.writes(since) == []  # an invitation changes nothing in the cloud
     path = tmp_path / "lab.invitation.json"
     assert out["invitation"] == "lab.invitation.json" and path.exists()
@@ -108,14 +117,18 @@ def test_invite(cluster, home, tmp_path):
     assert openssl in human.stdout + human.stderr and "shares one port" in human.stderr
     assert silo.parse_invitation(json.loads(path.read_text())).token != inv.token
 
-    listed = json.loads(ok(flwrazure(home, "silo", "list", "--cluster", "flower", "--json")).stdout)
+    listed = documented("silo list", flwrazure(home, "silo", "list", "--cluster", "flower", "--json"))
     assert [(r["silo"], r["state"], r["node_id"]) for r in listed["silos"]] == [("lab", "invited", None)]
+    assert listed["next"] == []
     status = json.loads(ok(flwrazure(home, "status", "--json")).stdout)
     assert [(r["silo"], r["state"]) for r in status["silos"]] == [("lab", "invited")]
     # remove: no terminal and no --yes is refused before anything (as scale and teardown); an unknown silo too
     assert_one_line_exit_2(flwrazure(home, "silo", "remove", "lab", "--cluster", "flower"), "pass --yes")
     assert_one_line_exit_2(flwrazure(home, "silo", "remove", "lab-9", "--cluster", "flower", "--yes"),
                            "has no silo named lab-9 (silos: lab)")
+    # with --json, a refusal is the error object on stdout (docs/json.md)
+    refused = flwrazure(home, "silo", "remove", "lab-9", "--cluster", "flower", "--yes", "--json")
+    assert refused.returncode == 2 and json.loads(refused.stdout)["error"]["code"] == "usage"
     assert record(home)["silos"]["lab"]["state"] == "invited"
 
 
@@ -181,7 +194,9 @@ def admit_refusals(cluster, home, tmp_path):
     refused(request_for(inv, key), "was started with --insecure", lambda st: {**st, "secure": False})
     assert fleet_sources(cloud) == rule_before
     # removing an invited silo voids its invitation: its request is refused from then on
-    ok(flwrazure(home, "silo", "remove", "lab", "--cluster", "flower", "--yes"))
+    gone = documented("silo remove", flwrazure(home, "silo", "remove", "lab", "--cluster", "flower", "--yes",
+                                               "--json"))
+    assert (gone["was"], gone["rules"], gone["next"]) == ("invited", None, [])
     assert record(home)["silos"]["lab"]["state"] == "removed"
     refused(request_for(inv, key), "was removed")
 

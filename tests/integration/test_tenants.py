@@ -77,6 +77,10 @@ def test_a_token_of_another_tenant_can_neither_list_nor_read_nor_delete_its_grou
     assert [g.name for g in b.resources.resource_groups.list()] == ["b-rg"]
     assert b.network.virtual_networks.get("b-rg", "b-vnet").provisioning_state == "Succeeded"
     assert [g.name for g in cloud.resources.resource_groups.list()] == ["a-rg"]
+    # the generic list (`/resources`, subscription-wide and a group's) too: the silo e2e found B listing C's VNet
+    assert [r.name for r in b.resources.resources.list()] == ["b-vnet"]
+    assert list(cloud.resources.resources.list()) == list(cloud.resources.resources.list_by_resource_group("a-rg")) \
+        == []
 
 
 def test_the_same_tenant_without_a_role_is_authorization_failed_naming_action_and_scope(cloud):

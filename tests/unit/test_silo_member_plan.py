@@ -7,6 +7,7 @@ import pytest
 
 from flwrazure.errors import UsageError
 from flwrazure.plan import silo_member as sm
+from flwrazure.plan.bootstrap import INSTALL_LOCK, one_at_a_time
 from flwrazure.plan.services import RESTART_MARK, Layout
 
 LAYOUT = Layout("/home/azureuser")
@@ -78,6 +79,8 @@ def test_removal_takes_only_what_join_wrote(tmp_path):
     for name in (sm.KEY, f"{sm.KEY}.pub", sm.CA, "flower.env", "installed.json", "flower-supernode.sh", "theirs.txt"):
         (base / name).write_text("x")
     (base / "data").mkdir()
+    # the lock the venv's pip install runs under (bootstrap.ensure_flwr): the silo e2e found it left behind
+    subprocess.run(["bash", "-c", one_at_a_time("true", Layout(str(tmp_path)).path(INSTALL_LOCK), 5)], check=True)
     (tmp_path / "flwr-venv").mkdir()
     (tmp_path / ".flwr").mkdir()
     command = sm.removal_command(layout, "loop", data_copied=True, remove_venv=False)

@@ -225,7 +225,7 @@ def list_resources(ctx: Ctx, rg: str | None = None) -> Resp:
         require_group(ctx, rg)
         bodies = [rec["body"] for rec in ctx.store.in_group(rg)]
     else:
-        bodies = [rec["body"] for rec in list(ctx.store.resources.values())]
+        bodies = [rec["body"] for rec in ctx.store.every_resource()]
     bodies += ctx.store.lagging(float(ctx.config.get("resource_list_lag") or 0), rg)
     return page(ctx, _filtered(ctx, [_generic(body) for body in bodies]))
 

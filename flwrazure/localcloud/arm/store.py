@@ -232,6 +232,10 @@ class Store:
         prefix = f"/resourcegroups/{rg.lower()}/"
         return [rec for key, rec in self.resources.items() if prefix in key]
 
+    def every_resource(self) -> list[dict]:
+        """Every resource record (the store itself sees every subscription's)."""
+        return list(self.resources.values())
+
 
 def _sub_of(key: str) -> str:
     """The subscription of a lower-case resource id."""
@@ -275,6 +279,10 @@ class Scoped:
     def in_group(self, rg: str) -> list[dict]:
         prefix = f"{self._prefix}resourcegroups/{rg.lower()}/"
         return [rec for key, rec in list(self.root.resources.items()) if key.startswith(prefix)]
+
+    def every_resource(self) -> list[dict]:
+        """This subscription's resources only (ARM's subscription-wide `/resources` lists nothing of another's)."""
+        return [rec for key, rec in list(self.root.resources.items()) if key.startswith(self._prefix)]
 
     def lagging(self, lag: float, rg: str | None = None) -> list[dict]:
         return [b for b in self.root.lagging(lag, rg) if b["id"].lower().startswith(self._prefix)]
