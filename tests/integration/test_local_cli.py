@@ -35,20 +35,23 @@ def _our_servers(home: Path) -> list[str]:
 def test_up_status_down_twice_leaves_no_process(tmp_path):
     home = tmp_path / "home"
     endpoints = []
-    for _ in range(2):
-        up = _run(home, "local", "up", "--port", "0")
-        assert up.returncode == 0, up.stderr
-        again = _run(home, "local", "up", "--port", "0")
-        assert "already running" in again.stdout
-        status = _run(home, "local", "status", "--json")
-        assert status.returncode == 0, status.stderr
-        info = json.loads(status.stdout)
-        assert {"endpoint", "ca_bundle", "tenant_id", "subscription_id", "client_id", "client_secret"} <= set(info)
-        assert contract.check("local status", info) == []  # docs/json.md
-        assert info["endpoint"].startswith("https://127.0.0.1:")
-        endpoints.append(info)
-        assert _run(home, "local", "down").returncode == 0
-        assert _our_servers(home) == []
+    try:
+        for _ in range(2):
+            up = _run(home, "local", "up", "--port", "0")
+            assert up.returncode == 0, up.stderr
+            again = _run(home, "local", "up", "--port", "0")
+            assert "already running" in again.stdout
+            status = _run(home, "local", "status", "--json")
+            assert status.returncode == 0, status.stderr
+            info = json.loads(status.stdout)
+            assert {"endpoint", "ca_bundle", "tenant_id", "subscription_id", "client_id", "client_secret"} <= set(info)
+            assert contract.check("local status", info) == []  # docs/json.md
+            assert info["endpoint"].startswith("https://127.0.0.1:")
+            endpoints.append(info)
+            assert _run(home, "local", "down").returncode == 0
+            assert _our_servers(home) == []
+    finally:  # a failed check must not leave its local cloud holding the public range for the VM tests after it
+        _run(home, "local", "down")
     assert endpoints[0]["subscription_id"] == endpoints[1]["subscription_id"]  # identity persists
     stopped = _run(home, "local", "status")
     assert stopped.returncode == 1 and "not running" in stopped.stderr
