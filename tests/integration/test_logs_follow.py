@@ -34,7 +34,10 @@ def test_ctrl_c_ends_follow_at_once_while_the_vm_is_gone(tmp_path):
         ip = next(v["public_ip"] for v in json.loads(made.stdout)["vms"] if v["vm"] == "flower-client-1")
         key = str(home / "clusters" / "flower" / "id_ed25519")
         wait_ssh(ip, timeout=120, key=key)
-        run(ip, f"mkdir -p {LOG.rsplit('/', 1)[0]} && echo first >> {LOG}", key=key)
+        # as `start` would have: the first boot's user data (which makes ~/flwrazure as root, then hands it over)
+        # has finished before anything of Flower's is written there
+        run(ip, f"cloud-init status --wait >/dev/null 2>&1; mkdir -p {LOG.rsplit('/', 1)[0]} && echo first >> {LOG}",
+            key=key, timeout=300)
         record = home / "clusters" / "flower" / "state.json"  # as `start` leaves it on hosts without systemd
         st = json.loads(record.read_text())
         record.write_text(json.dumps({**st, "started": True, "supervisors": {
