@@ -97,8 +97,7 @@ def validate(spec: ClusterSpec) -> ClusterSpec:
 
 
 # -- what `start` sends to the VMs' pip: it reaches shells, systemd units and pip's own option parser ----------
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+_HOSTNAME = re.compile(names.HOSTNAME + r"\.?")
 # RFC 3986's characters minus the quotes; anything else (spaces, controls, quotes, backslash, `<>{}|^`) is refused
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]+")
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"

@@ -13,6 +13,9 @@ TAG_ID = "flwrazure-cluster-id"  # the cluster's identity: a UUID made at its fi
 TAG_CREATED_GROUP = "flwrazure-created-group"  # on a group create-cluster made: the cluster it made it for
 # a cluster's (and a silo's) name: 1-20 lowercase letters, digits and '-', a letter first, no '-' last
 NAME = re.compile(r"[a-z][a-z0-9-]{0,18}[a-z0-9]|[a-z]")
+# a DNS host name (RFC 1123 labels, 253 characters at most), without a final dot: callers that take one add it
+HOSTNAME = (r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
 
 @dataclass(frozen=True)

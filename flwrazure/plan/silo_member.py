@@ -13,6 +13,7 @@ import re
 import shlex
 
 from flwrazure.errors import UsageError
+from flwrazure.plan import names
 from flwrazure.plan.bootstrap import INSTALL_LOCK
 from flwrazure.plan.clientdata import DATA_DIR
 from flwrazure.plan.names import VmNames
@@ -25,8 +26,7 @@ FLWR_HOME = ".flwr"  # under the user's home: where the SuperNode keeps the apps
 ONLINE_MARK = "SuperNode ID:"  # Flower logs it once the SuperLink accepted the node (its key is registered)
 
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
-_HOSTNAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
-                       r"[A-Za-z0-9])?)*")
+_HOSTNAME = re.compile(names.HOSTNAME)
 _HOME = re.compile(r"/[A-Za-z0-9._/-]{1,255}")
 
 
