@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from flwrazure import ui, workers
+from flwrazure.commands import server_admin
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import names
 from flwrazure.plan import scale as plan
@@ -114,32 +115,11 @@ def _grow(st: dict, clients: int, show: bool) -> dict:
     return out
 
 
-def _server(st: dict, target):
-    """An SSH connection to the server VM and its admin flwr setup, or (None, None) when it is not reachable."""
-    from flwrazure.azure import inventory
-    from flwrazure.azure.target import require_hosts
-    from flwrazure.plan import versions
-    from flwrazure.plan.services import Layout
-    from flwrazure.remote import flwradmin, ssh
-
-    require_hosts(st["cloud"])
-    snap = inventory.snapshot(target, st["resource_group"], ("pip",))
-    ip = snap["pip"].get(names.server(st["cluster"]).public_ip.lower(), {}).get("properties", {}).get("ipAddress")
-    if not ip:
-        return None, None
-    conn = ssh.wait(ip, names.server(st["cluster"]).vm, st["admin_user"], st["ssh_private_key"],
-                    state.cluster_dir(st["cluster"]) / "known_hosts", timeout=60)
-    layout = Layout(f"/home/{st['admin_user']}")
-    adm = flwradmin.setup(conn, layout, st["flwr_version"], versions.port_plan(st["flwr_version"]).control,
-                          bool(st.get("secure")))
-    return conn, adm
-
-
 def _refuse_during_run(st: dict, force: bool) -> None:
     from flwrazure.azure.target import connect
     from flwrazure.remote import flwradmin
 
-    conn, adm = _server(st, connect(st["cloud"], st["subscription"]))
+    conn, adm = server_admin(st, connect(st["cloud"], st["subscription"]))
     if conn is None:
         return
     with conn:
@@ -221,7 +201,7 @@ class _Draining:
     def server(self):
         """(SSH connection, admin flwr) on the server VM, opened once; (None, None) when it has no address."""
         if self._server is None:
-            self._server = _server(self.st, self.target)
+            self._server = server_admin(self.st, self.target)
         return self._server
 
     def close(self) -> None:

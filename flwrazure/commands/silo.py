@@ -143,9 +143,9 @@ def _server(st: dict):
         raise UsageError(f"cluster {st['cluster']} is paused: its SuperLink cannot be asked; run `flwrazure resume "
                          f"--cluster {st['cluster']}` first.")
     from flwrazure.azure.target import connect
-    from flwrazure.commands.scale import _server
+    from flwrazure.commands import server_admin
 
-    conn, adm = _server(st, connect(st["cloud"], st["subscription"]))
+    conn, adm = server_admin(st, connect(st["cloud"], st["subscription"]))
     if conn is None:
         raise FlwrazureError(f"the server VM of cluster {st['cluster']} has no public IP: is it paused or gone? "
                              "(`flwrazure status`)")
