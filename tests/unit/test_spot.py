@@ -5,6 +5,7 @@ import pytest
 from flwrazure.errors import UsageError
 from flwrazure.plan import cost, spot
 from flwrazure.spec import ClusterSpec, validate
+from tests.unit.test_cost import item
 
 
 @pytest.mark.parametrize("value,wanted", [(None, None), ("-1", -1), ("0.05", 0.05), ("0.98765", 0.98765), (2, 2.0)])
@@ -44,13 +45,6 @@ def test_rerun_conflicts():
     assert "Re-run without --max-price" in spot.rerun_conflict("c1", spot_vm, True, 0.1)
     assert spot.rerun_conflict("c1", spot_vm, True, None) is None and spot.rerun_conflict("c1", regular, False, None) \
         is None
-
-
-def item(**kw):
-    base = {"currencyCode": "USD", "tierMinimumUnits": 0.0, "type": "Consumption", "unitOfMeasure": "1 Hour",
-            "productName": "Virtual Machines DSv3 Series", "skuName": "D2s v3", "armSkuName": "Standard_D2s_v3",
-            "meterName": "D2s v3", "retailPrice": 0.096}
-    return {**base, **kw}
 
 
 def test_spot_entry_priced_at_the_spot_meter():
