@@ -322,7 +322,7 @@ def list_clusters(refresh, as_json):
     """Every cluster of this FLWRAZURE_HOME: its cloud, resource group, state, VM count and estimated cost per
     hour (from cached list prices). State as recorded: creating (or killed), interrupted (Ctrl-C: re-run
     create-cluster), created (VMs, no Flower yet), started (Flower runs), paused, tearing-down; with --refresh
-    as the cloud says: running, started, paused, partly paused, changing, incomplete, missing.
+    as the cloud says: running, started, paused, partly paused, evicted (Spot clients), changing, incomplete, missing.
 
     \b
     Examples:

@@ -42,6 +42,7 @@ def test_spot_clients_evicted_status_doctor_resume_scale(product_cloud, home):
     assert [v["state"] for v in status["vms"]] == ["running", "running", "evicted"]
     assert status["power"] == "evicted" and not status["paused"]
     assert status["next"] == ["flwrazure resume --cluster flower"]
+    assert [r["state"] for r in as_json(home, "list", "--refresh")] == ["evicted"]
     human = ok(flwrazure(home, "status"))
     assert "evicted" in human.stdout and "Evicted: Azure reclaimed the capacity of flower-client-2" in human.stdout
     assert "Spot clients: their price changes and Azure may evict them" in human.stdout
