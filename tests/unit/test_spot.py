@@ -63,3 +63,15 @@ def test_spot_entry_priced_at_the_spot_meter():
     assert "Azure may evict them" in cost.describe(est.to_dict())
     assert "evict" not in cost.describe(cost.estimate(["Standard_D2s_v3"], {"vm:Standard_D2s_v3": 0.1, "ip": 0.005,
                                                                           "disk:Premium_LRS": 0.01}, "src").to_dict())
+
+
+def test_the_command_that_recreates_a_spot_cluster_keeps_spot(tmp_path, monkeypatch):
+    from flwrazure.commands.doctor import create_command
+
+    monkeypatch.setenv("FLWRAZURE_HOME", str(tmp_path))
+    st = {"cluster": "flower", "cloud": "azure", "clients": 2, "location": "eastus", "resource_group": "flower-rg",
+          "server_size": "Standard_D2s_v3", "client_size": "Standard_D2s_v3", "admin_user": "azureuser",
+          "flwr_version": "1.42.0", "rg_created": True}
+    assert "--spot" not in create_command(st)
+    assert create_command({**st, "spot": True}).endswith(" --spot")
+    assert create_command({**st, "spot": True, "max_price": 0.05}).endswith(" --spot --max-price 0.05")
