@@ -323,7 +323,9 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     machines = preflight.check(target, spec.location, facts, missing_vms, missing_ips,
                                (spec.server_size, spec.client_size),
                                flags=dict(reversed(list(zip((spec.server_size, spec.client_size), spec.size_flags,
-                                                            strict=True)))))
+                                                            strict=True)))),
+                               spot_needed=tuple(spec.client_size for v in vms if spec.spot and v.role == "client"
+                                                 and v.vm.lower() not in snap["vm"]))
     # sizes as the catalog spells them (Azure's names ignore case: standard_d2s_v3 is Standard_D2s_v3)
     spec.server_size, spec.client_size = (preflight.spelled(facts, s) for s in (spec.server_size, spec.client_size))
     priced = _price_lookup(target, spec)  # in flight while the cluster is built

@@ -93,3 +93,15 @@ def test_rerun_with_or_without_spot_says_what_azure_allows(product_cloud, home):
     writes = len(cloud.writes())
     ok(flwrazure(home, *spotty, "--spot"))  # converged: no change
     assert [w for w in cloud.writes()[writes:] if "virtualMachines" in w["path"]] == []
+
+
+def test_preflight_counts_spot_clients_against_the_low_priority_quota(product_cloud, home):
+    cloud = product_cloud
+    # the family's quota fits the server only, the low-priority one one Spot client only
+    cloud.admin("PATCH", "config", {"catalog": {"quotas": {"families": {"standardDSv3Family": 2},
+                                                           "lowPriorityCores": 3}}})
+    refused = flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2", "--spot")
+    assert refused.returncode == 1 and "the cluster needs 4 low-priority (Spot) vCPUs, 0 of 3 are in use" \
+        in refused.stderr and "Nothing was created" in refused.stderr
+    assert [w for w in cloud.writes() if "virtualMachines" in w["path"]] == []
+    ok(flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "1", "--spot"))
