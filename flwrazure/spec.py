@@ -44,6 +44,8 @@ class ClusterSpec:
     subnet_prefix: str = "10.0.0.0/24"
     extra: dict = field(default_factory=dict)
     cluster_id: str | None = None  # the cluster's identity (names.TAG_ID), set by create-cluster
+    spot: bool = False  # client VMs are Azure Spot VMs (the server never is)
+    max_price: float | None = None  # with spot: USD/hour at most; None = -1 (up to the pay-as-you-go price)
     # the options the server and client sizes came from (for messages; not recorded)
     size_flags: tuple[str, str] = ("--server-vm-size", "--client-vm-size")
 
@@ -90,10 +92,28 @@ def validate(spec: ClusterSpec) -> ClusterSpec:
         raise UsageError(f"--admin-user {spec.admin_user!r}: use 1-32 lowercase letters, digits, '_' or '-', "
                          "starting with a letter or '_' (e.g. azureuser).")
     versions.port_plan(spec.flwr_version)
+    spec.max_price = max_price(spec.max_price, spec.spot)
     space = ipaddress.ip_network(spec.address_space)
     if not ipaddress.ip_network(spec.subnet_prefix).subnet_of(space):
         raise UsageError(f"subnet {spec.subnet_prefix} is outside the address space {spec.address_space}.")
     return spec
+
+
+def max_price(value, spot: bool) -> float | None:
+    """--max-price: only with --spot; -1 (up to the pay-as-you-go price) or a price above 0 in USD per hour with
+    at most 5 decimals, as Azure takes it."""
+    if value is None:
+        return None
+    hint = "give USD per hour above 0 with up to 5 decimals (e.g. 0.05), or -1 for up to the pay-as-you-go price"
+    if not spot:
+        raise UsageError(f"--max-price {value} needs --spot: it is the most a Spot client VM may cost ({hint}).")
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--max-price {value!r} is not a number: {hint}.") from None
+    if price != -1 and not (0 < price < 1e6) or round(price, 5) != price:
+        raise UsageError(f"--max-price {value}: {hint}.")
+    return int(price) if price == -1 else price
 
 
 # -- what `start` sends to the VMs' pip: it reaches shells, systemd units and pip's own option parser ----------

@@ -209,5 +209,6 @@ def vm_rows(snap: dict[str, dict[str, dict]], vms: list) -> list[dict]:
         rows.append({"vm": v.vm, "role": v.role, "public_ip": (pip or {}).get("properties", {}).get("ipAddress"),
                      "private_ip": private,
                      "size": (vm or {}).get("properties", {}).get("hardwareProfile", {}).get("vmSize"),
-                     "state": power_state(vm) if vm else "missing", "provisioning": provisioning(vm)})
+                     "state": power_state(vm) if vm else "missing", "provisioning": provisioning(vm),
+                     "spot": ((vm or {}).get("properties") or {}).get("priority") in ("Spot", "Low")})
     return rows

@@ -75,11 +75,13 @@ def spelled(facts: dict, size: str) -> str:
 
 
 def check(target: Target, location: str, facts: dict, sizes_needed: list[str], public_ips_needed: int,
-          sizes_used: tuple[str, ...] = (), flags: dict[str, str] | None = None) -> dict[str, tuple[dict, str]]:
+          sizes_used: tuple[str, ...] = (), flags: dict[str, str] | None = None,
+          spot_needed: tuple[str, ...] = ()) -> dict[str, tuple[dict, str]]:
     """Raise on the first blocking problem (region first: the other reads fail for a region that is not).
     Returns, for each size in sizes_needed and sizes_used (as given and as the catalog spells it), the image and
     OS disk type it can use (plan.resources.machine_for of its capabilities). flags: the option each size was
-    given with (--vm-size, --client-vm-size, ...), named in the messages."""
+    given with (--vm-size, --client-vm-size, ...), named in the messages. spot_needed: the sizes of those of
+    sizes_needed that are Spot VMs (they count against the regional low-priority vCPUs, not their family's)."""
     try:
         regions = facts["regions"].result()
     except Exception as exc:
@@ -94,7 +96,7 @@ def check(target: Target, location: str, facts: dict, sizes_needed: list[str], p
         raise translate(exc, f"region {location}") from exc
 
     need_family: Counter = Counter()
-    need_cores = 0
+    need_cores = need_low = 0
     machines: dict[str, tuple[dict, str]] = {}
     for size in dict.fromkeys([*sizes_used, *sizes_needed]):
         sku = vm_skus.get(size) or next((s for n, s in vm_skus.items() if n.lower() == size.lower()), None)
@@ -119,13 +121,19 @@ def check(target: Target, location: str, facts: dict, sizes_needed: list[str], p
                              f"{caps.get('CpuArchitectureType')}, Hyper-V generations {caps.get('HyperVGenerations')}"
                              f"): choose another {flag}.")
         machines[size] = machines[sku["name"]] = machine
+        spot = spot_needed.count(size)
+        if spot and caps.get("LowPriorityCapable", "True").lower() == "false":
+            raise UsageError(f"{flag} {size}: Azure Spot is not offered for VM size {size}: choose another {flag}, "
+                             "or create the cluster without --spot.")
         vcpus = int(caps.get("vCPUs", 0))
-        need_family[sku.get("family", size)] += vcpus * count
-        need_cores += vcpus * count
+        need_family[sku.get("family", size)] += vcpus * (count - spot)
+        need_cores += vcpus * (count - spot)
+        need_low += vcpus * spot
 
     limits = {u["name"]["value"]: (int(u["currentValue"]), int(u["limit"])) for u in usage}
     checks = [(fam, f"{fam} vCPUs", need) for fam, need in need_family.items()]
     checks.append(("cores", "total regional vCPUs", need_cores))
+    checks.append(("lowPriorityCores", "low-priority (Spot) vCPUs", need_low))
     checks.append(("virtualMachines", "virtual machines", len(sizes_needed)))
     for counter, label, need in checks:
         if need and counter in limits:

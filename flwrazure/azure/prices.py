@@ -129,7 +129,8 @@ def cached(cloud: str, location: str, sizes: list[str], disks: list[str] | None 
 def cluster_sizes(st: dict, clients: int | None = None) -> list[str]:
     """One size per VM of the recorded cluster (server first)."""
     n = st["clients"] if clients is None else clients
-    return [st["server_size"]] + [st["client_size"]] * n
+    client = cost.spot(st["client_size"]) if st.get("spot") else st["client_size"]
+    return [st["server_size"]] + [client] * n
 
 
 def cluster_disks(st: dict, clients: int | None = None) -> list[str]:

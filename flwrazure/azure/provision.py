@@ -19,7 +19,7 @@ from flwrazure.azure.pacing import retry_after
 from flwrazure.azure.target import Target
 from flwrazure.azure.waiter import Waiter, WaitFailed, provisioning_state
 from flwrazure.errors import FlwrazureError, UsageError
-from flwrazure.plan import names, resources, rules
+from flwrazure.plan import names, resources, rules, spot
 from flwrazure.plan.names import VmNames
 from flwrazure.spec import ClusterSpec
 
@@ -233,7 +233,8 @@ def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
     nic = _ensure(run, "nic", v.nic, _put(run, f"{NET}/networkInterfaces", v.nic, nic_body), answer_is_final=True)
     image, disk_type = run.machines.get(size_of(s, v), (None, "Premium_LRS"))
     vm_body = resources.vm(s.location, tags, size_of(s, v), v.vm, s.admin_user, run.public_key, nic["id"],
-                           v.os_disk, image, disk_type, run.custom_data)
+                           v.os_disk, image, disk_type, run.custom_data,
+                           spot.vm_fields(s.max_price) if s.spot and v.role == "client" else None)
     return _ensure(run, "vm", v.vm, _put(run, "Microsoft.Compute/virtualMachines", v.vm, vm_body))
 
 

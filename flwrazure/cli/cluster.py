@@ -84,7 +84,7 @@ CLIENT_DATA = click.option(
 
 
 def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-          client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group):
+          client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, spot=False, max_price=None):
     from flwrazure import ui
     from flwrazure.plan.rules import parse_sources
     from flwrazure.spec import ClusterSpec, validate
@@ -95,7 +95,7 @@ def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_si
         client_size=client_vm_size or vm_size,
         admin_user=admin_user, ssh_sources=parse_sources(ssh_source, "--ssh-source") if ssh_source else (),
         flwr_version=_version(flwr_version),
-        allow_existing_group=use_existing_group,
+        allow_existing_group=use_existing_group, spot=spot, max_price=max_price,
         size_flags=("--server-vm-size" if server_vm_size else "--vm-size",
                     "--client-vm-size" if client_vm_size else "--vm-size")))
     if "*" in spec.ssh_sources:
@@ -157,6 +157,13 @@ CREATE_OPTIONS = [
                    f"{versions.DEFAULT_VERSION}]."),
     click.option("--use-existing-group", is_flag=True,
               help="Add the cluster to a resource group flwrazure did not create (it is then never deleted)."),
+    click.option("--spot", is_flag=True,
+                 help="Client VMs as Azure Spot VMs (the server never is): billed at the Spot price (often 60-90% "
+                      "less, it changes), evicted when Azure needs the capacity (deallocated: `status` says "
+                      "evicted, `resume` starts them again when capacity allows). Kept by scale."),
+    click.option("--max-price", metavar="USD", help="With --spot: the most a client VM may cost per hour (evicted "
+                                                    "when the Spot price goes above) [default: -1, up to the "
+                                                    "pay-as-you-go price: evicted for capacity only]."),
 ]
 
 
@@ -165,7 +172,8 @@ CREATE_OPTIONS = [
 @_create_options
 @JSON
 def create_cluster(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                   client_vm_size, admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, as_json):
+                   client_vm_size, admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, as_json,
+                   spot=False, max_price=None):
     """Create the VMs of a Flower federation: one SuperLink VM, N SuperNode VMs, their network and an NSG that
     admits SSH only from you. Safe to re-run: it creates only what is missing.
 
@@ -179,7 +187,7 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
     from flwrazure.commands import create, exclusive
 
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
+                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, spot, max_price)
     with exclusive(cluster, "create-cluster", create=True):
         result = create.run(spec, ssh_key)  # progress on stderr, with --json too
     if as_json:
@@ -298,6 +306,10 @@ def status(cluster, as_json):
         _out("Paused: every VM is deallocated (no compute billed; IPs, disks, keys and rules kept).")
     elif result["power"] == "partly paused":
         _out("Partly paused: some VMs are deallocated.")
+    elif result["power"] == "evicted":
+        _out("Evicted: Azure reclaimed the capacity of " + ", ".join(v["vm"] for v in result["vms"] if v["state"] ==
+             "evicted") + " (Spot: deallocated, disk and addresses kept). `resume` starts them again when Azure "
+             "has the capacity.")
     _cost_line(result["cost"], result["paused"])
     ui.next_steps(result["next"])
 
@@ -310,7 +322,7 @@ def list_clusters(refresh, as_json):
     """Every cluster of this FLWRAZURE_HOME: its cloud, resource group, state, VM count and estimated cost per
     hour (from cached list prices). State as recorded: creating (or killed), interrupted (Ctrl-C: re-run
     create-cluster), created (VMs, no Flower yet), started (Flower runs), paused, tearing-down; with --refresh
-    as the cloud says: running, started, paused, partly paused, changing, incomplete, missing.
+    as the cloud says: running, started, paused, partly paused, evicted (Spot clients), changing, incomplete, missing.
 
     \b
     Examples:
@@ -514,7 +526,7 @@ def _connection_line(cluster: str, result: dict) -> None:
 @JSON
 def up(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size, client_vm_size,
        admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, insecure, extra_pip, index_url,
-       runtime_deps, app, control_source, allow_public_control, client_data, as_json):
+       runtime_deps, app, control_source, allow_public_control, client_data, as_json, spot=False, max_price=None):
     """create-cluster + open-ports (Control port from your address, or --control-source) + start, in one
     resumable command: from nothing to a federation with every SuperNode online.
 
@@ -534,7 +546,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     packages(index_url, extra_pip)  # first, as start does: the values bad input is most often made of
     control = _control_sources(control_source, allow_public_control, _version(flwr_version))
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
+                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, spot, max_price)
     start_cmd.check(spec.flwr_version, not insecure, app)
     # the layout and names, before anything is created (start reads the files)
     start_cmd.check_client_data(client_data, spec.clients, digests=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 from flwrazure import ui
 from flwrazure.commands import in_background, interrupt
 from flwrazure.errors import UsageError
-from flwrazure.plan import cost, names, versions
+from flwrazure.plan import cost, names, spot, versions
 from flwrazure.spec import ClusterSpec
 from flwrazure.workstation import operator, sshkeys, state
 
@@ -120,6 +120,9 @@ def check_existing_vms(spec: ClusterSpec, snap: dict, public_key: str | None, ke
                              f"`az vm resize -g {rg} -n {v.vm} --size {wanted}` (it restarts the VM; "
                              f"`az vm list-vm-resize-options -g {rg} -n {v.vm}` lists the sizes it can take), then "
                              f"re-run with {flag} {wanted}; or re-run with {flag} {size}.")
+        conflict = v.role == "client" and spot.rerun_conflict(v.vm, body, spec.spot, spec.max_price)
+        if conflict:
+            raise UsageError(conflict)
         osp = props.get("osProfile") or {}
         user = osp.get("adminUsername")
         if user and user != spec.admin_user:
@@ -150,7 +153,8 @@ def _recorded_here(cluster_id: str) -> str | None:
 
 
 def _sizes(spec: ClusterSpec) -> list[str]:
-    return [spec.server_size] + [spec.client_size] * spec.clients
+    """One entry per VM for the estimate (Spot clients priced at the Spot meter)."""
+    return [spec.server_size] + [cost.spot(spec.client_size) if spec.spot else spec.client_size] * spec.clients
 
 
 def _price_lookup(target, spec: ClusterSpec):
@@ -319,7 +323,9 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
     machines = preflight.check(target, spec.location, facts, missing_vms, missing_ips,
                                (spec.server_size, spec.client_size),
                                flags=dict(reversed(list(zip((spec.server_size, spec.client_size), spec.size_flags,
-                                                            strict=True)))))
+                                                            strict=True)))),
+                               spot_needed=tuple(spec.client_size for v in vms if spec.spot and v.role == "client"
+                                                 and v.vm.lower() not in snap["vm"]))
     # sizes as the catalog spells them (Azure's names ignore case: standard_d2s_v3 is Standard_D2s_v3)
     spec.server_size, spec.client_size = (preflight.spelled(facts, s) for s in (spec.server_size, spec.client_size))
     priced = _price_lookup(target, spec)  # in flight while the cluster is built

@@ -12,7 +12,7 @@ from pathlib import Path
 from flwrazure import workers
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import doctor as checks
-from flwrazure.plan import names, rules, silo, versions
+from flwrazure.plan import names, rules, silo, spot, versions
 from flwrazure.workstation import flwrconfig, operator, state
 
 
@@ -32,6 +32,8 @@ def create_command(st: dict) -> str:
         parts.append(f"--ssh-key {st['ssh_private_key']}")
     if not st.get("rg_created"):
         parts.append("--use-existing-group")
+    if st.get("spot"):
+        parts.append("--spot" + (f" --max-price {st['max_price']:g}" if st.get("max_price") is not None else ""))
     return " ".join(parts)
 
 
@@ -96,7 +98,7 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
         except FlwrazureError:
             my_ip = None
         mine = mine_f.result()
-    rows = inventory.vm_rows(snap, names.all_vms(cluster, st["clients"]))
+    rows = spot.mark_evicted(inventory.vm_rows(snap, names.all_vms(cluster, st["clients"])), bool(st.get("paused")))
     nsg = snap["nsg"].get(names.nsg(cluster).lower())
     plan = versions.port_plan(st["flwr_version"])
     started, secure = bool(st.get("started")), bool(st.get("secure"))

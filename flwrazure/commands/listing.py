@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from flwrazure.plan import names
+from flwrazure.plan import names, spot
 from flwrazure.workstation import state
 
 REFRESH_SECONDS = 20.0  # a cloud that has not answered by then is shown as such; the list does not wait longer
@@ -36,7 +36,7 @@ def _live(st: dict) -> str:
         return "missing"
     vms = inventory.vm_rows(inventory.snapshot(target, st["resource_group"], ("vmview",)),
                             names.all_vms(st["cluster"], st["clients"]))
-    power = cluster_power([v["state"] for v in vms])
+    power = cluster_power([v["state"] for v in spot.mark_evicted(vms, bool(st.get("paused")))])
     if st.get("teardown") or st.get("teardown_started"):
         return "tearing-down"
     return "started" if power == "running" and st.get("started") else power

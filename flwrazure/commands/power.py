@@ -14,8 +14,8 @@ from flwrazure.plan import names
 from flwrazure.workstation import state
 
 
-def _vms(target, st: dict) -> dict[str, str]:
-    """VM name -> power state, for the cluster's VMs that exist."""
+def _vms(target, st: dict, spot: set | None = None) -> dict[str, str]:
+    """VM name -> power state, for the cluster's VMs that exist (the Spot ones' names added to `spot`)."""
     from flwrazure.azure import inventory
     from flwrazure.azure.errors import translate
 
@@ -24,12 +24,18 @@ def _vms(target, st: dict) -> dict[str, str]:
     except Exception as exc:
         raise translate(exc, f"resource group {st['resource_group']}") from exc
     rows = inventory.vm_rows(snap, names.all_vms(st["cluster"], st["clients"]))
+    (spot if spot is not None else set()).update(r["vm"] for r in rows if r.get("spot"))
     return {r["vm"]: r["state"] for r in rows if r["state"] != "missing"}
 
 
-def _each(target, rg: str, vms: list[str], verb: str) -> None:
-    """begin_<verb> on every VM at once, then wait for all of them; one error naming the first failed VM."""
-    from flwrazure.azure.errors import translate
+# what Azure answers when it has no capacity for a VM now (Spot: SkuNotAvailable, its Spot error page says)
+NO_CAPACITY = {"SkuNotAvailable", "AllocationFailed", "OverconstrainedAllocationRequest", "ZonalAllocationFailed"}
+
+
+def _each(target, rg: str, vms: list[str], verb: str, spot: set | None = None, cluster: str = "") -> None:
+    """begin_<verb> on every VM at once, then wait for all of them; one error naming the first failed VM (a Spot
+    VM Azure has no capacity for: what that means and what to do)."""
+    from flwrazure.azure.errors import AzureError, translate
 
     ops = target.compute.virtual_machines
     call = ops.begin_deallocate if verb == "deallocate" else ops.begin_start
@@ -38,7 +44,13 @@ def _each(target, rg: str, vms: list[str], verb: str) -> None:
         try:
             call(rg, vm).result()
         except Exception as exc:
-            raise translate(exc, f"virtual machine {vm}") from exc
+            err = translate(exc, f"virtual machine {vm}")
+            if isinstance(err, AzureError) and err.code in NO_CAPACITY and vm in (spot or ()):
+                raise FlwrazureError(
+                    f"virtual machine {vm}: Azure has no Spot capacity to start it now ({err.code}). Next: re-run "
+                    f"`flwrazure resume --cluster {cluster}` later (its disk, addresses and Flower setup are kept), "
+                    "or recreate the cluster without --spot if it must run now.", code=f"azure.{err.code}") from exc
+            raise err from exc
 
     with workers.pool(min(32, len(vms))) as pool:
         for job in [pool.submit(one, vm) for vm in vms]:
@@ -83,11 +95,12 @@ def resume(cluster: str, show: bool = True) -> dict:
     recorded_client_data(st, st["clients"])  # start runs again with it: said before any VM is started
     target = connect(st["cloud"], st["subscription"])
     began = time.monotonic()
-    power = _vms(target, st)
+    spot: set = set()
+    power = _vms(target, st, spot)
     if not power:
         raise FlwrazureError(f"cluster {cluster} has no VMs: nothing to resume (`flwrazure create-cluster`).")
     todo = [vm for vm, s in power.items() if s != "running"]
-    _each(target, st["resource_group"], todo, "start")
+    _each(target, st["resource_group"], todo, "start", spot, cluster)
     vms_s = round(time.monotonic() - began, 1)
     if show and todo:
         ui.info(f"{len(todo)} VM(s) running again after {vms_s} s")

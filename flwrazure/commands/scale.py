@@ -24,7 +24,8 @@ from flwrazure.spec import MAX_CLIENTS, ClusterSpec
 from flwrazure.workstation import state
 
 SPEC_FIELDS = ("cluster", "clients", "cloud", "subscription", "resource_group", "location", "server_size",
-               "client_size", "admin_user", "flwr_version", "allow_existing_group", "address_space", "subnet_prefix")
+               "client_size", "admin_user", "flwr_version", "allow_existing_group", "address_space", "subnet_prefix",
+               "spot", "max_price")
 
 
 def spec_of(st: dict, clients: int) -> ClusterSpec:

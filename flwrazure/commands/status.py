@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from flwrazure.commands import in_background
-from flwrazure.plan import names, silo, versions
+from flwrazure.plan import names, silo, spot, versions
 from flwrazure.workstation import state
 
 
@@ -39,7 +39,7 @@ def run(cluster: str) -> dict:
             snap = listed.result()
         except Exception as exc:
             raise translate(exc, f"resource group {rg}") from exc
-        rows = inventory.vm_rows(snap, vms)
+        rows = spot.mark_evicted(inventory.vm_rows(snap, vms), bool(st.get("paused")))
         nsg = snap["nsg"].get(names.nsg(cluster).lower())
         for r in (nsg or {}).get("properties", {}).get("securityRules", []):
             p = r["properties"]
@@ -71,7 +71,7 @@ def run(cluster: str) -> dict:
 
 def _next(cluster: str, st: dict, power: str) -> list[str]:
     """What to run next on a cluster whose group exists: resume a paused one, start Flower on one without it."""
-    if power in ("paused", "partly paused"):
+    if power in ("paused", "partly paused", "evicted"):
         return [f"flwrazure resume --cluster {cluster}"]
     if power == "running" and not st.get("started"):
         return [f"flwrazure start --cluster {cluster}"]
@@ -186,7 +186,10 @@ def _services(st: dict, rows: list[dict], plan, seen: dict) -> int | None:
 
 def cluster_power(states: list[str]) -> str:
     """The cluster as a whole from its VMs' power states: running, paused (every VM deallocated: compute is
-    not billed), partly paused, or the mix as it is (e.g. while starting)."""
+    not billed), partly paused, evicted (Azure evicted Spot clients; the others run), or the mix as it is (e.g.
+    while starting)."""
+    if "evicted" in states and all(s in ("running", "deallocated", "evicted") for s in states):
+        return "evicted"
     if states and all(s == "deallocated" for s in states):
         return "paused"
     if states and all(s == "running" for s in states):

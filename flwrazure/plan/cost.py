@@ -21,6 +21,18 @@ DISK_TIERS = {"Premium_LRS": ("P4", "Premium SSD Managed Disks"),
 DEFAULT_DISK = "Premium_LRS"  # what a VM gets when its size's capabilities were not read (as create-cluster does)
 OS_DISK_TIER = DISK_TIERS[DEFAULT_DISK][0]
 IP_METER = "Standard IPv4 Static Public IP"
+# a Spot VM's entry in `sizes`: its size with this suffix, priced at the size's Spot meter (Azure's Retail Prices
+# items for Spot carry skuName and meterName "<size> Spot", e.g. "D2s v3 Spot")
+SPOT = " Spot"
+
+
+def spot(size: str) -> str:
+    return size + SPOT
+
+
+def arm_size(size: str) -> str:
+    """The VM size of a `sizes` entry (a Spot entry without its suffix)."""
+    return size.removesuffix(SPOT)
 
 
 def disk_key(disk_type: str) -> str:
@@ -37,8 +49,8 @@ def queries(location: str, sizes: list[str], disks: list[str] | None = None) -> 
     """One query per VM size, one for the public IP and one per OS disk type (`disks`, default Premium SSD), in
     this region."""
     region = f"armRegionName eq '{location}'"
-    out = [Query(f"vm:{s}", f"serviceName eq 'Virtual Machines' and {region} and armSkuName eq '{s}' and "
-                            "priceType eq 'Consumption'") for s in sorted(set(sizes))]
+    out = [Query(f"vm:{s}", f"serviceName eq 'Virtual Machines' and {region} and armSkuName eq '{arm_size(s)}' "
+                            "and priceType eq 'Consumption'") for s in sorted(set(sizes))]
     out.append(Query("ip", f"serviceName eq 'Virtual Network' and {region} and meterName eq '{IP_METER}'"))
     for disk in sorted(set(disks or [DEFAULT_DISK])):
         tier = DISK_TIERS[disk][0]
@@ -50,16 +62,18 @@ def queries(location: str, sizes: list[str], disks: list[str] | None = None) -> 
 def hourly(key: str, items: list[dict]) -> float | None:
     """The hourly USD price that applies to `key` among the API's items, None when none applies.
 
-    VMs: the Linux pay-as-you-go meter (not Windows, Spot or Low Priority), per hour. IPs: per hour. Disks: the
+    VMs: the Linux pay-as-you-go meter (not Windows, Spot or Low Priority), per hour; a Spot entry ("vm:<size>
+    Spot"): the size's Linux Spot meter (skuName "... Spot"), per hour. IPs: per hour. Disks: the
     managed disk meter of the disk type's tier (P4 Premium SSD, E4 Standard SSD), per month -> per hour."""
     def usd(i: dict) -> bool:
         return i.get("currencyCode", "USD") == "USD" and i.get("type", "Consumption") == "Consumption" \
             and float(i.get("tierMinimumUnits") or 0) == 0
 
     if key.startswith("vm:"):
-        picks = [i for i in items if usd(i) and i.get("armSkuName") == key[3:] and "Windows" not in
-                 i.get("productName", "") and not any(w in i.get("skuName", "") for w in ("Spot", "Low Priority"))
-                 and i.get("unitOfMeasure") == "1 Hour"]
+        want_spot = key.endswith(SPOT)
+        picks = [i for i in items if usd(i) and i.get("armSkuName") == arm_size(key[3:]) and "Windows" not in
+                 i.get("productName", "") and "Low Priority" not in i.get("skuName", "")
+                 and i.get("skuName", "").endswith(SPOT) == want_spot and i.get("unitOfMeasure") == "1 Hour"]
     elif key == "ip":
         picks = [i for i in items if usd(i) and i.get("meterName") == IP_METER and i.get("unitOfMeasure") == "1 Hour"]
     elif key.startswith("disk:") and key[5:] in DISK_TIERS:
@@ -91,7 +105,7 @@ class Estimate:
 def os_disks(sizes: list[str], disk_of: dict[str, str] | None) -> list[str]:
     """The OS disk type of each VM (one per entry of `sizes`), from the disk type each size gets (create-cluster's
     choice, plan.resources.machine_for; recorded with the cluster); a size not in it gets the default."""
-    return [(disk_of or {}).get(s, DEFAULT_DISK) for s in sizes]
+    return [(disk_of or {}).get(arm_size(s), DEFAULT_DISK) for s in sizes]
 
 
 def estimate(sizes: list[str], prices: dict[str, float | None], source: str,
@@ -138,5 +152,7 @@ def describe(est: dict | None, paused: bool = False) -> str:
     if paused:
         return (f"Estimated cost while paused: ${idle:.4f}/hour (still billed: public IPs, OS disks; "
                 f"${running:.4f}/hour when running) — {source}.")
+    risk = " Spot clients: their price changes and Azure may evict them (`resume` brings them back)." \
+        if any(line["what"].endswith(SPOT) for line in est.get("lines") or []) else ""
     return (f"Estimated cost: ${running:.4f}/hour (${running * 24:.2f}/day; ${idle:.4f}/hour while paused) "
-            f"— {source}.")
+            f"— {source}.{risk}")

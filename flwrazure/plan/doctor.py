@@ -30,7 +30,7 @@ def vms_running(rows: list[dict], cluster: str) -> Check:
     down = [f"{r['vm']} ({r['state']})" for r in rows if r["state"] != "running"]
     if not down:
         return Check("vms running", True, f"{len(rows)} VM(s) running")
-    paused = all(r["state"] == "deallocated" for r in rows if r["state"] != "running")
+    paused = all(r["state"] in ("deallocated", "evicted") for r in rows if r["state"] != "running")
     fix = f"flwrazure resume --cluster {cluster}" if paused else \
         f"flwrazure create-cluster ... --cluster {cluster} (re-create missing VMs), then flwrazure resume"
     return Check("vms running", False, "not running: " + ", ".join(down), fix)

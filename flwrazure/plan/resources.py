@@ -66,8 +66,10 @@ def nic(location: str, tags: dict, subnet_id: str, public_ip_id: str, nsg_id: st
 
 
 def vm(location: str, tags: dict, size: str, computer_name: str, admin_user: str, public_key: str, nic_id: str,
-       os_disk: str, image: dict | None = None, disk_type: str = "Premium_LRS", custom_data: str | None = None) -> dict:
-    """custom_data: base64 cloud-init user data (plan.userdata), run by the VM on its first boot."""
+       os_disk: str, image: dict | None = None, disk_type: str = "Premium_LRS", custom_data: str | None = None,
+       spot: dict | None = None) -> dict:
+    """custom_data: base64 cloud-init user data (plan.userdata), run by the VM on its first boot; spot: the Spot
+    fields (plan.spot.vm_fields)."""
     body = {"location": location, "tags": tags, "properties": {
         "hardwareProfile": {"vmSize": size},
         "storageProfile": {"imageReference": dict(image or IMAGE), "osDisk": {
@@ -80,4 +82,5 @@ def vm(location: str, tags: dict, size: str, computer_name: str, admin_user: str
                                                                                "deleteOption": "Delete"}}]}}}
     if custom_data:
         body["properties"]["osProfile"]["customData"] = custom_data
+    body["properties"].update(spot or {})
     return body

@@ -30,7 +30,14 @@ from tests.e2e.test_flower_e2e import (
     wait_online,
 )
 from tests.helpers import contract
-from tests.helpers.cloud import Follower, _sigint_as_at_a_terminal, local_log_tail, until, vm_journals
+from tests.helpers.cloud import (
+    Follower,
+    _sigint_as_at_a_terminal,
+    clients_for,
+    local_log_tail,
+    until,
+    vm_journals,
+)
 from tests.helpers.hosts import port_state, run
 
 nspawn = pytest.importorskip("flwrazure.localcloud.hosts.nspawn")
@@ -150,7 +157,7 @@ def _eventually(check, timeout: float = 90):
 @pytest.mark.timeout(1500)
 def test_day2_secure_142_scale_pause_resume_logs_ssh_doctor(home):
     try:
-        cli, started = bring_up(home, "1.42.0")
+        cli, started = bring_up(home, "1.42.0", create_args=("--spot",))  # Spot clients (kept by scale)
         assert started["secure"]
         wait_online(cli, home, 2)
         key = str(home / "clusters" / "flower" / "id_ed25519")
@@ -257,6 +264,18 @@ def test_day2_secure_142_scale_pause_resume_logs_ssh_doctor(home):
         ok(flwrazure(home, "doctor", "--renew-cert", timeout=300))
         wait_online(cli, home, 1)
         earlier = runs(cli, home)
+
+        # -- Spot: Azure evicts the client (deallocated, as its policy says), status tells it from a pause, resume
+        # starts it again and its SuperNode rejoins (its service is enabled at boot)
+        cloud = clients_for(None, info=json.loads(ok(flwrazure(home, "local", "status", "--json")).stdout))
+        cloud.admin("PATCH", "config", {"time_scale": 0.01})  # Scheduled Events' 30 s notice in 0.3 s
+        cloud.compute.virtual_machines.simulate_eviction("flower-rg", "flower-client-1")
+        assert until(lambda: cloud.compute.virtual_machines.instance_view("flower-rg", "flower-client-1")
+                     .statuses[-1].code == "PowerState/deallocated", 120)
+        evicted = status(home)
+        assert [v["state"] for v in evicted["vms"]] == ["running", "evicted"] and evicted["power"] == "evicted"
+        back = json.loads(ok(flwrazure(home, "resume", "--json", timeout=600)).stdout)
+        assert back["started"] == ["flower-client-1"] and back["supernodes_online"] == 1, back
 
         # -- pause: every VM deallocated, SSH unreachable; resume: all online, history kept, a new run works
         ok(flwrazure(home, "pause", timeout=300))

@@ -90,7 +90,7 @@ BARE = ("python3 -c 'import ensurepip' 2>/dev/null; echo ensurepip=$?; "
 
 
 def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, ...] = (), prefill: bool = True,
-             before_start=None, create_env: dict | None = None) -> tuple[Path, dict]:
+             before_start=None, create_env: dict | None = None, create_args: tuple[str, ...] = ()) -> tuple[Path, dict]:
     """local up -> create-cluster -> open-ports -> (before_start) -> start. `prefill` puts the version's wheels in
     the mirror's cache first; without it the mirror pulls them through from the package registry. Start's
     messages are in the result as "stderr"."""
@@ -103,7 +103,7 @@ def bring_up(home: Path, version: str, *start_args: str, local_args: tuple[str, 
     ok(flwrazure(home, "local", "up", "--port", "0", "--hosts", "nspawn", "--boot-delay", "1", *FIRST_BOOT,
                  *local_args))
     ok(_flwrazure(home, "create-cluster", "--cloud", "local", "--clients", "2", "--flwr-version", version,
-                  timeout=300, env={**FLWR_ENV, "FLWR_HOME": str(home / "flwr"), **(create_env or {})}))
+                  *create_args, timeout=300, env={**FLWR_ENV, "FLWR_HOME": str(home / "flwr"), **(create_env or {})}))
     ok(flwrazure(home, "open-ports", "--source", "198.18.0.1"))
     if before_start:
         before_start()

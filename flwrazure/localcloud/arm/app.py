@@ -22,6 +22,7 @@ from flwrazure.localcloud.arm import (
     pips,
     prices,
     quota,
+    spot,
     timing,
     vms,
     vnets,
@@ -142,6 +143,8 @@ ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p, re.I), h) for 
      lambda c, rg, name: extensions.list_(c, rg, name)),
     ("POST", CP + r"/virtualmachines/" + N + "/(?P<verb>start|deallocate|poweroff|restart)",
      lambda c, rg, name, verb: vms.action(c, rg, name, verb)),
+    ("POST", CP + r"/virtualmachines/" + N + "/simulateeviction",
+     lambda c, rg, name: spot.simulate_eviction(c, rg, name)),
     ("GET", CP + r"/virtualmachines", lambda c, rg: vms.list_vms(c, rg)),
     ("GET", S + r"/providers/microsoft\.compute/virtualmachines", lambda c: vms.list_vms(c, None)),
     ("GET", CP + r"/disks/" + N, lambda c, rg, name: vms.get_disk(c, rg, name)),
@@ -348,6 +351,11 @@ class ArmApp:
                     added = [self.faults.add(r) for r in (rules if isinstance(rules, list) else [rules])]
                 except (ValueError, TypeError, AttributeError) as exc:
                     raise ArmError(400, "InvalidFault", str(exc)) from None
+                admin_ctx = Ctx(method, path, query, None, self.base_url, self.identity.subscription_id,
+                                self.store, self.ops, self.config, self.driver, self.faults)
+                for rule in added:
+                    if rule["kind"] == "eviction":
+                        rule["evicted"] = spot.evict_matching(admin_ctx, rule)
                 return Resp(200, {"value": added})
             return Resp(200, {"value": self.faults.rules})
         if path == "/_localcloud/config":

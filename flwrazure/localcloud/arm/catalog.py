@@ -73,7 +73,7 @@ DEFAULT = {
     "restrictions": {"Standard_NC6s_v3": ["*"], "Standard_NC4as_T4_v3": ["westus", "brazilsouth"]},
     # quota limits; per-location overrides under "by_location": {"eastus": {"cores": 4}}
     "quotas": {
-        "cores": 100, "virtualMachines": 25000, "family_default": 100, "families": {"standardNCSv3Family": 0},
+        "cores": 100, "lowPriorityCores": 100, "virtualMachines": 25000, "family_default": 100, "families": {"standardNCSv3Family": 0},
         "PublicIPAddresses": 100, "NetworkInterfaces": 65536, "NetworkSecurityGroups": 5000,
         "VirtualNetworks": 1000, "by_location": {},
     },

@@ -10,6 +10,11 @@ An lro rule with resource_type Microsoft.Resources/resourceGroups and method DEL
 Azure's fails: ResourceGroupDeletionBlocked naming the resource that stayed (the rule's code/message as its cause).
 `path` is a case-insensitive substring of the request path; `skip` lets that many matches pass first (so
 `skip: 1` fails the 2nd VM); `times` is how many matches fail (-1 = every one after skip).
+Azure Spot (arm/spot.py):
+  {"kind": "eviction", "path": "client-1"}   every running Spot VM whose id contains `path` is evicted now, as
+                                             Azure reclaiming its capacity (after the notice, as simulateEviction)
+  {"kind": "capacity", "path": "client-1", "times": 1}   creates and starts of matching Spot VMs are refused with
+                                             SkuNotAvailable (no Spot capacity), `times` of them (-1 = all)
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ class Faults:
 
     def add(self, rule: dict) -> dict:
         kind = rule.get("kind")
-        if kind not in ("http", "lro"):
-            raise ValueError("a fault rule needs kind 'http' or 'lro'")
+        if kind not in ("http", "lro", "eviction", "capacity"):
+            raise ValueError("a fault rule needs kind 'http', 'lro', 'eviction' or 'capacity'")
         if kind == "http" and int(rule.get("status", 0)) < 400:
             raise ValueError("an http fault needs a status >= 400")
         rule = {"times": 1, "skip": 0, **rule, "id": next(_ids), "hits": 0, "seen": 0}
@@ -86,7 +91,14 @@ class Faults:
         return None
 
 
+    def capacity_failure(self, resource_id: str) -> bool:
+        """Whether a capacity rule refuses this Spot VM's create or start now."""
+        with self.lock:
+            return any(rule["kind"] == "capacity" and _matches(rule, "", resource_id) and self._take(rule)
+                       for rule in self.rules)
+
+
 def _matches(rule: dict, method: str, path: str) -> bool:
-    if rule.get("method") and rule["method"].upper() != method.upper():
+    if rule.get("method") and method and rule["method"].upper() != method.upper():
         return False
     return not rule.get("path") or rule["path"].lower() in path.lower()

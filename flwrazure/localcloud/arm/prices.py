@@ -10,6 +10,7 @@ import re
 import uuid
 from urllib.parse import urlencode
 
+from flwrazure.localcloud.arm import spot
 from flwrazure.localcloud.arm.common import Resp
 
 PAGE = 100
@@ -47,8 +48,9 @@ def items(catalog: dict) -> list[dict]:
                              short, short, linux, "1 Hour", size))
             out.append(_item(region, label, "Virtual Machines", "Compute",
                              f"Virtual Machines {series} Series Windows", short, short, linux * 1.8, "1 Hour", size))
+            # Azure's Spot items: same product, skuName and meterName "<size> Spot"
             out.append(_item(region, label, "Virtual Machines", "Compute", f"Virtual Machines {series} Series",
-                             f"{short} Spot", f"{short} Spot", linux * 0.2, "1 Hour", size))
+                             f"{short} Spot", f"{short} Spot", spot.spot_price(catalog, size), "1 Hour", size))
         out.append(_item(region, label, "Virtual Network", "Networking", "IP Addresses", "Standard",
                          "Standard IPv4 Static Public IP", float(table.get("public_ip_hour", 0.004)), "1 Hour"))
         out.append(_item(region, label, "Storage", "Storage", "Premium SSD Managed Disks", "P4 LRS", "P4 LRS Disk",

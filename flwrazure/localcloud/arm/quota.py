@@ -4,6 +4,7 @@ VM creation and start run, with Azure's OperationNotAllowed message naming famil
 from __future__ import annotations
 
 from flwrazure.localcloud.arm import catalog as cat
+from flwrazure.localcloud.arm import spot
 from flwrazure.localcloud.arm.common import Ctx, Resp, location, page
 from flwrazure.localcloud.arm.errors import ArmError
 
@@ -73,19 +74,27 @@ def usage(ctx: Ctx, loc: str, exclude: str | None = None) -> dict[str, int]:
         if body["location"] != loc or (exclude and body["id"].lower() == exclude.lower()):
             continue
         out["virtualMachines"] += 1
+        info = size_info(ctx.catalog, body["properties"]["hardwareProfile"]["vmSize"])
+        low = spot.usage_counter(body["properties"])
+        if low and info:  # Spot: its own regional pool, deallocated or not
+            out[low] = out.get(low, 0) + info[1]
+            continue
         if rec["meta"].get("power") not in COUNTS_AGAINST_QUOTA:
             continue
-        info = size_info(ctx.catalog, body["properties"]["hardwareProfile"]["vmSize"])
         if info:
             out["cores"] += info[1]
             out[info[0]] = out.get(info[0], 0) + info[1]
     return out
 
 
-def check_cores(ctx: Ctx, loc: str, size: str, vm_id: str) -> None:
+def check_cores(ctx: Ctx, loc: str, size: str, vm_id: str, low_priority: bool = False) -> None:
+    """low_priority: a Spot VM, counted against the regional low-priority vCPUs only (the label in its message is
+    ours: no public report quotes Azure's for that counter)."""
     family, vcpus, _ = size_info(ctx.catalog, size)
     used = usage(ctx, loc, exclude=vm_id)
-    for counter, label in ((family, f"{family} Cores"), ("cores", "Total Regional Cores")):
+    counters = ((("lowPriorityCores", "Low Priority Cores"),) if low_priority else
+                ((family, f"{family} Cores"), ("cores", "Total Regional Cores")))
+    for counter, label in counters:
         limit, current = cat.quota_limit(ctx.catalog, loc, counter), used.get(counter, 0)
         if current + vcpus > limit:
             raise ArmError(409, "OperationNotAllowed",
@@ -105,7 +114,8 @@ def compute_usages(ctx: Ctx, loc_in: str) -> Resp:
     loc = location(ctx, loc_in, "Microsoft.Compute/locations/usages")
     used = usage(ctx, loc)
     families = sorted({v[0] for v in ctx.catalog["vm_sizes"].values()})
-    rows = [("cores", "Total Regional vCPUs"), ("virtualMachines", "Virtual Machines")]
+    rows = [("cores", "Total Regional vCPUs"), ("virtualMachines", "Virtual Machines"),
+            ("lowPriorityCores", "Total Regional Low-priority vCPUs")]  # as recorded: compute-usages-list.json
     rows += [(f, cat.FAMILY_NAMES.get(f, f"{f} vCPUs")) for f in families]
     return page(ctx, [{"unit": "Count", "currentValue": used.get(name, 0),
                        "limit": cat.quota_limit(ctx.catalog, loc, name),
@@ -161,4 +171,5 @@ def _capabilities(catalog: dict, size: str, vcpus: int, mem: float) -> list[dict
             {"name": "HyperVGenerations", "value": caps["HyperVGenerations"]},
             {"name": "PremiumIO", "value": "True" if caps["PremiumIO"] else "False"},
             {"name": "CpuArchitectureType", "value": caps["CpuArchitectureType"]},
+            {"name": "LowPriorityCapable", "value": "True" if caps.get("LowPriorityCapable", True) else "False"},
             {"name": "vCPUsAvailable", "value": str(vcpus)}]

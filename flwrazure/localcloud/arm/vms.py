@@ -11,7 +11,7 @@ import time
 import uuid
 
 from flwrazure.localcloud.arm import catalog as cat
-from flwrazure.localcloud.arm import extensions, nics, quota, timing, validate
+from flwrazure.localcloud.arm import extensions, nics, quota, spot, timing, validate
 from flwrazure.localcloud.arm import network as net
 from flwrazure.localcloud.arm.common import (
     Ctx,
@@ -276,9 +276,14 @@ def put_vm(ctx: Ctx, rg: str, name: str) -> Resp:
         props, nic_ids = _validate(ctx, rid_, canon_rg, name, loc, body_in.get("properties") or {},
                                    existing["body"] if existing else None)
         props["osProfile"].pop("customData", None)  # never echoed back: GET omits it, as on Azure
-        if not existing or existing["meta"].get("power") != "deallocated":
-            quota.check_cores(ctx, loc, props["hardwareProfile"]["vmSize"], rid_)
+        props.update(spot.check(ctx, name, props["hardwareProfile"]["vmSize"], body_in.get("properties") or {},
+                                existing["body"]["properties"] if existing else None,
+                                bool(existing) and existing["meta"].get("power") != "deallocated"))
         body = {"name": name, "id": rid_, "type": VM, "location": loc, "properties": props}
+        if not existing or existing["meta"].get("power") != "deallocated":
+            quota.check_cores(ctx, loc, props["hardwareProfile"]["vmSize"], rid_, spot.is_spot(props))
+        if not existing:
+            spot.check_capacity(ctx, body)
         tag = tags(body_in)
         if tag:
             body["tags"] = tag
@@ -551,7 +556,13 @@ def action(ctx: Ctx, rg: str, name: str, verb: str) -> Resp:
                            f"{'being ' + state.lower()[:-3] + 'ed' if state in ('Creating', 'Deleting') else power}.")
         if verb == "start" and power == "deallocated":
             quota.check_cores(ctx, rec["body"]["location"], rec["body"]["properties"]["hardwareProfile"]["vmSize"],
-                              rec["body"]["id"])
+                              rec["body"]["id"], spot.is_spot(rec["body"]["properties"]))
+            spot.check_capacity(ctx, rec["body"])
+            if spot.is_spot(rec["body"]["properties"]):
+                spot.check_price(ctx, "Start VM", rec["body"]["properties"]["hardwareProfile"]["vmSize"],
+                                 rec["body"]["properties"]["billingProfile"]["maxPrice"])
+        rec["meta"].pop("evicted", None)
+        rec["meta"].pop("eviction_notice", None)
         rec["meta"]["power"] = transient
         ctx.store.mark_dirty(resource=rec["body"]["id"])
         rid_, loc = rec["body"]["id"], rec["body"]["location"]
