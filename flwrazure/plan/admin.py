@@ -42,15 +42,18 @@ PARALLEL = 4  # flwr CLI processes at once on the server VM: ~80 MB and a CPU-se
 # for ~7 s after the SuperLink was healthy, and each poll of `flwr supernode list` while SuperNodes connected
 # paid it again. The script runs the venv's `flwr` entry point (the console script's own target, whatever the
 # release) once per call, in-process.
-#   each NAME... -- ARGS: ARGS once per NAME (every "@" in ARGS replaced by it), each call's output after a line
-#     "@@NAME" (the sections bounded() output has);
+#   each [--until PROBE [--unless CHECK] [--wait SECONDS]] NAME... -- ARGS: ARGS once per NAME (every "@" in ARGS
+#     replaced by it), each call's output after a line "@@NAME" (the sections bounded() output has). With --until,
+#     first the shell command PROBE every POLL s until it prints 200 (the SuperLink healthy: its CLI imports
+#     meanwhile, while the SuperLink boots), then a line "@@healthy <seconds it took>"; or "@@unhealthy" and no call
+#     when SECONDS (120) pass or CHECK (run every second) prints 2 or more (the service's restarts: a crash loop);
 #   online N SECONDS -- ARGS: ARGS (a `supernode list ... --format json`) every POLL s until its JSON lists N nodes
 #     online or SECONDS pass, then prints the last answer; exit 3 when a call's output could not be read here at
 #     all (then the caller polls the CLI the plain way).
 BATCH = "batch.py"
 POLL = 0.25
 NOT_CAPTURED = 3
-BATCH_SCRIPT = r'''import importlib.metadata, io, json, sys, time
+BATCH_SCRIPT = r'''import importlib.metadata, io, json, subprocess, sys, time
 sys.path.pop(0)  # the script's folder, the admin directory: as for the console script, not a place for modules
 flwr = next(e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "flwr").load()
 
@@ -79,8 +82,31 @@ def captured(args):
     return out.getvalue()
 
 
+def shell(command):
+    return subprocess.run(command, shell=True, capture_output=True, text=True).stdout.strip()
+
+
 split = sys.argv.index("--")
 mode, given, args = sys.argv[1], sys.argv[2:split], sys.argv[split + 1:]
+opts = {}
+while given and given[0].startswith("--"):
+    opts[given[0]], given = given[1], given[2:]
+if "--until" in opts:
+    began = checked = time.monotonic()
+    while shell(opts["--until"]) != "200":
+        now = time.monotonic()
+        if now - began > float(opts.get("--wait", 120)):
+            given = []
+        elif "--unless" in opts and now - checked >= 1:
+            checked = now
+            restarts = shell(opts["--unless"])
+            if restarts.isdigit() and int(restarts) >= 2:
+                given = []
+        if not given:
+            print("@@unhealthy", file=sys.__stdout__, flush=True)
+            sys.exit(0)
+        time.sleep(__POLL__)
+    print(f"@@healthy {time.monotonic() - began:.2f}", file=sys.__stdout__, flush=True)
 if mode == "each":
     for name in given:
         print(f"@@{name}", file=sys.__stdout__, flush=True)
@@ -108,10 +134,17 @@ def _names(items: list[str]) -> None:
             raise ValueError(f"not a plain name: {item!r}")
 
 
-def batch_each(python: str, script: str, items: list[str], args: list[str]) -> str:
-    """A shell command: `python script` running the flwr CLI with `args` once per item (see BATCH_SCRIPT)."""
+def batch_each(python: str, script: str, items: list[str], args: list[str], until: str | None = None,
+               unless: str | None = None, wait: float = 120) -> str:
+    """A shell command: `python script` running the flwr CLI with `args` once per item, with `until`: once that
+    probe prints 200 (see BATCH_SCRIPT)."""
     _names(items)
-    return f"{python} {shlex.quote(script)} each {' '.join(items)} -- {' '.join(shlex.quote(a) for a in args)}"
+    first = ""
+    if until is not None:
+        first = f"--until {shlex.quote(until)} --wait {float(wait):g} "
+        first += f"--unless {shlex.quote(unless)} " if unless else ""
+    return (f"{python} {shlex.quote(script)} each {first}{' '.join(items)} -- "
+            f"{' '.join(shlex.quote(a) for a in args)}")
 
 
 def batch_online(python: str, script: str, want: int, seconds: float, args: list[str]) -> str:

@@ -110,6 +110,32 @@ def wait_online(conn, adm: Admin, want: int, timeout: float = 180) -> int | None
                          "`journalctl -u flower-supernode` on the client VMs (`flwrazure status` lists their IPs).")
 
 
+def register_once_healthy(conn, adm: Admin, keys: dict[str, str], probe: str, failing: str,
+                          wait: float) -> tuple[float | None, dict[str, str]]:
+    """Register keys as soon as the SuperLink is healthy, by one flwr process that starts while the SuperLink
+    boots (its imports, 1.3-1.6 CPU-seconds, then are off the path): `probe` prints 200 once it is healthy,
+    `failing` its restarts. Returns the seconds from the command's start until healthy (None: not within `wait`,
+    or crash-looping; nothing registered) and VM name -> node id of the keys it registered (a key it gave no
+    answer for is missing: register() it)."""
+    if not keys or not adm.python:
+        return None, {}
+    kdir = shlex.quote(f"{adm.directory}/keys")
+    writes = " && ".join(f"printf '%s\\n' {shlex.quote(line)} > {kdir}/{vm}.pub" for vm, line in keys.items())
+    batch = batch_each(adm.python, adm.script, list(keys),
+                       adm.args("supernode", "register", f"{adm.directory}/keys/@.pub"), probe, failing, wait)
+    out = conn.run(f"{writes} && {batch}", hide=True, warn=True, in_stream=False, timeout=wait + 120).stdout
+    healthy = next((line.split()[1] for line in out.splitlines() if line.startswith("@@healthy ")), None)
+    if healthy is None:
+        return None, {}
+    return float(healthy), _answered(out, keys)
+
+
+def _answered(out: str, keys: dict[str, str]) -> dict[str, str]:
+    """The batch's sections for these keys that carry an answer (JSON), parsed as parse_registrations does."""
+    return parse_registrations("".join(f"@@{chunk}" for chunk in out.split("@@")[1:]
+                                       if chunk.partition("\n")[0] in keys and "{" in chunk))
+
+
 def register(conn, adm: Admin, keys: dict[str, str], parallel: int = PARALLEL) -> dict[str, str]:
     """Register public keys (VM name -> OpenSSH public key line) with the SuperLink in one SSH command, at most
     `parallel` flwr processes at a time (each is a Python process of ~100 MB: a hundred at once exhaust a
@@ -122,9 +148,7 @@ def register(conn, adm: Admin, keys: dict[str, str], parallel: int = PARALLEL) -
     if adm.python:  # all keys by one flwr process (admin.BATCH_SCRIPT); what it did not answer, the plain way
         batch = batch_each(adm.python, adm.script, list(keys),
                            adm.args("supernode", "register", f"{adm.directory}/keys/@.pub"))
-        out = output(conn, f"{writes} && {batch}")
-        done = parse_registrations("".join(f"@@{chunk}" for chunk in out.split("@@")[1:]
-                                           if chunk.partition("\n")[0] in keys and "{" in chunk))
+        done = _answered(output(conn, f"{writes} && {batch}"), keys)
     todo = [vm for vm in keys if vm not in done]
     if not todo:
         return done

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from flwrazure.commands.start import _health_probe
 from flwrazure.plan import admin, services, versions
 from flwrazure.remote import flwradmin
 from flwrazure.workstation import certs
@@ -234,12 +235,16 @@ def _admin_batch(case: Case, layout: services.Layout, pid: int) -> dict:
         return subprocess.run([TOOLS["nsenter"], "-t", str(pid), "-n", TOOLS["bash"], "-c", command],
                               capture_output=True, text=True, timeout=120)
 
+    probe = _health_probe(versions.port_plan(case.version), layout, True)  # start's, as start sends it
     out = sh(admin.batch_each(adm.python, adm.script, list(keys), adm.args("supernode", "register",
-                                                                          f"{directory}/keys/@.pub")))
+                                                                          f"{directory}/keys/@.pub"),
+                              until=probe, unless="echo 0", wait=60))
     again = sh(admin.batch_each(adm.python, adm.script, ["vm1"], adm.args("supernode", "register",
                                                                        f"{directory}/keys/@.pub")))
     listed = sh(admin.batch_online(adm.python, adm.script, 0, 10, adm.args("supernode", "list")))
-    return {"registered": flwradmin.parse_registrations(out.stdout + again.stdout.replace("@@vm1", "@@again")),
+    return {"healthy": out.stdout.startswith("@@healthy "),
+            "registered": flwradmin.parse_registrations(out.stdout.partition("\n")[2] +
+                                                        again.stdout.replace("@@vm1", "@@again")),
             "listed": listed.returncode, "nodes": flwradmin._json(listed.stdout).get("nodes"),
             "output": out.stdout + out.stderr + listed.stdout[-500:] + listed.stderr[-500:]}
 
@@ -278,5 +283,6 @@ def test_release_runs_the_planned_commands_with_internal_apis_on_loopback(matrix
     if case.secure and case.version not in ADMIN_REFUSED:  # start's registration and online wait run the CLI in one process (plan.admin.BATCH_SCRIPT)
         got = out.admin
         ids = {got["registered"]["vm1"], got["registered"]["vm2"]}
-        assert all(i.isdigit() for i in ids) and got["registered"]["again"] == "registered", got["output"]
+        assert got["healthy"] and all(i.isdigit() for i in ids) and got["registered"]["again"] == "registered", \
+            got["output"]
         assert got["listed"] == 0 and ids <= {str(n.get("node-id")) for n in got["nodes"]}, got["output"]

@@ -29,7 +29,7 @@ def app(args, prog_name=None, standalone_mode=True):
         if key == "bad":
             print(json.dumps({"success": False, "error-message": "invalid key"}), file=sys.__stdout__)
             raise SystemExit(1)
-        print(json.dumps({"success": True, "node-id": abs(hash(key)) % 1000}), file=sys.__stdout__)
+        print(json.dumps({"success": True, "node-id": 100 + sum(map(ord, key))}), file=sys.__stdout__)
     elif args[:2] == ["supernode", "list"]:
         polls = int(STATE.read_text()) + 1 if STATE.exists() else 1
         STATE.write_text(str(polls))
@@ -101,3 +101,24 @@ def test_online_says_when_it_cannot_read_the_cli(flwr):
 def test_batch_refuses_names_that_are_not_plain(bad):
     with pytest.raises(ValueError):
         admin.batch_each("python3", "/s.py", ["ok", bad], ["supernode", "register"])
+
+
+def _register(tmp_path, **kw) -> str:
+    (tmp_path / "c1.pub").write_text("k1")
+    return admin.batch_each(sys.executable, str(tmp_path / "admin" / admin.BATCH), ["c1"],
+                            ["supernode", "register", f"{tmp_path}/@.pub", "--format", "json"], **kw)
+
+
+def test_registers_once_the_probe_says_healthy_and_says_how_long_it_waited(flwr, tmp_path):
+    probes = tmp_path / "probes"  # the third probe answers 200
+    probe = f"n=$(cat {probes} 2>/dev/null || echo 0); echo $((n+1)) > {probes}; [ $n -ge 2 ] && echo 200"
+    out = _sh(flwr, _register(tmp_path, until=probe, unless="echo 0")).stdout
+    first, _, rest = out.partition("\n")
+    assert first.startswith("@@healthy ") and float(first.split()[1]) >= 2 * admin.POLL, out
+    assert probes.read_text().strip() == "3" and parse_registrations(rest)["c1"].isdigit(), out
+
+
+@pytest.mark.parametrize("unless, wait", [("echo 2", 60), ("echo 0", 0.3)], ids=["crash-loop", "timeout"])
+def test_no_registration_when_the_superlink_never_gets_healthy(flwr, tmp_path, unless, wait):
+    out = _sh(flwr, _register(tmp_path, until="echo 503", unless=unless, wait=wait))
+    assert out.returncode == 0 and out.stdout.strip() == "@@unhealthy", out
