@@ -10,6 +10,7 @@ from pathlib import Path
 from flwrazure import ui, workers
 from flwrazure.commands import in_background
 from flwrazure.errors import FlwrazureError, UsageError
+from flwrazure.plan import bootstrap as plan_bootstrap
 from flwrazure.plan import names, services, versions
 from flwrazure.workstation import certs, flwrconfig, state
 
@@ -249,6 +250,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
         # the unit in place while the SuperLink boots: once its key is registered, only the start is left
         staged = daemons.stage(conn, SUPERNODE, kinds[row["vm"]],
                                services.unit(title, command, layout, st["admin_user"], index_url))
+        if not ready.is_set():  # idle until the SuperLink is up: its first start's bytecode, written now
+            ssh.output(conn, plan_bootstrap.warm_imports(layout.venv))
         while not ready.wait(0.1):
             if failed.is_set():
                 return
