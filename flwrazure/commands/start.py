@@ -174,24 +174,28 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     fallbacks: dict[str, str] = {}  # VM -> why its user data did not install Flower (then SSH did)
     count = threading.Lock()
 
-    def prepare(row: dict):
+    def prepare(row: dict, unit: tuple[str, str, list[str]] | None = None):
+        """SSH, Flower installed; `unit` (name, title, command): a service whose unit is written meanwhile
+        (while the user data runs), returned with stage()'s answer for install()."""
         conn = ssh.wait(row["public_ip"], row["vm"], st["admin_user"], key, known)
         conns[row["vm"]] = conn
         with count:
             if "ssh" not in progress.seconds:
                 progress.done("ssh", f"first SSH login ({row['vm']})")
+        kinds[row["vm"]] = daemons.supervisor(conn)
+        staged = None if unit is None else daemons.stage(
+            conn, unit[0], kinds[row["vm"]], services.unit(unit[1], unit[2], layout, st["admin_user"], index_url))
         # the first boot's user data installs Flower (plan.userdata): wait for it, fall back to SSH if it failed
         why = bootstrap.first_boot(conn, layout)
         if why is not None:
             fallbacks[row["vm"]] = why
             ui.warn(escape(f"VM {row['vm']}: {why}; installing Flower over SSH instead."))
         installed[row["vm"]] = bootstrap.ensure_flwr(conn, layout, version, extra_pip, index_url, row["vm"])
-        kinds[row["vm"]] = daemons.supervisor(conn)
         with count:
-            if len(kinds) == len(rows):
+            if len(installed) == len(rows):
                 progress.done("installed", f"Flower {version} in place on {len(rows)} VMs" +
                               (f" ({len(fallbacks)} installed over SSH)" if fallbacks else ""))
-        return conn
+        return conn if unit is None else (conn, staged)
 
     def service(conn, vm: str, name: str, title: str, command: list[str], staged: bool | None = None) -> None:
         changed[vm] = daemons.install(conn, name, kinds[vm], layout,
@@ -201,12 +205,12 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     def superlink():
         """The server VM's chain; the client VMs install meanwhile and wait for `ready` only to start."""
         try:
-            srv = prepare(server)
+            link = (SUPERLINK, "Flower SuperLink", services.superlink_command(version, layout, secure, runtime_deps))
+            srv, staged = prepare(server, link)
             if secure:
                 for name in ("ca.crt", "server.pem", "server.key"):
                     ssh.put_text(srv, (cdir / "tls" / name).read_text(), layout.path(name), "600")
-            service(srv, server["vm"], SUPERLINK, "Flower SuperLink",
-                    services.superlink_command(version, layout, secure, runtime_deps))
+            service(srv, server["vm"], *link, staged)
             # the admin's flwr files need no SuperLink: written while it boots, not after
             adm = flwradmin.setup(srv, layout, version, plan.control, secure)
             todo = {vm: pub for vm, (_, pub) in keys.items() if vm not in registered} if secure else {}

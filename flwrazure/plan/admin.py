@@ -45,7 +45,8 @@ PARALLEL = 4  # flwr CLI processes at once on the server VM: ~80 MB and a CPU-se
 #   each [--until PROBE [--unless CHECK] [--wait SECONDS]] NAME... -- ARGS: ARGS once per NAME (every "@" in ARGS
 #     replaced by it), each call's output after a line "@@NAME" (the sections bounded() output has). With --until,
 #     first the shell command PROBE every POLL s until it prints 200 (the SuperLink healthy: its CLI imports
-#     meanwhile, while the SuperLink boots), then a line "@@healthy <seconds it took>"; or "@@unhealthy" and no call
+#     meanwhile, while the SuperLink boots), then a line "@@healthy <seconds since the script started>" (when
+#     the imports took longer, that is when the probe first ran); or "@@unhealthy" and no call
 #     when SECONDS (120) pass or CHECK (run every second) prints 2 or more (the service's restarts: a crash loop);
 #   online N SECONDS -- ARGS: ARGS (a `supernode list ... --format json`) every POLL s until its JSON lists N nodes
 #     online or SECONDS pass, then prints the last answer; exit 3 when a call's output could not be read here at
@@ -53,7 +54,9 @@ PARALLEL = 4  # flwr CLI processes at once on the server VM: ~80 MB and a CPU-se
 BATCH = "batch.py"
 POLL = 0.25
 NOT_CAPTURED = 3
-BATCH_SCRIPT = r'''import importlib.metadata, io, json, subprocess, sys, time
+BATCH_SCRIPT = r'''import time
+began = time.monotonic()  # "@@healthy" counts from here: the imports below are part of the wait
+import importlib.metadata, io, json, subprocess, sys
 sys.path.pop(0)  # the script's folder, the admin directory: as for the console script, not a place for modules
 flwr = next(e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "flwr").load()
 
@@ -92,7 +95,7 @@ opts = {}
 while given and given[0].startswith("--"):
     opts[given[0]], given = given[1], given[2:]
 if "--until" in opts:
-    began = checked = time.monotonic()
+    checked = time.monotonic()
     while shell(opts["--until"]) != "200":
         now = time.monotonic()
         if now - began > float(opts.get("--wait", 120)):
