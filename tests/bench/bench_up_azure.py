@@ -5,8 +5,8 @@ VMs created, first SSH login, Flower installed on every VM, SuperLink healthy, a
 a local cloud of its own (no teardown: `local down` ends it). Root only.
 
 All VMs share this machine's cores (an Azure VM's vCPUs are its own): the bench prints how busy the machine was
-during `up` (cores busy on average, and the share of seconds with every core busy), so a row that is CPU-bound
-here says so.
+from the VMs' creation to the end of `up` (cores busy on average, and the share of seconds with every core busy),
+so a row that is CPU-bound here says so.
 
     python -m tests.bench.bench_up_azure          # every row; FLWRAZURE_BENCH_CLIENTS=2 (or 2,10) picks rows"""
 
@@ -62,15 +62,16 @@ class CpuWatch:
     """This machine's busy cores, sampled every second while a command runs (every sandbox VM included)."""
 
     def __init__(self):
-        self.samples: list[float] = []
+        self.samples: list[tuple[float, float]] = []  # (seconds since the watch began, cores busy that second)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         last, at = busy_seconds(), time.monotonic()
+        began = at
         while not self._stop.wait(1.0):
             now, t = busy_seconds(), time.monotonic()
-            self.samples.append((now - last) / (t - at))
+            self.samples.append((t - began, (now - last) / (t - at)))
             last, at = now, t
 
     def __enter__(self) -> CpuWatch:
@@ -81,12 +82,15 @@ class CpuWatch:
         self._stop.set()
         self._thread.join()
 
-    def summary(self) -> dict[str, float]:
+    def summary(self, after: float = 0.0) -> dict[str, float]:
+        """Cores busy on average and the share of seconds with every core busy, from `after` s on (the VMs
+        created: what start does on them)."""
         cores = os.cpu_count() or 1
-        if not self.samples:
+        window = [busy for t, busy in self.samples if t > after]
+        if not window:
             return {"cores": cores, "busy": 0.0, "saturated": 0.0}
-        return {"cores": cores, "busy": round(sum(self.samples) / len(self.samples), 2),
-                "saturated": round(sum(1 for s in self.samples if s >= 0.95 * cores) / len(self.samples), 2)}
+        return {"cores": cores, "busy": round(sum(window) / len(window), 2),
+                "saturated": round(sum(1 for b in window if b >= 0.95 * cores) / len(window), 2)}
 
 
 def run(clients: int, options: tuple[str, ...] = (), vm_cpu: float | None = None) -> dict[str, float]:
@@ -108,19 +112,20 @@ def run(clients: int, options: tuple[str, ...] = (), vm_cpu: float | None = None
     finally:  # the local cloud goes with every VM: a teardown (a group delete: 78 s at this timing) adds nothing
         fz(home, "local", "down")
         shutil.rmtree(home.parent, ignore_errors=True)
-    return {**phases(info), **cpu.summary()}
+    got = phases(info)
+    return {**got, **cpu.summary(after=got["created"])}
 
 
 def table(rows: list[tuple[int, tuple[str, ...], float, dict]]) -> list[str]:
     """Each phase as seconds and ratio to VM_CREATE, the bound and whether all SuperNodes were online within it."""
     head = f"  {'N':>3} {'options':<18}" + "".join(f" {label:>22}" for _, label in PHASES)
-    lines = [head + f" {'bound':>6} {'met':>4} {'cores busy':>11} {'all busy':>8} {'SSH installs':>12}"]
+    lines = [head + f" {'bound':>6} {'met':>4} {'cores busy¹':>11} {'all busy¹':>9} {'SSH installs':>12}"]
     for clients, options, bound, got in rows:
         cells = "".join(f" {got[k]:>13.1f} s ({got[k] / VM_CREATE:4.2f})" if k in got else f" {'-':>22}"
                         for k, _ in PHASES)
         met = "yes" if got.get("online", float("inf")) <= bound * VM_CREATE else "no"
         lines.append(f"  {clients:>3} {' '.join(options) or 'default':<18}{cells} {bound:>5.1f}x {met:>4} "
-                     f"{got['busy']:>5.2f} of {got['cores']:<3} {got['saturated']:>7.0%} {got['fallbacks']:>12}")
+                     f"{got['busy']:>5.2f} of {got['cores']:<3} {got['saturated']:>8.0%} {got['fallbacks']:>12}")
     return lines
 
 
@@ -142,9 +147,9 @@ def main() -> None:
                           **got}), flush=True)
     for line in table(done):
         print(line)
-    print(f"  target: all SuperNodes online within the bound x VM create; cores busy: this machine's, every VM "
-          f"sharing them (on Azure each VM has its own {cap}); SSH installs: VMs whose user data did not install "
-          "Flower")
+    print(f"  target: all SuperNodes online within the bound x VM create. ¹ this machine's cores from VMs created to "
+          f"the end (average; share of seconds with all busy), every VM sharing them: on Azure each VM has its own "
+          f"{cap}. SSH installs: VMs whose user data did not install Flower")
 
 
 if __name__ == "__main__":
