@@ -155,10 +155,11 @@ class Milestones:
         if self._status is not None:
             self._status.stop()
 
-    def done(self, key: str, text: str) -> None:
+    def done(self, key: str, text: str, at: float | None = None) -> None:
+        """at: when it was reached (time.monotonic()), if before now (seen by a command that went on)."""
         import time
 
-        took = round(time.monotonic() - self._began, 1)
+        took = round((time.monotonic() if at is None else at) - self._began, 1)
         with self._lock:
             self.seconds[key] = took
             if self.show:

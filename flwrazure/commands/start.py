@@ -10,6 +10,7 @@ from pathlib import Path
 from flwrazure import ui, workers
 from flwrazure.commands import in_background
 from flwrazure.errors import FlwrazureError, UsageError
+from flwrazure.plan import bootstrap as plan_bootstrap
 from flwrazure.plan import names, services, versions
 from flwrazure.workstation import certs, flwrconfig, state
 
@@ -35,24 +36,34 @@ def _addresses(target, st: dict) -> list[dict]:
     return rows
 
 
-def _wait_superlink(conn, plan, layout, secure: bool, kind: str, timeout: float = 120) -> None:
-    """Healthy: /health answers 200 (HTTP generation), or the Control port listens (gRPC generation)."""
+HEALTH_TIMEOUT = 120  # seconds the SuperLink may take to become healthy
+
+
+def _health_probe(plan, layout, secure: bool) -> str:
+    """A shell command printing 200 once the SuperLink is healthy: /health answers 200 (HTTP generation), or the
+    Control port listens (gRPC generation)."""
+    if plan.generation == "http":
+        scheme = "https" if secure else "http"
+        return (f"python3 -c \"import ssl,urllib.request; c=ssl.create_default_context(cafile='{layout.path('ca.crt')}')"
+                f" if '{scheme}'=='https' else None; print(urllib.request.urlopen('{scheme}://127.0.0.1:"
+                f"{plan.control}/health', context=c, timeout=3).status)\" 2>/dev/null")
+    return f"ss -ltn | grep -q ':{plan.control} ' && echo 200"
+
+
+def _wait_superlink(conn, plan, layout, secure: bool, kind: str, timeout: float = HEALTH_TIMEOUT) -> None:
+    """Until the SuperLink is healthy (_health_probe); a crash loop or the timeout is one error with its log."""
     from flwrazure.remote import daemons
     from flwrazure.remote.ssh import output
 
-    if plan.generation == "http":
-        scheme = "https" if secure else "http"
-        probe = (f"python3 -c \"import ssl,urllib.request; c=ssl.create_default_context(cafile='{layout.path('ca.crt')}')"
-                 f" if '{scheme}'=='https' else None; print(urllib.request.urlopen('{scheme}://127.0.0.1:"
-                 f"{plan.control}/health', context=c, timeout=3).status)\"")
-    else:
-        probe = f"ss -ltn | grep -q ':{plan.control} ' && echo 200"
-    start, failing = time.monotonic(), False
+    probe = _health_probe(plan, layout, secure)
+    start, failing, checked = time.monotonic(), False, 0.0
     while time.monotonic() - start < timeout and not failing:
         if output(conn, probe).strip() == "200":
             return
-        failing = daemons.restarts(conn, SUPERLINK, kind, layout) >= 2  # crash loop: no point in waiting
-        time.sleep(1)
+        if time.monotonic() - checked >= 1:  # probed every 0.25 s: the SuperLink's first seconds are on the path
+            failing = daemons.restarts(conn, SUPERLINK, kind, layout) >= 2  # crash loop: no point in waiting
+            checked = time.monotonic()
+        time.sleep(0.25)
     log = output(conn, f"journalctl -u {SUPERLINK} -n 5 --no-pager" if kind == daemons.SYSTEMD else
                  f"tail -n 5 {layout.path(SUPERLINK)}.log")
     why = "keeps exiting" if failing else f"did not become healthy in {timeout:.0f} s"
@@ -163,46 +174,59 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     fallbacks: dict[str, str] = {}  # VM -> why its user data did not install Flower (then SSH did)
     count = threading.Lock()
 
-    def prepare(row: dict):
+    def prepare(row: dict, unit: tuple[str, str, list[str]] | None = None):
+        """SSH, Flower installed; `unit` (name, title, command): a service whose unit is written meanwhile
+        (while the user data runs), returned with stage()'s answer for install()."""
         conn = ssh.wait(row["public_ip"], row["vm"], st["admin_user"], key, known)
         conns[row["vm"]] = conn
         with count:
             if "ssh" not in progress.seconds:
                 progress.done("ssh", f"first SSH login ({row['vm']})")
+        kinds[row["vm"]] = daemons.supervisor(conn)
+        staged = None if unit is None else daemons.stage(
+            conn, unit[0], kinds[row["vm"]], services.unit(unit[1], unit[2], layout, st["admin_user"], index_url))
         # the first boot's user data installs Flower (plan.userdata): wait for it, fall back to SSH if it failed
         why = bootstrap.first_boot(conn, layout)
         if why is not None:
             fallbacks[row["vm"]] = why
             ui.warn(escape(f"VM {row['vm']}: {why}; installing Flower over SSH instead."))
         installed[row["vm"]] = bootstrap.ensure_flwr(conn, layout, version, extra_pip, index_url, row["vm"])
-        kinds[row["vm"]] = daemons.supervisor(conn)
         with count:
-            if len(kinds) == len(rows):
+            if len(installed) == len(rows):
                 progress.done("installed", f"Flower {version} in place on {len(rows)} VMs" +
                               (f" ({len(fallbacks)} installed over SSH)" if fallbacks else ""))
-        return conn
+        return conn if unit is None else (conn, staged)
 
-    def service(conn, vm: str, name: str, title: str, command: list[str]) -> None:
+    def service(conn, vm: str, name: str, title: str, command: list[str], staged: bool | None = None) -> None:
         changed[vm] = daemons.install(conn, name, kinds[vm], layout,
                                       services.unit(title, command, layout, st["admin_user"], index_url),
-                                      services.loop_script(title, name, command, layout, index_url))
+                                      services.loop_script(title, name, command, layout, index_url), staged)
 
     def superlink():
         """The server VM's chain; the client VMs install meanwhile and wait for `ready` only to start."""
         try:
-            srv = prepare(server)
+            link = (SUPERLINK, "Flower SuperLink", services.superlink_command(version, layout, secure, runtime_deps))
+            srv, staged = prepare(server, link)
             if secure:
                 for name in ("ca.crt", "server.pem", "server.key"):
                     ssh.put_text(srv, (cdir / "tls" / name).read_text(), layout.path(name), "600")
-            service(srv, server["vm"], SUPERLINK, "Flower SuperLink",
-                    services.superlink_command(version, layout, secure, runtime_deps))
+            service(srv, server["vm"], *link, staged)
             # the admin's flwr files need no SuperLink: written while it boots, not after
             adm = flwradmin.setup(srv, layout, version, plan.control, secure)
-            _wait_superlink(srv, plan, layout, secure, kinds[server["vm"]])
-            progress.done("superlink", f"SuperLink on {server['vm']} healthy ({kinds[server['vm']]})")
             todo = {vm: pub for vm, (_, pub) in keys.items() if vm not in registered} if secure else {}
+            # keys to register: one flwr process starts now, waits for the SuperLink's health itself and registers
+            # them at once (its imports overlap the SuperLink's boot); without, or when it saw no health, as before
+            began = time.monotonic()
+            after, got = flwradmin.register_once_healthy(
+                srv, adm, todo, _health_probe(plan, layout, secure),
+                daemons.restarts_command(SUPERLINK, kinds[server["vm"]], layout), HEALTH_TIMEOUT)
+            if after is None:
+                _wait_superlink(srv, plan, layout, secure, kinds[server["vm"]])
+            progress.done("superlink", f"SuperLink on {server['vm']} healthy ({kinds[server['vm']]})",
+                          at=None if after is None else began + after)
             if todo:
-                registered.update(flwradmin.register(srv, adm, todo))
+                rest = {vm: pub for vm, pub in todo.items() if vm not in got}
+                registered.update({**got, **(flwradmin.register(srv, adm, rest) if rest else {})})
                 state.update(cluster, {"registered_supernodes": registered})
                 progress.done("register", f"{len(todo)} SuperNode key(s) registered")
             ready.set()
@@ -223,13 +247,19 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
 
             data_path = layout.path(DATA_DIR)
             data[row["vm"]] = clientdata.sync(conn, data_path, data_root / str(i), data_lists[i])
-        while not ready.wait(0.5):
+        total = int(partitions.get(row["vm"]) or len(clients))
+        title, command = f"Flower SuperNode {i}", services.supernode_command(
+            version, layout, server["public_ip"], i - 1, total, secure, runtime_deps=runtime_deps,
+            data_path=data_path)
+        # the unit in place while the SuperLink boots: once its key is registered, only the start is left
+        staged = daemons.stage(conn, SUPERNODE, kinds[row["vm"]],
+                               services.unit(title, command, layout, st["admin_user"], index_url))
+        if not ready.is_set():  # idle until the SuperLink is up: its first start's bytecode, written now
+            ssh.output(conn, plan_bootstrap.warm_imports(layout.venv))
+        while not ready.wait(0.1):
             if failed.is_set():
                 return
-        total = int(partitions.get(row["vm"]) or len(clients))
-        service(conn, row["vm"], SUPERNODE, f"Flower SuperNode {i}", services.supernode_command(
-            version, layout, server["public_ip"], i - 1, total, secure, runtime_deps=runtime_deps,
-            data_path=data_path))
+        service(conn, row["vm"], SUPERNODE, title, command, staged)
         partitions[row["vm"]] = total
 
     progress = ui.Milestones(f"Starting Flower {version} on {len(rows)} VMs", show)

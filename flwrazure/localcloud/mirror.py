@@ -424,11 +424,12 @@ class Mirror:
         return local
 
     def _save_meta(self) -> None:
+        # under the lock, file and all: requests served at once (VMs asking for pages together) each save, and
+        # saves sharing the temporary file failed each other's rename (the VM's request then got no answer)
         with self.lock:
-            text = json.dumps(self.meta)
-        tmp = self.meta_file.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.meta_file)
+            tmp = self.meta_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.meta))
+            os.replace(tmp, self.meta_file)
 
     def stop(self) -> None:
         self.httpd.shutdown()

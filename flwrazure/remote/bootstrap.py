@@ -10,7 +10,7 @@ from flwrazure.errors import FlwrazureError
 from flwrazure.plan import bootstrap as plan
 from flwrazure.plan import services
 from flwrazure.plan.services import Layout
-from flwrazure.remote.ssh import put_text, read, run, succeeds
+from flwrazure.remote.ssh import output, put_text, run, succeeds
 
 APT_TIMEOUT = 900  # seconds: first-boot unattended-upgrades can hold the locks for many minutes on Azure
 INSTALL_TIMEOUT = 900  # seconds a pip install may take, and may be waited for
@@ -47,7 +47,9 @@ def ensure_flwr(conn, layout: Layout, version: str, extra: list[str], index_url:
     marker, env_file = layout.path("installed.json"), layout.path(services.ENV_FILE)
     run(conn, f"mkdir -p {shlex.quote(layout.base)} && chmod 700 {shlex.quote(layout.base)}")
     put_text(conn, services.env_file_text(services.environment(layout, index_url)), env_file, "600")
-    if read(conn, marker) == want and succeeds(conn, f"test -x {shlex.quote(layout.venv)}/bin/flower-superlink"):
+    have = output(conn, f"test -x {shlex.quote(layout.venv)}/bin/flower-superlink && echo ok; "
+                        f"cat {shlex.quote(marker)} 2>/dev/null")
+    if have.partition("\n")[0] == "ok" and have.partition("\n")[2] == want:
         return False
     if not succeeds(conn, f"test -x {shlex.quote(layout.venv)}/bin/pip"):  # e.g. made by the user data already
         ensure_venv_support(conn, name or conn.host, venv_probe)
@@ -72,8 +74,8 @@ def first_boot(conn, layout: Layout, timeout: int = APT_TIMEOUT) -> str | None:
         return None
     result = conn.run(userdata.wait_command(timeout), hide=True, warn=True, in_stream=False, timeout=timeout + 60)
     marker = layout.path("installed.json")
-    has_script = succeeds(conn, f"test -f {userdata.SCRIPT}")
-    has_marker = succeeds(conn, f"test -f {shlex.quote(marker)}")
+    found = output(conn, f"test -f {userdata.SCRIPT} && echo script; test -f {shlex.quote(marker)} && echo marker")
+    has_script, has_marker = "script" in found.split(), "marker" in found.split()
     why = userdata.fallback_reason(result.exited, result.stdout, has_script, has_marker, timeout)
     if why and has_script:
         # what the user data made as root before it stopped becomes the admin user's, as it would have at its end

@@ -16,16 +16,36 @@ def supervisor(conn) -> str:
     return SYSTEMD if succeeds(conn, "test -d /run/systemd/system") else LOOP
 
 
-def install(conn, name: str, kind: str, layout: Layout, unit_text: str, loop_text: str) -> bool:
+def stage(conn, name: str, kind: str, unit_text: str) -> bool | None:
+    """Write the unit of a service that does not run yet ahead of starting it (the file and a daemon-reload, while
+    something else is still awaited); what it returns goes to install's `staged`. None where nothing is written
+    ahead: no systemd, or the service runs (a changed unit must then be written and restarted together: one
+    written now and then not started, as when the wait fails, would look current to the next start)."""
+    if kind != SYSTEMD:
+        return None
+    path, unit = f"/etc/systemd/system/{name}.service", shlex.quote(name)
+    state, _, text = output(conn, f"systemctl is-active --quiet {unit} && echo active || echo idle; "
+                                  f"cat {shlex.quote(path)} 2>/dev/null").partition("\n")
+    if state.strip() == "active":
+        return None
+    return _write_unit(conn, path, unit_text, text)
+
+
+def _write_unit(conn, path: str, unit_text: str, have: str) -> bool:
+    changed = have != unit_text
+    if changed:
+        run(conn, f"printf %s {shlex.quote(unit_text)} | sudo -n tee {shlex.quote(path)} >/dev/null && "
+                  "sudo -n systemctl daemon-reload")
+    return changed
+
+
+def install(conn, name: str, kind: str, layout: Layout, unit_text: str, loop_text: str,
+            staged: bool | None = None) -> bool:
     """Install or update the service and make sure it runs; restarts it only when its definition changed.
-    Returns True when it changed."""
+    Returns True when it changed. staged: stage()'s answer for this very unit_text (then only the start is left)."""
     if kind == SYSTEMD:
-        path = f"/etc/systemd/system/{name}.service"
-        unit = shlex.quote(name)
-        changed = read(conn, path) != unit_text
-        if changed:
-            run(conn, f"printf %s {shlex.quote(unit_text)} | sudo -n tee {shlex.quote(path)} >/dev/null && "
-                      "sudo -n systemctl daemon-reload")
+        path, unit = f"/etc/systemd/system/{name}.service", shlex.quote(name)
+        changed = _write_unit(conn, path, unit_text, read(conn, path)) if staged is None else staged
         run(conn, f"sudo -n systemctl enable {unit} >/dev/null 2>&1; "
                   f"sudo -n systemctl {'restart' if changed else 'start'} {unit}")
         return changed
@@ -52,12 +72,16 @@ def stop(conn, name: str, kind: str, layout: Layout) -> None:
               f"for i in $(seq 50); do kill -0 -- -$p 2>/dev/null || exit 0; sleep 0.1; done; kill -9 -- -$p")
 
 
+def restarts_command(name: str, kind: str, layout: Layout) -> str:
+    """A shell command printing how often the service was restarted after failing."""
+    if kind == SYSTEMD:
+        return f"systemctl show -p NRestarts --value {shlex.quote(name)}"
+    return f"grep -c '^{RESTART_MARK} ' {shlex.quote(layout.path(name + '.log'))}"
+
+
 def restarts(conn, name: str, kind: str, layout: Layout) -> int:
     """How often the service was restarted after failing (a crash loop shows here long before a timeout)."""
-    if kind == SYSTEMD:
-        out = output(conn, f"systemctl show -p NRestarts --value {shlex.quote(name)}")
-    else:
-        out = output(conn, f"grep -c '^{RESTART_MARK} ' {shlex.quote(layout.path(name + '.log'))}")
+    out = output(conn, restarts_command(name, kind, layout))
     return int(out.strip()) if out.strip().isdigit() else 0
 
 

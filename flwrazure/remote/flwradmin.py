@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flwrazure.errors import FlwrazureError
 from flwrazure.plan import admin, versions
-from flwrazure.plan.admin import PARALLEL, bounded
+from flwrazure.plan.admin import PARALLEL, batch_each, batch_online, bounded
 from flwrazure.plan.services import Layout
 from flwrazure.remote.ssh import output, put_text, run
 
@@ -21,16 +21,27 @@ class Admin:
     target: str  # connection arguments after the subcommand
     directory: str
     version: str
+    python: str = ""  # the venv's python with flwr's environment, for the batch script (admin.BATCH_SCRIPT)
+
+    @property
+    def script(self) -> str:
+        return f"{self.directory}/{admin.BATCH}"
+
+    def args(self, *command: str) -> list[str]:
+        """flwr's argv (after `flwr`) for a command against this SuperLink, e.g. args("supernode", "list")."""
+        return [*command, *self.target.split(), "--format", "json"]
 
 
 def setup(conn, layout: Layout, version: str, control_port: int, secure: bool) -> Admin:
     directory = layout.path("admin")
     run(conn, f"mkdir -p {shlex.quote(directory)}/keys")
-    for name, text in admin.files(version, control_port, layout.path("ca.crt") if secure else None).items():
+    files = {**admin.files(version, control_port, layout.path("ca.crt") if secure else None),
+             admin.BATCH: admin.BATCH_SCRIPT}
+    for name, text in files.items():
         put_text(conn, text, f"{directory}/{name}", "644")
-    flwr = (f"FLWR_HOME={shlex.quote(directory)} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 "
-            f"{shlex.quote(layout.venv)}/bin/flwr")
-    return Admin(flwr, admin.target(version, directory), directory, version)
+    env = f"FLWR_HOME={shlex.quote(directory)} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1"
+    return Admin(f"{env} {shlex.quote(layout.venv)}/bin/flwr", admin.target(version, directory), directory, version,
+                 f"{env} {shlex.quote(layout.venv)}/bin/python")
 
 
 def _json(out: str) -> dict:
@@ -75,8 +86,21 @@ def by_vm(registered: dict[str, str], listed: list[dict], vms: list[str]) -> dic
 
 
 def wait_online(conn, adm: Admin, want: int, timeout: float = 180) -> int | None:
-    """Until the SuperLink lists `want` SuperNodes online (they retry with backoff up to 20 s)."""
+    """Until the SuperLink lists `want` SuperNodes online (they retry with backoff up to 20 s): polled by one flwr
+    process on the server VM (admin.BATCH_SCRIPT), else by one `flwr supernode list` every 2 s."""
     start, count = time.monotonic(), 0
+    if adm.python and versions.supernode_cli(adm.version):
+        result = conn.run(batch_online(adm.python, adm.script, want, timeout, adm.args("supernode", "list")),
+                          hide=True, warn=True, in_stream=False, timeout=timeout + 60)
+        if result.exited != admin.NOT_CAPTURED:
+            try:
+                listed = _json(result.stdout)
+            except ValueError:
+                listed = None
+            if listed is not None and listed.get("success", True):
+                count = count_online(list(listed.get("nodes", [])))
+                if count >= want:
+                    return count
     while time.monotonic() - start < timeout:
         count = online_count(conn, adm)
         if count is None or count >= want:
@@ -84,6 +108,32 @@ def wait_online(conn, adm: Admin, want: int, timeout: float = 180) -> int | None
         time.sleep(2)
     raise FlwrazureError(f"only {count} of {want} SuperNodes came online within {timeout:.0f} s: check "
                          "`journalctl -u flower-supernode` on the client VMs (`flwrazure status` lists their IPs).")
+
+
+def register_once_healthy(conn, adm: Admin, keys: dict[str, str], probe: str, failing: str,
+                          wait: float) -> tuple[float | None, dict[str, str]]:
+    """Register keys as soon as the SuperLink is healthy, by one flwr process that starts while the SuperLink
+    boots (its imports, 1.3-1.6 CPU-seconds, then are off the path): `probe` prints 200 once it is healthy,
+    `failing` its restarts. Returns the seconds from the command's start until healthy (None: not within `wait`,
+    or crash-looping; nothing registered) and VM name -> node id of the keys it registered (a key it gave no
+    answer for is missing: register() it)."""
+    if not keys or not adm.python:
+        return None, {}
+    kdir = shlex.quote(f"{adm.directory}/keys")
+    writes = " && ".join(f"printf '%s\\n' {shlex.quote(line)} > {kdir}/{vm}.pub" for vm, line in keys.items())
+    batch = batch_each(adm.python, adm.script, list(keys),
+                       adm.args("supernode", "register", f"{adm.directory}/keys/@.pub"), probe, failing, wait)
+    out = conn.run(f"{writes} && {batch}", hide=True, warn=True, in_stream=False, timeout=wait + 120).stdout
+    healthy = next((line.split()[1] for line in out.splitlines() if line.startswith("@@healthy ")), None)
+    if healthy is None:
+        return None, {}
+    return float(healthy), _answered(out, keys)
+
+
+def _answered(out: str, keys: dict[str, str]) -> dict[str, str]:
+    """The batch's sections for these keys that carry an answer (JSON), parsed as parse_registrations does."""
+    return parse_registrations("".join(f"@@{chunk}" for chunk in out.split("@@")[1:]
+                                       if chunk.partition("\n")[0] in keys and "{" in chunk))
 
 
 def register(conn, adm: Admin, keys: dict[str, str], parallel: int = PARALLEL) -> dict[str, str]:
@@ -94,10 +144,18 @@ def register(conn, adm: Admin, keys: dict[str, str], parallel: int = PARALLEL) -
         return {}
     kdir = shlex.quote(f"{adm.directory}/keys")
     writes = " && ".join(f"printf '%s\\n' {shlex.quote(line)} > {kdir}/{vm}.pub" for vm, line in keys.items())
-    jobs = bounded(list(keys), f"{adm.flwr} supernode register {kdir}/@.pub {adm.target} --format json "
-                               f"> {kdir}/@.out 2>&1", parallel)
-    show = "; ".join(f"echo '@@{vm}'; cat {kdir}/{vm}.out" for vm in keys)
-    return parse_registrations(run(conn, f"{writes} && {jobs}; {show}"))
+    done: dict[str, str] = {}
+    if adm.python:  # all keys by one flwr process (admin.BATCH_SCRIPT); what it did not answer, the plain way
+        batch = batch_each(adm.python, adm.script, list(keys),
+                           adm.args("supernode", "register", f"{adm.directory}/keys/@.pub"))
+        done = _answered(output(conn, f"{writes} && {batch}"), keys)
+    todo = [vm for vm in keys if vm not in done]
+    if not todo:
+        return done
+    jobs = bounded(todo, f"{adm.flwr} supernode register {kdir}/@.pub {adm.target} --format json "
+                         f"> {kdir}/@.out 2>&1", parallel)
+    show = "; ".join(f"echo '@@{vm}'; cat {kdir}/{vm}.out" for vm in todo)
+    return {**done, **parse_registrations(run(conn, f"{writes} && {jobs}; {show}"))}
 
 
 def _sections(out: str) -> list[tuple[str, str, dict]]:

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from flwrazure.plan import services, versions
+from flwrazure.commands.start import _health_probe
+from flwrazure.plan import admin, services, versions
+from flwrazure.remote import flwradmin
 from flwrazure.workstation import certs
 from tests.helpers.flwr import flwr_venv
 
@@ -44,6 +46,9 @@ UNREACHABLE = "127.0.0.2"
 READY_TIMEOUT = 180.0  # a cold first start (bytecode not written yet) on 2 busy cores
 HOLD = 3.0  # after everything is up: a process that exits late still shows
 WORKERS = 4
+# flwr 1.23.0's `supernode register` imports the admin pyproject's components ("Unable to load module none"),
+# through the plain CLI as through the batch script: registration there is not checked here
+ADMIN_REFUSED = ("1.23.0",)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class Outcome:
     # were connected
     left_behind: list[int]  # processes of the namespace still alive after it was killed
     cpu: float  # CPU seconds its processes had used when it was killed
+    admin: dict = None  # secure 1.23+: what the batch script (plan.admin) answered: "registered", "listed"
 
     def why(self) -> str:
         logs = "\n".join(f"--- {name} (exit {self.exits.get(name, 'none')}): {shlex.join(cmd)}\n{text[-2000:]}"
@@ -173,7 +179,7 @@ def run_pair(case: Case, venv: Path, home: Path) -> Outcome:
             raise AssertionError(f"unshare did not start: exit {proc.returncode}")
         netns = os.readlink(f"/proc/{proc.pid}/ns/net")
         time.sleep(0.01)
-    exits, peers = {}, set()
+    exits, peers, answers = {}, set(), None
     start, ready = time.monotonic(), None
     try:
         while time.monotonic() - start < READY_TIMEOUT:
@@ -184,6 +190,8 @@ def run_pair(case: Case, venv: Path, home: Path) -> Outcome:
             peers |= _superexec_peers(_ss(proc.pid, "-tnpH", "state", "established"))
             if set(want) <= set(_listeners(_ss(proc.pid, "-ltnH"))) and superexecs <= peers:
                 ready = time.monotonic() - start
+                answers = _admin_batch(case, layout, proc.pid) if case.secure and case.version not in \
+                    ADMIN_REFUSED else None
                 time.sleep(HOLD)
                 break
             time.sleep(0.5)
@@ -204,7 +212,39 @@ def run_pair(case: Case, venv: Path, home: Path) -> Outcome:
             left = [p for p in members if _in_netns(p, netns)]
     logs = {n: (base / f"{n}.log").read_text(errors="replace") if (base / f"{n}.log").exists() else ""
             for n in ("superlink", "supernode")}
-    return Outcome((link, node), listening, established, peers, exits, logs, ready, left, cpu)
+    return Outcome((link, node), listening, established, peers, exits, logs, ready, left, cpu, answers)
+
+
+def _admin_batch(case: Case, layout: services.Layout, pid: int) -> dict:
+    """start's flwr admin calls through the batch script (plan.admin.BATCH_SCRIPT), as flwradmin sends them: two
+    keys registered by one process, then the SuperLink's nodes listed by its polling mode."""
+    directory = Path(layout.path("admin"))
+    (directory / "keys").mkdir(parents=True)
+    files = {**admin.files(case.version, versions.port_plan(case.version).control, layout.path("ca.crt")),
+             admin.BATCH: admin.BATCH_SCRIPT}
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    keys = {f"vm{i}": certs.ensure_supernode_key(directory / f"vm{i}.key")[1] for i in (1, 2)}
+    keys["again"] = keys["vm1"]  # a key registered before: "registered", as flwradmin reads it
+    for vm, line in keys.items():
+        (directory / "keys" / f"{vm}.pub").write_text(line + "\n")
+    env = f"FLWR_HOME={shlex.quote(str(directory))} FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1"
+    adm = flwradmin.Admin("", admin.target(case.version, str(directory)), str(directory), case.version,
+                          f"{env} {shlex.quote(layout.venv)}/bin/python")
+
+    def sh(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run([TOOLS["nsenter"], "-t", str(pid), "-n", TOOLS["bash"], "-c", command],
+                              capture_output=True, text=True, timeout=120)
+
+    probe = _health_probe(versions.port_plan(case.version), layout, True)  # start's, as start sends it
+    out = sh(admin.batch_each(adm.python, adm.script, list(keys), adm.args("supernode", "register",
+                                                                          f"{directory}/keys/@.pub"),
+                              until=probe, unless="echo 0", wait=60))
+    listed = sh(admin.batch_online(adm.python, adm.script, 0, 10, adm.args("supernode", "list")))
+    return {"healthy": out.stdout.startswith("@@healthy "),
+            "registered": flwradmin.parse_registrations(out.stdout.partition("\n")[2]),
+            "listed": listed.returncode, "nodes": flwradmin._json(listed.stdout).get("nodes"),
+            "output": out.stdout + out.stderr + listed.stdout[-500:] + listed.stderr[-500:]}
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +278,9 @@ def test_release_runs_the_planned_commands_with_internal_apis_on_loopback(matrix
         all(seen[p] == "any" for p in public), f"only Fleet/Control on 0.0.0.0{out.why()}"
     assert all(seen.get(p) == b for p, b in want.items()), f"planned listeners {want}{out.why()}"
     assert superexecs <= out.superexec_peers, f"SuperExecs connected to {superexecs}{out.why()}"
+    if case.secure and case.version not in ADMIN_REFUSED:  # start's registration and online wait run the CLI in one process (plan.admin.BATCH_SCRIPT)
+        got = out.admin
+        ids = {got["registered"]["vm1"], got["registered"]["vm2"]}
+        assert got["healthy"] and all(i.isdigit() for i in ids) and got["registered"]["again"] == "registered", \
+            got["output"]
+        assert got["listed"] == 0 and ids <= {str(n.get("node-id")) for n in got["nodes"]}, got["output"]

@@ -211,3 +211,24 @@ def test_wait_cloud_init_not_started_counts_as_running(fake):
     proc, _ = _run("/bin/sh", plan.wait_cloud_init(1), fake)
     assert proc.returncode == plan.CLOUD_INIT_EXIT
     assert "status: not started" in proc.stdout
+
+
+def test_warm_imports_loads_the_supernode_scripts_modules_without_running_them(tmp_path):
+    """The SuperNode's modules imported ahead of its first start (their bytecode written), by a real shell and
+    Python: the console scripts' modules are imported, their functions not called; a script whose import fails and
+    one the venv lacks are no error."""
+    site, venv = tmp_path / "site", tmp_path / "venv"
+    (site / "fake-1.0.dist-info").mkdir(parents=True)
+    (site / "fake-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: fake\nVersion: 1.0\n")
+    (site / "fake-1.0.dist-info" / "entry_points.txt").write_text(
+        "[console_scripts]\nflower-supernode = fakenode:main\nflower-superexec = broken:main\nother = other:main\n")
+    seen = tmp_path / "seen"
+    (site / "fakenode.py").write_text(f"open({str(seen)!r}, 'a').write('imported ')\n"
+                                      f"def main():\n    open({str(seen)!r}, 'a').write('ran')\n")
+    (site / "broken.py").write_text("raise ImportError('no such thing')\n")
+    (site / "other.py").write_text(f"open({str(seen)!r}, 'a').write('other ')\n")
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(shutil.which("python3"))
+    done = subprocess.run(["sh", "-c", plan.warm_imports(str(venv))], env={"PYTHONPATH": str(site)}, timeout=60)
+    assert done.returncode == 0 and seen.read_text() == "imported "
+    assert list((site / "__pycache__").glob("fakenode.*.pyc"))

@@ -3,6 +3,7 @@ PEP 503 pages read and rendered, the VM image's platform tags and pip download a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -170,3 +171,36 @@ def test_parse_page_keeps_links_to_the_pages_own_kind_of_place():
         "y-1.0-py3-none-any.whl", "z-1.0-py3-none-any.whl"]
     assert sorted(mirror.parse_page(page, "file:///srv/index/x/")) == [
         "x-1.0-py3-none-any.whl", "z-1.0-py3-none-any.whl"]
+
+
+def test_meta_saved_from_many_threads_at_once(tmp_path):
+    """VMs asking for project pages at once each save the cache's metadata: the saves once shared one temporary
+    file, and all but one failed (FileNotFoundError on the rename: the VM's request got no answer, uv retried)."""
+    import threading
+
+    class Offline:
+        def page(self, project):
+            return None
+
+    m = mirror.Mirror(tmp_path / "house", "127.0.0.1", 0, upstream=Offline())
+    errors = []
+
+    def save(i: int) -> None:
+        try:
+            for j in range(20):
+                with m.lock:
+                    m.meta[f"p{i}-{j}.whl"] = {"requires_python": ">=3.9"}
+                m._save_meta()
+        except Exception as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        m.stop()
+    assert errors == []
+    assert len(json.loads(m.meta_file.read_text())) == 160
