@@ -8,6 +8,7 @@ import shlex
 from flwrazure.plan import versions
 
 NAME = "admin"
+PLACEHOLDER = "flwrazure_admin_app.py"  # before 1.26: the module the admin app's components name
 
 
 def _trust(ca_path: str | None) -> str:
@@ -20,12 +21,14 @@ def files(version: str, control_port: int, ca_path: str | None) -> dict[str, str
     if versions.config_toml(version):
         return {"config.toml": f'[superlink]\ndefault = "{NAME}"\n\n[superlink.{NAME}]\naddress = "{address}"\n'
                                f"{_trust(ca_path)}\n"}
-    # before 1.26 a connection lives in a Flower app's pyproject; the CLI validates the app's fields but does not
-    # import its modules for `supernode` commands
-    return {"pyproject.toml": (
+    # before 1.26 a connection lives in a Flower app's pyproject. The CLI validates the app's fields; 1.23's
+    # `supernode` commands also look for the components' module in the app's folder (found by name, its source
+    # parsed for the attribute, never imported), so the folder holds a module that names `app` and nothing else
+    return {PLACEHOLDER: "app = None  # the admin connection's app: flwr reads this file, never runs it\n",
+            "pyproject.toml": (
         '[project]\nname = "flwrazure-admin"\nversion = "1.0.0"\n\n'
         '[tool.flwr.app]\npublisher = "flwrazure"\n\n'
-        '[tool.flwr.app.components]\nserverapp = "none:app"\nclientapp = "none:app"\n\n'
+        f'[tool.flwr.app.components]\nserverapp = "{PLACEHOLDER[:-3]}:app"\nclientapp = "{PLACEHOLDER[:-3]}:app"\n\n'
         f'[tool.flwr.federations]\ndefault = "{NAME}"\n\n'
         f'[tool.flwr.federations.{NAME}]\naddress = "{address}"\n{_trust(ca_path)}\n')}
 

@@ -46,9 +46,6 @@ UNREACHABLE = "127.0.0.2"
 READY_TIMEOUT = 180.0  # a cold first start (bytecode not written yet) on 2 busy cores
 HOLD = 3.0  # after everything is up: a process that exits late still shows
 WORKERS = 4
-# flwr 1.23.0's `supernode register` imports the admin pyproject's components ("Unable to load module none"),
-# through the plain CLI as through the batch script: registration there is not checked here
-ADMIN_REFUSED = ("1.23.0",)
 
 
 @dataclass(frozen=True)
@@ -190,8 +187,7 @@ def run_pair(case: Case, venv: Path, home: Path) -> Outcome:
             peers |= _superexec_peers(_ss(proc.pid, "-tnpH", "state", "established"))
             if set(want) <= set(_listeners(_ss(proc.pid, "-ltnH"))) and superexecs <= peers:
                 ready = time.monotonic() - start
-                answers = _admin_batch(case, layout, proc.pid) if case.secure and case.version not in \
-                    ADMIN_REFUSED else None
+                answers = _admin_batch(case, layout, proc.pid) if case.secure else None
                 time.sleep(HOLD)
                 break
             time.sleep(0.5)
@@ -278,7 +274,7 @@ def test_release_runs_the_planned_commands_with_internal_apis_on_loopback(matrix
         all(seen[p] == "any" for p in public), f"only Fleet/Control on 0.0.0.0{out.why()}"
     assert all(seen.get(p) == b for p, b in want.items()), f"planned listeners {want}{out.why()}"
     assert superexecs <= out.superexec_peers, f"SuperExecs connected to {superexecs}{out.why()}"
-    if case.secure and case.version not in ADMIN_REFUSED:  # start's registration and online wait run the CLI in one process (plan.admin.BATCH_SCRIPT)
+    if case.secure:  # start's registration and online wait run the CLI in one process (plan.admin.BATCH_SCRIPT)
         got = out.admin
         ids = {got["registered"]["vm1"], got["registered"]["vm2"]}
         assert got["healthy"] and all(i.isdigit() for i in ids) and got["registered"]["again"] == "registered", \

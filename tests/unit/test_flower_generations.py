@@ -52,6 +52,10 @@ def test_admin_connection_before_126_is_a_valid_app_pyproject():
     assert doc["project"]["name"] and doc["project"]["version"]
     app = doc["tool"]["flwr"]["app"]
     assert app["publisher"] and app["components"]["serverapp"] and app["components"]["clientapp"]
+    # 1.23 looks for the components' module in the app's folder and parses it for the attribute: it is there
+    for ref in app["components"].values():
+        module, attribute = ref.split(":")
+        assert f"{attribute} = " in files[f"{module}.py"]
     feds = doc["tool"]["flwr"]["federations"]
     assert feds["default"] == "admin" and dict(feds["admin"]) == {"address": "127.0.0.1:9093", "insecure": True}
     assert admin.target("1.25.0", "/home/u/flwrazure/admin") == "/home/u/flwrazure/admin admin"
