@@ -338,10 +338,19 @@ def test_private_vm_leaves_through_its_subnets_nat_gateway_only(hc):
             hc.network.subnets.begin_create_or_update("rg", "vnet", "private", {"properties": {
                 "addressPrefix": "10.0.1.0/24", "defaultOutboundAccess": False}}).result()
             assert probe() == "timeout"
+            # the gateway goes with the last VM that needs it (its namespace and links too)
+            hc.network.subnets.begin_create_or_update("rg", "vnet", "private", {"properties": {
+                "addressPrefix": "10.0.1.0/24", "natGateway": {"id": gw.id}}}).result()
+            driver = hc.server.app.driver
+            made = [entry["netns"] for entry in driver.egress.values()]
+            assert len(made) == 1 and made[0] in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                                text=True).stdout
         jump.close()
     finally:
         listener.close()
         hc.compute.virtual_machines.begin_delete("rg", "p").result()
+    assert not driver.egress
+    assert made[0] not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
 PROBE_MIRROR = ("python3 -c \"import socket\ntry:\n socket.create_connection(('" + OPERATOR + "',{port}),timeout=2)"
