@@ -84,7 +84,7 @@ CLIENT_DATA = click.option(
 
 
 def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-          client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group):
+          client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, private_clients=None):
     from flwrazure import ui
     from flwrazure.plan.rules import parse_sources
     from flwrazure.spec import ClusterSpec, validate
@@ -95,7 +95,7 @@ def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_si
         client_size=client_vm_size or vm_size,
         admin_user=admin_user, ssh_sources=parse_sources(ssh_source, "--ssh-source") if ssh_source else (),
         flwr_version=_version(flwr_version),
-        allow_existing_group=use_existing_group,
+        allow_existing_group=use_existing_group, private_clients=private_clients,
         size_flags=("--server-vm-size" if server_vm_size else "--vm-size",
                     "--client-vm-size" if client_vm_size else "--vm-size")))
     if "*" in spec.ssh_sources:
@@ -157,6 +157,10 @@ CREATE_OPTIONS = [
                    f"{versions.DEFAULT_VERSION}]."),
     click.option("--use-existing-group", is_flag=True,
               help="Add the cluster to a resource group flwrazure did not create (it is then never deleted)."),
+    click.option("--private-clients/--public-clients", "private_clients", default=None,
+                 help="Client VMs without public IPs: they go out through one NAT gateway on the subnet and reach "
+                      "the SuperLink at its private address; SSH to them goes through the server. [default: a "
+                      "recorded cluster's layout, else public clients; a cluster keeps its layout]"),
 ]
 
 
@@ -165,7 +169,8 @@ CREATE_OPTIONS = [
 @_create_options
 @JSON
 def create_cluster(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                   client_vm_size, admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, as_json):
+                   client_vm_size, admin_user, ssh_key, ssh_source, flwr_version, use_existing_group,
+                   private_clients, as_json):
     """Create the VMs of a Flower federation: one SuperLink VM, N SuperNode VMs, their network and an NSG that
     admits SSH only from you. Safe to re-run: it creates only what is missing.
 
@@ -179,7 +184,7 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
     from flwrazure.commands import create, exclusive
 
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
+                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, private_clients)
     with exclusive(cluster, "create-cluster", create=True):
         result = create.run(spec, ssh_key)  # progress on stderr, with --json too
     if as_json:
@@ -189,6 +194,7 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
               f"{result['flwr_version']})", result["vms"], cluster)
     _out(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@<public IP>   (allowed from "
          f"{', '.join(result['ssh_sources'])})")
+    _network_line(cluster, result["network"])
     _cost_line(result.get("cost"))
     ui.next_steps(result["next"])
 
@@ -285,6 +291,7 @@ def status(cluster, as_json):
         _out("Client data: " + ", ".join(f"{v['vm']}: {v['data_path']} ({v['data_bytes']} bytes)"
                                          for v in result["vms"] if v.get("data_path")))
     _rules_table(result["rules"])
+    _network_line(cluster, result["network"])
     if result.get("silos"):
         from flwrazure.cli.silo import table
 
@@ -491,6 +498,15 @@ def _cost_line(estimate: dict | None, paused: bool = False) -> None:
     _out(describe(estimate, paused))
 
 
+def _network_line(cluster: str, network: dict) -> None:
+    """--private-clients: how the client VMs reach out and are reached (nothing for the default layout)."""
+    if network["layout"] == "public":
+        return
+    _out(f"Private clients: no public IPs; outbound through NAT gateway {network['nat_gateway'] or '(missing)'} "
+         f"({network['nat_public_ip'] or 'no address'}); Fleet port open to {network['subnet']} only; SSH through "
+         f"the server: flwrazure ssh --cluster {cluster} client-1")
+
+
 def _connection_line(cluster: str, result: dict) -> None:
     if result["flwr_config"]:
         _out(f"Connection {cluster} written to {result['flwr_config']}.")
@@ -513,7 +529,7 @@ def _connection_line(cluster: str, result: dict) -> None:
 @CLIENT_DATA
 @JSON
 def up(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size, client_vm_size,
-       admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, insecure, extra_pip, index_url,
+       admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, private_clients, insecure, extra_pip, index_url,
        runtime_deps, app, control_source, allow_public_control, client_data, as_json):
     """create-cluster + open-ports (Control port from your address, or --control-source) + start, in one
     resumable command: from nothing to a federation with every SuperNode online.
@@ -534,7 +550,7 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     packages(index_url, extra_pip)  # first, as start does: the values bad input is most often made of
     control = _control_sources(control_source, allow_public_control, _version(flwr_version))
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group)
+                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, private_clients)
     start_cmd.check(spec.flwr_version, not insecure, app)
     # the layout and names, before anything is created (start reads the files)
     start_cmd.check_client_data(client_data, spec.clients, digests=False)
@@ -554,13 +570,14 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
                                 client_data=client_data)
         opened = opening.result()
     result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
-              "cost": created.get("cost"), "created_seconds": created_seconds,
+              "network": created["network"], "cost": created.get("cost"), "created_seconds": created_seconds,
               "seconds": round(time.monotonic() - began, 1)}
     if as_json:
         ui.emit_json(result)
         return
     _vm_table(f"Cluster {cluster} ({created['resource_group']}, flwr {created['flwr_version']})", created["vms"], cluster)
     _out(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}.")
+    _network_line(cluster, created["network"])
     _connection_line(cluster, started)
     _cost_line(created.get("cost"))
     ui.next_steps(started["next"], f"   (when done: flwrazure teardown --cluster {cluster})")

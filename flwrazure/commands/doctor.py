@@ -12,6 +12,7 @@ from pathlib import Path
 from flwrazure import workers
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import doctor as checks
+from flwrazure.plan import layout as network
 from flwrazure.plan import names, rules, silo, versions
 from flwrazure.workstation import flwrconfig, operator, state
 
@@ -158,14 +159,16 @@ def _remote(st: dict, rows: list[dict], plan, address: str, my_ip: str | None) -
     offsets: dict[str, float] = {}
     tails: dict[str, list[str]] = {}
     listed: list = []
-    running = [r for r in rows if r["state"] == "running" and r["public_ip"]]
+    hops = {r["vm"]: network.route(r, rows[0]) for r in rows}  # rows[0]: the server
+    running = [r for r in rows if r["state"] == "running" and hops[r["vm"]]]
     clients = [r["vm"] for r in rows if r["role"] == "client"]
 
     def probe(row: dict) -> None:
         unit = SUPERLINK if row["role"] == "server" else SUPERNODE
         kind = (st.get("supervisors") or {}).get(row["vm"], daemons.SYSTEMD)
         try:
-            conn = ssh.connect(row["public_ip"], st["admin_user"], st["ssh_private_key"], known, timeout=8)
+            ip, via = hops[row["vm"]]
+            conn = ssh.connect(ip, st["admin_user"], st["ssh_private_key"], known, timeout=8, via=via)
             with conn:
                 before = time.time()
                 remote_now = ssh.output(conn, "date +%s.%N").strip()
