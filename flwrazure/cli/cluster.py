@@ -336,7 +336,8 @@ def list_clusters(refresh, as_json):
         return
     ui.table(None, ["cluster", "cloud", "resource group", "state", "VMs", "$/hour"],
              [[r["cluster"], r["cloud"], r["resource_group"], r["state"] + ("" if r["live"] or not refresh else "?"),
-               r["vm_count"], "?" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.4f}"] for r in rows],
+               f"{r['vm_count']}" + (" (private clients)" if r.get("private_clients") else ""),
+               "?" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.4f}"] for r in rows],
              keep=("cluster",), plain=True)
     for r in rows:
         if r["error"]:
