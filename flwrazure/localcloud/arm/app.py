@@ -17,6 +17,7 @@ from flwrazure.localcloud.arm import (
     cloudmeta,
     extensions,
     groups,
+    natgateways,
     nics,
     nsgs,
     pips,
@@ -47,8 +48,9 @@ _API = re.compile(r"\d{4}-\d{2}-\d{2}(-preview|-beta)?")
 TOP_NETWORK = {"virtualnetworks": (vnets.VNET, vnets.put_vnet, vnets.delete_vnet),
                "networksecuritygroups": (nsgs.NSG, nsgs.put_nsg, nsgs.delete_nsg),
                "publicipaddresses": (pips.PIP, pips.put_pip, pips.delete_pip),
-               "networkinterfaces": (nics.NIC, nics.put_nic, nics.delete_nic)}
-T = "(?P<type>virtualnetworks|networksecuritygroups|publicipaddresses|networkinterfaces)"
+               "networkinterfaces": (nics.NIC, nics.put_nic, nics.delete_nic),
+               "natgateways": (natgateways.NAT, natgateways.put_nat, natgateways.delete_nat)}
+T = "(?P<type>virtualnetworks|networksecuritygroups|publicipaddresses|networkinterfaces|natgateways)"
 
 
 def _op_status(ctx: Ctx, ns: str, loc: str, op_id: str) -> Resp:
@@ -152,6 +154,7 @@ ROUTES: list[tuple[str, re.Pattern, object]] = [(m, re.compile(p, re.I), h) for 
 
 groups.PURGE_HOOKS["microsoft.compute/virtualmachines"] = lambda ctx, rec: ctx.driver.delete(ctx, rec["body"])
 groups.PURGE_HOOKS["microsoft.network/networkinterfaces"] = lambda ctx, rec: nics.unlink_nic(ctx, rec["body"])
+groups.PURGE_HOOKS["microsoft.network/natgateways"] = lambda ctx, rec: natgateways.unlink_nat(ctx, rec["body"])
 
 CONFIG_KEYS = {"latency", "latency_by_type", "page_size", "lro_retry_after", "public_ip_offset", "vm_updating",
                "conflicts", "conflict_window", "policy_extensions", "extension_failures",

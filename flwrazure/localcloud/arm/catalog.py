@@ -79,9 +79,11 @@ DEFAULT = {
     },
     # the Retail Prices API's answers (/api/retail/prices): the local cloud's own price list, labelled as such
     # (USD per vCPU-hour for Linux VMs, per hour for a Standard static IPv4, per month for a P4 / an E4 disk, per
-    # 10K operations on an E4); "available": false makes the API answer 503 (to try the offline cache)
+    # 10K operations on an E4, per hour and per GB processed for a Standard NAT gateway, as
+    # Azure lists it in US regions); "available": false makes the API answer 503 (to try the offline cache)
     "prices": {"vcpu_hour": 0.05, "public_ip_hour": 0.004, "p4_disk_month": 5.0, "e4_disk_month": 2.4,
-               "e4_disk_operations": 0.002, "available": True},
+               "e4_disk_operations": 0.002, "nat_gateway_hour": 0.045,
+               "nat_gateway_gb": 0.045, "available": True},
     # publisher:offer:sku (versions are all "latest"-resolvable)
     "images": [
         "Canonical:ubuntu-24_04-lts:server", "Canonical:ubuntu-24_04-lts:server-gen1",

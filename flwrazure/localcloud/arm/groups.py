@@ -16,15 +16,16 @@ from flwrazure.localcloud.arm.errors import ArmError, rg_not_found
 RG_TYPE = "Microsoft.Resources/resourceGroups"
 # Deleting a group removes what is inside in dependency order (VMs before the NICs they hold, NICs before IPs).
 PURGE_ORDER = ["microsoft.compute/virtualmachines/extensions", "microsoft.compute/virtualmachines", "microsoft.compute/disks",
-               "microsoft.network/networkinterfaces", "microsoft.network/publicipaddresses",
-               "microsoft.network/networksecuritygroups", "microsoft.network/virtualnetworks"]
+               "microsoft.network/networkinterfaces", "microsoft.network/natgateways",
+               "microsoft.network/publicipaddresses", "microsoft.network/networksecuritygroups",
+               "microsoft.network/virtualnetworks"]
 PURGE_HOOKS: dict[str, object] = {}  # lower-case type -> fn(ctx, rec) run before a record is dropped
 
 PROVIDER_TYPES = {
     "Microsoft.Compute": ["virtualMachines", "disks", "locations", "locations/operations", "locations/usages",
                           "skus"],
     "Microsoft.Network": ["virtualNetworks", "networkSecurityGroups", "publicIPAddresses", "networkInterfaces",
-                          "locations", "locations/operations", "locations/operationResults", "locations/usages"],
+                          "natGateways", "locations", "locations/operations", "locations/operationResults", "locations/usages"],
     "Microsoft.Resources": ["resourceGroups", "subscriptions", "operationresults"],
 }
 

@@ -128,7 +128,8 @@ def put_nic(ctx: Ctx, rg: str, name: str) -> Resp:
                 pip_id = net.reference(ctx, gp["publicIPAddress"], rid_, "publicIPAddresses")
                 pip = net.locate(ctx, pip_id)
                 _provisioned(pip, pip_id, rid_)
-                holder = (pip["properties"].get("ipConfiguration") or {}).get("id", "")
+                holder = (pip["properties"].get("ipConfiguration") or pip["properties"].get("natGateway")
+                          or {}).get("id", "")
                 if holder and holder.lower() != cid.lower():
                     raise ArmError(400, "PublicIPAddressInUse",
                                    f"Resource {cid} is referencing public IP address {pip_id} that is already "

@@ -1,5 +1,6 @@
 """publicIPAddresses: Standard/Static by default (Basic is retired), an address from the local cloud's public
-range, the per-region count quota, and Azure's refusal to delete an address still attached to a NIC."""
+range, the per-region count quota, and Azure's refusal to delete an address still attached to a NIC or a NAT
+gateway (`ipConfiguration` / `natGateway`, read-only back-references)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def put_pip(ctx: Ctx, rg: str, name: str) -> Resp:
         old = (existing or {}).get("properties", {})
         if not existing:
             quota.check_public_ip(ctx, loc, {"sku": {"name": sku}, "properties": {"publicIPAllocationMethod": method}})
-        props = {k: v for k, v in props_in.items() if k not in ("provisioningState", "ipAddress", "ipConfiguration")}
+        props = {k: v for k, v in props_in.items()
+                 if k not in ("provisioningState", "ipAddress", "ipConfiguration", "natGateway")}
         props.update({"publicIPAllocationMethod": method,
                       "publicIPAddressVersion": props_in.get("publicIPAddressVersion", "IPv4"),
                       "idleTimeoutInMinutes": idle,
@@ -65,8 +67,9 @@ def put_pip(ctx: Ctx, rg: str, name: str) -> Resp:
                       "resourceGuid": old.get("resourceGuid") or net.new_guid()})
         if old.get("ipAddress") and method == "Static":
             props["ipAddress"] = old["ipAddress"]
-        if old.get("ipConfiguration"):
-            props["ipConfiguration"] = old["ipConfiguration"]
+        for back in ("ipConfiguration", "natGateway"):  # read-only: what uses the address
+            if old.get(back):
+                props[back] = old[back]
         out = {"sku": {"name": sku, "tier": tier}, "properties": props}
         if body_in.get("zones"):
             out["zones"] = body_in["zones"]
@@ -85,7 +88,7 @@ def put_pip(ctx: Ctx, rg: str, name: str) -> Resp:
 
 
 def _attached(body: dict) -> None:
-    ref = body["properties"].get("ipConfiguration")
+    ref = body["properties"].get("ipConfiguration") or body["properties"].get("natGateway")
     if ref:
         raise ArmError(400, "PublicIPAddressCannotBeDeleted",
                        f"Public IP address {body['id']} can not be deleted since it is still allocated to resource "

@@ -35,7 +35,7 @@ def _item(region: str, region_label: str, service: str, family: str, product: st
 
 def items(catalog: dict) -> list[dict]:
     """Every meter of the local cloud's price list: per region, each VM size (Linux, Windows, Spot), the Standard
-    static public IPv4 address, Premium SSD P4 and Standard SSD E4 disks."""
+    static public IPv4 address, the Standard NAT gateway (hours, data processed), Premium SSD P4 and Standard SSD E4 disks."""
     table = catalog.get("prices") or {}
     out: list[dict] = []
     for region, label in sorted(catalog["locations"].items()):
@@ -51,6 +51,12 @@ def items(catalog: dict) -> list[dict]:
                              f"{short} Spot", f"{short} Spot", linux * 0.2, "1 Hour", size))
         out.append(_item(region, label, "Virtual Network", "Networking", "IP Addresses", "Standard",
                          "Standard IPv4 Static Public IP", float(table.get("public_ip_hour", 0.004)), "1 Hour"))
+        # NAT gateway: an hourly gateway meter and a per-GB processed-data meter of the Standard SKU (the names the
+        # Retail Prices API gives them; data processed is priced here but never metered by the local cloud)
+        out.append(_item(region, label, "NAT Gateway", "Networking", "NAT Gateway", "Standard", "Standard Gateway",
+                         float(table.get("nat_gateway_hour", 0.045)), "1 Hour"))
+        out.append(_item(region, label, "NAT Gateway", "Networking", "NAT Gateway", "Standard",
+                         "Standard Data Processed", float(table.get("nat_gateway_gb", 0.045)), "1 GB"))
         out.append(_item(region, label, "Storage", "Storage", "Premium SSD Managed Disks", "P4 LRS", "P4 LRS Disk",
                          float(table.get("p4_disk_month", 5.0)), "1/Month"))
         # Azure lists a Standard SSD tier with its disk meter and a per-10K-transactions meter of the same SKU

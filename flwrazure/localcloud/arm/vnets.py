@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from flwrazure.localcloud.arm import natgateways, validate
 from flwrazure.localcloud.arm import network as net
-from flwrazure.localcloud.arm import validate
 from flwrazure.localcloud.arm.common import Ctx, Resp, clone
 from flwrazure.localcloud.arm.errors import ArmError
 
@@ -63,7 +63,56 @@ def build_subnet(ctx: Ctx, vnet: dict, subnet_id: str, existing: dict | None, gi
         net.link(ctx, old_nsg, "subnets", subnet_id, add=False)
     if new_nsg:
         net.link(ctx, new_nsg, "subnets", subnet_id, add=True)
+    _nat_association(ctx, vnet, subnet_id, props_in, old_props, props)
+    _default_outbound(ctx, existing, props_in, props)
     return {"name": net.short(subnet_id), "id": subnet_id, "type": SUBNET, "properties": props}
+
+
+def _nat_association(ctx: Ctx, vnet: dict, subnet_id: str, props_in: dict, old_props: dict, props: dict) -> None:
+    """`natGateway: {id}`: a NAT gateway of the VNet's region; its `subnets` back-reference follows."""
+    old_nat = (old_props.get("natGateway") or {}).get("id")
+    new_nat = None
+    if props_in.get("natGateway"):
+        new_nat = natgateways.subnet_reference(ctx, subnet_id, vnet["location"], props_in["natGateway"])
+        props["natGateway"] = {"id": new_nat}
+    else:
+        props.pop("natGateway", None)
+    if old_nat and (not new_nat or old_nat.lower() != new_nat.lower()):
+        net.link(ctx, old_nat, "subnets", subnet_id, add=False)
+    if new_nat:
+        net.link(ctx, new_nat, "subnets", subnet_id, add=True)
+
+
+# Azure retires default outbound access: subnets created with an API version released after 2026-03-31 (2025-07-01
+# and later) are private unless they say otherwise (`defaultOutboundAccess: false`); older API versions leave the
+# property unset, which means default outbound access (an implicit public address) for VMs without explicit outbound
+PRIVATE_BY_DEFAULT_SINCE = "2025-07-01"
+
+
+def _default_outbound(ctx: Ctx, existing: dict | None, props_in: dict, props: dict) -> None:
+    value = props_in.get("defaultOutboundAccess")
+    if value is not None and not isinstance(value, bool):
+        raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request.", details=[{
+            "code": "InvalidJsonValue", "message": "properties.defaultOutboundAccess must be true or false."}])
+    if value is None:
+        old = (existing or {}).get("properties", {})
+        if "defaultOutboundAccess" in old:
+            value = old["defaultOutboundAccess"]
+        elif existing is None and (ctx.api_version or "")[:10] >= PRIVATE_BY_DEFAULT_SINCE:
+            value = False
+    if value is None:
+        props.pop("defaultOutboundAccess", None)
+    else:
+        props["defaultOutboundAccess"] = value
+
+
+def outbound_of(subnet: dict) -> str:
+    """How a VM without a public IP in this subnet reaches the public range: "nat" (the subnet's NAT gateway),
+    "default" (Azure's default outbound access: the property unset or true) or "none" (a private subnet) (pure)."""
+    props = subnet.get("properties", {})
+    if (props.get("natGateway") or {}).get("id"):
+        return "nat"
+    return "none" if props.get("defaultOutboundAccess") is False else "default"
 
 
 def _check_subnet_free(subnet: dict) -> None:
@@ -78,6 +127,9 @@ def _unlink_subnet(ctx: Ctx, subnet: dict) -> None:
     nsg = (subnet.get("properties", {}).get("networkSecurityGroup") or {}).get("id")
     if nsg:
         net.link(ctx, nsg, "subnets", subnet["id"], add=False)
+    nat = (subnet.get("properties", {}).get("natGateway") or {}).get("id")
+    if nat:
+        net.link(ctx, nat, "subnets", subnet["id"], add=False)
 
 
 def put_vnet(ctx: Ctx, rg: str, name: str) -> Resp:
@@ -98,7 +150,7 @@ def put_vnet(ctx: Ctx, rg: str, name: str) -> Resp:
         props.setdefault("virtualNetworkPeerings", [])
         props.setdefault("enableDdosProtection", False)
         props["resourceGuid"] = (existing or {}).get("properties", {}).get("resourceGuid") or net.new_guid()
-        shell = {"id": rid_, "name": net.short(rid_), "properties": props}
+        shell = {"id": rid_, "name": net.short(rid_), "location": loc, "properties": props}
         old = {s["name"].lower(): s for s in (existing or {}).get("properties", {}).get("subnets", [])}
         wanted = props_in.get("subnets") or []
         new_subnets: list[dict] = []
