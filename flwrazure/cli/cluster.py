@@ -192,7 +192,8 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
         return
     _vm_table(f"Cluster {cluster} ({result['resource_group']}, {result['location']}, flwr "
               f"{result['flwr_version']})", result["vms"], cluster)
-    _out(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@<public IP>   (allowed from "
+    where = "<server public IP>" if result["network"]["layout"] != "public" else "<public IP>"
+    _out(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@{where}   (allowed from "
          f"{', '.join(result['ssh_sources'])})")
     _network_line(cluster, result["network"])
     _cost_line(result.get("cost"))
