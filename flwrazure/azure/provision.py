@@ -2,9 +2,8 @@
 
 Dependency graph (critical path): resource group -> VNet | NSG | public IP -> NIC -> VM; with --private-clients
 the VNet waits for the NAT gateway (its public IP -> the gateway), which its subnet names, and client VMs get no
-public IP. Each VM's chain runs
-in parallel with the others; what exists already (and is ours) is left alone, what failed is re-PUT, what is
-still in flight is waited for. Every PUT returns at once (polling=False); a Waiter reads one list per resource
+public IP. Each VM's chain runs in parallel with the others; what exists already (and is ours) is left alone,
+what failed is re-PUT, what is still in flight is waited for. Every PUT returns at once (polling=False); a Waiter reads one list per resource
 kind per tick to learn when things finish."""
 
 from __future__ import annotations
