@@ -7,7 +7,8 @@ idleTimeoutInMinutes, publicIpAddresses, publicIpPrefixes, read-only subnets, re
 final-state-via azure-async-operation, DELETE via location). The idle timeout is 4 minutes unless set and at most
 120 (Azure's NAT gateway documentation). Error codes: InUseNatGatewayCannotBeDeleted (the code other Azure emulators
 reproduce, in Azure's InUse*CannotBeDeleted family), PublicIPAddressInUse (as for a NIC); the messages are ours,
-shaped like Azure's for NSGs and public IPs, and the invalid idle timeout's code name is ours."""
+shaped like Azure's for NSGs and public IPs, and so are the codes NatGatewayInvalidIdleTimeout,
+NatGatewayPublicIpAddressSkuNotSupported and NatGatewayPublicIpPrefixesNotSupported (nothing recorded)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ SKUS = {"standard": "Standard", "standardv2": "StandardV2"}
 IDLE_DEFAULT, IDLE_MIN, IDLE_MAX = 4, 4, 120
 
 
-def _public_ips(ctx: Ctx, rid_: str, loc: str, given, old: dict) -> list[str]:
+def _public_ips(ctx: Ctx, rid_: str, loc: str, given) -> list[str]:
     """The ids of the public IPs a NAT gateway PUT names, each checked as Azure checks them."""
     if given is None:
         return []
@@ -41,10 +42,8 @@ def _public_ips(ctx: Ctx, rid_: str, loc: str, given, old: dict) -> list[str]:
             raise ArmError(400, "NatGatewayPublicIpAddressSkuNotSupported",
                            f"Nat Gateway {rid_} cannot use public IP address {pip_id}: a NAT gateway of SKU Standard "
                            "takes Standard SKU, static, IPv4 public IP addresses only.")
-        holder = (props.get("ipConfiguration") or {}).get("id") or (
-            (props.get("natGateway") or {}).get("id") if (props.get("natGateway") or {}).get(
-                "id", "").lower() != rid_.lower() else None)
-        if holder:
+        holder = (props.get("ipConfiguration") or props.get("natGateway") or {}).get("id", "")
+        if holder and holder.lower() != rid_.lower():
             raise ArmError(400, "PublicIPAddressInUse",
                            f"Resource {rid_} is referencing public IP address {pip_id} that is already allocated "
                            f"to resource {holder}.")
@@ -68,7 +67,7 @@ def put_nat(ctx: Ctx, rg: str, name: str) -> Resp:
             raise ArmError(400, "NatGatewayPublicIpPrefixesNotSupported",
                            "The local cloud does not emulate public IP prefixes; give publicIpAddresses.")
         old = (existing or {}).get("properties", {})
-        ips = _public_ips(ctx, rid_, loc, props_in.get("publicIpAddresses"), old)
+        ips = _public_ips(ctx, rid_, loc, props_in.get("publicIpAddresses"))
         before = [r["id"] for r in old.get("publicIpAddresses", [])]
         for pip_id in before:
             if pip_id.lower() not in (i.lower() for i in ips):
