@@ -33,6 +33,8 @@ def create_command(st: dict) -> str:
         parts.append(f"--ssh-key {st['ssh_private_key']}")
     if not st.get("rg_created"):
         parts.append("--use-existing-group")
+    if st.get("private_clients"):
+        parts.append("--private-clients")
     return " ".join(parts)
 
 
@@ -89,7 +91,7 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
         mine_f = pool.submit(operator_flwr)
         ip_f = pool.submit(lambda: operator.detect(target))
         try:
-            snap = inventory.snapshot(target, st["resource_group"], ("vmview", "nic", "pip", "nsg"))
+            snap = inventory.snapshot(target, st["resource_group"], ("vmview", "nic", "pip", "nsg", "vnet"))
         except Exception as exc:
             raise translate(exc, f"resource group {st['resource_group']}") from exc
         try:
@@ -117,6 +119,11 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
     else:
         out.append(checks.skipped("superlink certificate", "no TLS (insecure cluster)" if started else
                                   "Flower not started"))
+    if st.get("private_clients"):
+        vnet = snap["vnet"].get(names.vnet(cluster).lower()) or {}
+        subnet = next((s for s in (vnet.get("properties") or {}).get("subnets") or [] if s["name"] == names.subnet()),
+                      None)
+        out.append(checks.client_outbound(subnet, names.nat_gateway(cluster), create_command(st)))
     out.append(checks.flwr_cli(mine, st["flwr_version"]))
     if started:
         root = str((state.cluster_dir(cluster) / "tls" / "ca.crt").resolve()) if secure else None

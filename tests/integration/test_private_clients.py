@@ -110,11 +110,23 @@ def test_a_dissociated_nat_gateway_is_associated_again_by_a_rerun(product_cloud,
     net.subnets.begin_create_or_update(RG, "flower-vnet", "default", {"properties": {
         "addressPrefix": "10.0.0.0/24", "defaultOutboundAccess": False}}).result()
     assert net.subnets.get(RG, "flower-vnet", "default").nat_gateway is None
+    check = _outbound_check(home)
+    assert check["ok"] is False and "NAT gateway flower-nat is not on the subnet (it has none)" in check["detail"]
+    assert check["fix"].startswith("flwrazure create-cluster --cluster flower") and \
+        check["fix"].endswith("--private-clients")
     since = time.time()
     _ok(flwrazure(home, *BASE))
     assert _put_paths(product_cloud, since) == ["Microsoft.Network/virtualNetworks/flower-vnet/subnets/default"]
     subnet = net.subnets.get(RG, "flower-vnet", "default")
     assert subnet.nat_gateway.id.lower().endswith("/natgateways/flower-nat") and not subnet.default_outbound_access
+    assert _outbound_check(home) == {"name": "client outbound", "ok": True, "detail": "through NAT gateway flower-nat",
+                                     "fix": ""}
+
+
+def _outbound_check(home) -> dict:
+    result = flwrazure(home, "doctor", "--local-only", "--json")
+    assert result.returncode in (0, 1), result.stderr
+    return next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "client outbound")
 
 
 def test_teardown_of_a_cluster_in_a_shared_group_deletes_the_nat_gateway_after_the_vnet(product_cloud, home):

@@ -7,6 +7,7 @@ import pytest
 
 from flwrazure.errors import UsageError
 from flwrazure.plan import cost, layout, resources
+from flwrazure.plan import doctor as checks
 from flwrazure.remote.shell import ssh_argv
 
 NAT_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/natGateways/flower-nat"
@@ -139,3 +140,12 @@ def test_interactive_ssh_jumps_through_the_server_with_the_same_pinned_keys():
                      "-o StrictHostKeyChecking=yes -o HashKnownHosts=no -o ConnectTimeout=10 "
                      "-W %h:%p azureuser@198.18.0.4")
     assert not any(a.startswith("ProxyCommand") for a in ssh_argv("198.18.0.5", "u", "/k", Path("/kh")))
+
+
+def test_doctor_says_when_the_private_clients_have_no_way_out():
+    ok = checks.client_outbound({"name": "default", "properties": {"natGateway": {"id": NAT_ID}}}, "flower-nat", "F")
+    assert (ok.ok, ok.detail) == (True, "through NAT gateway flower-nat")
+    other = checks.client_outbound({"properties": {"natGateway": {"id": NAT_ID + "2"}}}, "flower-nat", "F")
+    assert other.ok is False and "(it has flower-nat2)" in other.detail and other.fix == "F"
+    assert "(it has none)" in checks.client_outbound({"properties": {}}, "flower-nat", "F").detail
+    assert checks.client_outbound(None, "flower-nat", "F").detail == "the cluster's subnet is missing"
