@@ -267,3 +267,82 @@ def test_product_service_layer_on_a_real_host(hc, kind):
             daemons.stop(conn, name, kind, layout)
             conn.run(f"sudo -n systemctl disable {name} >/dev/null 2>&1; "
                      f"sudo -n rm -f /etc/systemd/system/{name}.service", warn=True, hide=True, in_stream=False)
+
+
+def _source_seen(listener, vm_run) -> str:
+    """The source address a connection from a VM to this machine's public gateway arrives with."""
+    port = listener.getsockname()[1]
+    vm_run(f"python3 -c \"import socket; socket.create_connection(('{OPERATOR}', {port}), timeout=3).close()\"")
+    conn, peer = listener.accept()
+    conn.close()
+    return peer[0]
+
+
+def test_private_vm_leaves_through_its_subnets_nat_gateway_only(hc):
+    """A VM without a public IP in a private subnet (defaultOutboundAccess false, the SDK's api-version default)
+    cannot reach the mirror; associating a NAT gateway opens the way at once, source-NATed to the gateway's public
+    IP; dissociating closes it again. A VM with a public IP still leaves from its own."""
+    import ipaddress
+    import socket
+
+    from tests.helpers.hosts import connection
+
+    mirror = hc.server.mirror.port
+    sub = hc.network.subnets.begin_create_or_update("rg", "vnet", "private", {"properties": {
+        "addressPrefix": "10.0.1.0/24"}}).result()
+    assert sub.default_outbound_access is False
+    nic = hc.network.network_interfaces.begin_create_or_update("rg", "p-nic", arm.nic(sub.id)).result()
+    private_ip = nic.ip_configurations[0].private_ip_address
+    hc.compute.virtual_machines.begin_create_or_update("rg", "p", arm.vm(nic.id)).result()
+    target = hc.vms["target"]["public"]
+    listener = socket.create_server((OPERATOR, 0))
+    listener.settimeout(10)
+    try:
+        jump = connection(target)
+        with connection(private_ip) as vm:  # SSH through the VM with a public IP, as to a private client
+            vm.gateway = jump
+            wait_until = time.monotonic() + 90
+            while True:
+                try:
+                    vm.run("true", hide=True, in_stream=False)
+                    break
+                except Exception:
+                    if time.monotonic() > wait_until:
+                        raise
+                    time.sleep(0.5)
+
+            def probe() -> str:
+                return vm.run(PROBE_MIRROR.format(port=mirror), hide=True, in_stream=False).stdout.strip()
+
+            def vm_run(cmd: str) -> None:
+                vm.run(cmd, hide=True, in_stream=False)
+
+            assert "default" not in vm.run("ip route", hide=True, in_stream=False).stdout
+            assert probe() == "timeout"  # no public IP, no NAT gateway, a private subnet: no way out
+            ip = hc.network.public_ip_addresses.begin_create_or_update("rg", "nat-ip", arm.pip()).result()
+            gw = hc.network.nat_gateways.begin_create_or_update("rg", "nat", {
+                "location": "eastus", "sku": {"name": "Standard"},
+                "properties": {"publicIpAddresses": [{"id": ip.id}]}}).result()
+            hc.network.subnets.begin_create_or_update("rg", "vnet", "private", {"properties": {
+                "addressPrefix": "10.0.1.0/24", "natGateway": {"id": gw.id}}}).result()
+            assert probe() == "open"
+            assert _source_seen(listener, vm_run) == ip.ip_address  # SNAT to the NAT gateway's address
+            assert _source_seen(listener, lambda c: run(target, c)) == target  # unchanged: its own public IP
+            hc.network.subnets.begin_create_or_update("rg", "vnet", "private", {"properties": {
+                "addressPrefix": "10.0.1.0/24"}}).result()
+            assert probe() == "timeout"
+            # Azure's default outbound access (the subnet not private): out through an implicit address
+            hc.network.subnets.begin_create_or_update("rg", "vnet", "private", {"properties": {
+                "addressPrefix": "10.0.1.0/24", "defaultOutboundAccess": True}}).result()
+            assert ipaddress.ip_address(_source_seen(listener, vm_run)) in ipaddress.ip_network("198.19.240.0/20")
+            hc.network.subnets.begin_create_or_update("rg", "vnet", "private", {"properties": {
+                "addressPrefix": "10.0.1.0/24", "defaultOutboundAccess": False}}).result()
+            assert probe() == "timeout"
+        jump.close()
+    finally:
+        listener.close()
+        hc.compute.virtual_machines.begin_delete("rg", "p").result()
+
+
+PROBE_MIRROR = ("python3 -c \"import socket\ntry:\n socket.create_connection(('" + OPERATOR + "',{port}),timeout=2)"
+                "; print('open')\nexcept ConnectionRefusedError: print('refused')\nexcept OSError: print('timeout')\"")

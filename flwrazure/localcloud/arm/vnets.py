@@ -106,15 +106,6 @@ def _default_outbound(ctx: Ctx, existing: dict | None, props_in: dict, props: di
         props["defaultOutboundAccess"] = value
 
 
-def outbound_of(subnet: dict) -> str:
-    """How a VM without a public IP in this subnet reaches the public range: "nat" (the subnet's NAT gateway),
-    "default" (Azure's default outbound access: the property unset or true) or "none" (a private subnet) (pure)."""
-    props = subnet.get("properties", {})
-    if (props.get("natGateway") or {}).get("id"):
-        return "nat"
-    return "none" if props.get("defaultOutboundAccess") is False else "default"
-
-
 def _check_subnet_free(subnet: dict) -> None:
     if subnet.get("properties", {}).get("ipConfigurations"):
         users = ", ".join(c["id"] for c in subnet["properties"]["ipConfigurations"])

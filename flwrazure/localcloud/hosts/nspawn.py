@@ -1,6 +1,9 @@
 """Sandbox hosts that boot a real systemd: each VM is `systemd-nspawn -b` on a copy-on-write overlay of its image
 (its upper folder is the VM's disk, kept across deallocate/start), inside its own network namespace: eth0 on its
-VNet's bridge (private IP), eth1 on the public bridge (public IP), no default route, its size's memory as a limit.
+VNet's bridge (private IP, a route to the VNet's whole address space: every subnet of a VNet is on its bridge), eth1
+on the public bridge (public IP), no default route, its size's memory as a limit.
+A VM without a public IP has no eth1: its way to the public range is its subnet's NAT gateway (or Azure's default
+outbound access), an egress gateway namespace of its own (egress.py), or none at all in a private subnet.
 
 The image is a bare cloud image (images.py); the osProfile is applied on the first boot by a provisioning agent
 that lags behind sshd, while a first-boot apt job holds the dpkg lock (guest.py), as on Azure. With
@@ -19,9 +22,12 @@ import time
 from pathlib import Path
 
 from flwrazure.localcloud import guest, images
-from flwrazure.localcloud.hosts import NullDriver, cgroups
+from flwrazure.localcloud.hosts import NullDriver, cgroups, egress
 from flwrazure.localcloud.hosts import firewall as fw
 from flwrazure.localcloud.hosts import plumbing as pl
+
+# the public range (198.18.0.0/15): the one route a VM without a public IP gets, via its subnet's gateway
+PUBLIC_NET = str(ipaddress.ip_network(f"{pl.PUBLIC_GATEWAY}/{pl.PUBLIC_PREFIX_LEN}", strict=False))
 
 # folders of this machine a VM must not see (made opaque in its disk): they read as empty inside. Besides these,
 # the local cloud's own state folder (its CA key, client secret, the VMs' disks) and $FLWRAZURE_HOME (clusters' SSH
@@ -101,6 +107,8 @@ class NspawnDriver(NullDriver):
         self.lock = threading.RLock()
         self.running: dict[str, dict] = {}  # vm key -> {"proc", "netns", "vnet_bridge", "rules", "name"}
         self.booting: set[str] = set()
+        self.egress: dict[str, dict] = {}  # egress gateway key -> {"netns", "spec", "links"}
+        self.egress_lock = threading.Lock()
         self.removed_at_start = pl.cleanup(self.names, self.hosts_dir) + cgroups.cleanup(self.names.tag)
         _raise_inotify_limit()
         other = pl.public_range_taken_by_other(self.names.public_bridge)
@@ -137,6 +145,7 @@ class NspawnDriver(NullDriver):
                     "publicKeys", [])],
                 "private_ip": cfg["privateIPAddress"].split("/")[0],
                 "private_len": ipaddress.ip_network(prefix).prefixlen, "vnet_id": vnet_id,
+                "subnet_id": subnet["id"], "gateway": egress.gateway_address(prefix).split("/")[0],
                 "vnet_prefixes": tuple(vnet["properties"]["addressSpace"]["addressPrefixes"]),
                 "public_ip": pip["body"]["properties"].get("ipAddress") if pip else None,
                 "subnet_nsg": subnet_nsg["body"] if subnet_nsg else None,
@@ -317,10 +326,16 @@ class NspawnDriver(NullDriver):
                 pl.ensure_bridge(bridge)
             pl.attach(ns, self.names.veth_private(key), bridge, fw.PRIVATE_IF,
                       [f"{f['private_ip']}/{f['private_len']}"], mac=f["mac"])
+            for prefix in vnet_routes(f["vnet_prefixes"], f"{f['private_ip']}/{f['private_len']}"):
+                pl.run("ip", "route", "add", prefix, "dev", fw.PRIVATE_IF, netns=ns)  # Azure's VNet system route
             if f["public_ip"]:
                 pl.attach(ns, self.names.veth_public(key), self.names.public_bridge, fw.PUBLIC_IF,
                           [f"{f['public_ip']}/{pl.PUBLIC_PREFIX_LEN}"], mac=f["public_mac"])
-            entry = {"netns": ns, "vnet_bridge": bridge, "rules": None, "name": f["name"]}
+            else:  # the public range only (no default route), via the subnet's gateway: an egress gateway or none
+                pl.run("ip", "route", "add", PUBLIC_NET, "via", f["gateway"], "dev", fw.PRIVATE_IF, netns=ns)
+            entry = {"netns": ns, "vnet_bridge": bridge, "rules": None, "name": f["name"],
+                     "private": not f["public_ip"], "subnet_id": f["subnet_id"], "vnet_id": f["vnet_id"],
+                     "gateway": f["gateway"]}
             self._apply_rules(entry, f)
             log = open(self._disk(key) / "console.log", "ab")
             argv = ["systemd-nspawn", "-D", str(self._disk(key) / "root"), "--register=no", "--keep-unit",
@@ -343,6 +358,8 @@ class NspawnDriver(NullDriver):
             tail = (self._disk(key) / "console.log").read_text(errors="replace").strip().splitlines()[-3:]
             self._teardown_host(key)
             raise pl.PlumbingError(f"VM {f['name']} did not boot: {' | '.join(tail)}")
+        if entry.get("private"):
+            self._sync_egress(ctx)
         if self.systemd:
             threading.Thread(target=self._watch_boot, args=(key, entry, f["name"]), daemon=True,
                              name=f"boot-watch-{f['name']}").start()
@@ -408,6 +425,7 @@ class NspawnDriver(NullDriver):
 
     def stop(self, ctx, vm: dict) -> None:
         self._teardown_host(vm["properties"]["vmId"])
+        self._sync_egress(ctx)
 
     def _teardown_host(self, key: str) -> None:
         with self.lock:
@@ -441,6 +459,7 @@ class NspawnDriver(NullDriver):
     def delete(self, ctx, vm: dict) -> None:
         key = vm["properties"]["vmId"]
         self._teardown_host(key)
+        self._sync_egress(ctx)
         shutil.rmtree(self._disk(key), ignore_errors=True)
 
     def network_changed(self, ctx) -> None:
@@ -459,6 +478,95 @@ class NspawnDriver(NullDriver):
             with self.lock:
                 if key in self.running:
                     self._apply_rules(self.running[key], f)
+        self._sync_egress(ctx)
+
+    # -- egress gateways (NAT gateways, default outbound access) ---------------------------------------------
+    def _egress_wanted(self, ctx) -> dict[str, egress.Egress]:
+        """What the running VMs without public IPs need, from the ARM side (subnets, NAT gateways, their IPs)."""
+        with self.lock:
+            hosts = sorted({egress.PrivateHost(e["subnet_id"], e["vnet_id"]) for e in self.running.values()
+                            if e.get("private")}, key=lambda h: h.subnet_id)
+        subnets: dict[str, dict] = {}
+        addresses: dict[str, str | None] = {}
+        with ctx.store.lock:
+            for host in hosts:
+                vnet = ctx.store.get(host.vnet_id)
+                subnet = next((s for s in (vnet["body"]["properties"].get("subnets", []) if vnet else [])
+                               if s["id"].lower() == host.subnet_id.lower()), None)
+                if subnet is None:
+                    continue
+                subnets[host.subnet_id.lower()] = subnet
+                nat_id = (subnet["properties"].get("natGateway") or {}).get("id")
+                nat = ctx.store.get(nat_id) if nat_id else None
+                if nat is not None:
+                    ips = [ctx.store.get(r["id"]) for r in nat["body"]["properties"].get("publicIpAddresses", [])]
+                    found = [r["body"]["properties"].get("ipAddress") for r in ips if r is not None]
+                    addresses[nat_id.lower()] = next((a for a in found if a), None)
+        return egress.plan(hosts, subnets, addresses)
+
+    def _sync_egress(self, ctx) -> None:
+        """Make the egress gateways what the running VMs need now: an association, a dissociation or a NAT
+        gateway's new address takes effect at once, as NSG changes do (a changed gateway is made anew)."""
+        with self.egress_lock:  # the plan too: two changes at once must not apply the older one last
+            try:
+                wanted = self._egress_wanted(ctx)
+            except (KeyError, TypeError, AttributeError) as exc:  # the network is being torn down: next change
+                print(f"flwrazure local cloud: egress gateways not updated: {exc!r}", flush=True)
+                return
+            for key in [k for k, v in self.egress.items() if wanted.get(k) != v["spec"]]:
+                self._egress_down(self.egress.pop(key))
+            made = []
+            for key, spec in wanted.items():
+                if key in self.egress:
+                    continue
+                try:
+                    self.egress[key] = self._egress_up(spec)
+                    made.append(spec)
+                except pl.PlumbingError as exc:
+                    print(f"flwrazure local cloud: egress gateway {key} not made: {exc}", flush=True)
+                    self._egress_down({"netns": self.names.netns("egress|" + key), "links": self._egress_links(spec)})
+            self._forget_failed_gateways(made)
+
+    def _forget_failed_gateways(self, made: list[egress.Egress]) -> None:
+        """A VM that tried to leave while nothing answered at its gateway keeps that address as unreachable in its
+        neighbour table (the next connection fails at once, "No route to host"): a new gateway clears it."""
+        answering = {(vnet, address.split("/")[0]) for spec in made for vnet, addresses in spec.legs
+                     for address in addresses}
+        with self.lock:
+            hosts = [(e["netns"], e["gateway"]) for e in self.running.values()
+                     if e.get("private") and (e["vnet_id"], e["gateway"]) in answering]
+        for netns, gateway in hosts:
+            pl.run("ip", "neigh", "flush", "to", gateway, "dev", fw.PRIVATE_IF, netns=netns, check=False)
+
+    def _egress_links(self, spec: egress.Egress) -> list[str]:
+        tag = "egress|" + spec.key
+        return [self.names.veth_public(tag)] + [self.names.veth_private(f"{tag}|{vnet}") for vnet, _ in spec.legs]
+
+    def _egress_up(self, spec: egress.Egress) -> dict:
+        tag = "egress|" + spec.key
+        ns = self.names.netns(tag)
+        pl.new_netns(ns)
+        pl.attach(ns, self.names.veth_public(tag), self.names.public_bridge, egress.PUBLIC_IF,
+                  [f"{spec.public_ip}/{pl.PUBLIC_PREFIX_LEN}"], mac=pl.mac_for(f"{tag}|public"))
+        legs = []
+        for n, (vnet_id, addresses) in enumerate(spec.legs):
+            bridge = self.names.vnet_bridge(vnet_id)
+            with self.lock:
+                pl.ensure_bridge(bridge)
+            # the same MAC each time: the VMs' neighbour entries for their gateway stay right when it is made anew
+            pl.attach(ns, self.names.veth_private(f"{tag}|{vnet_id}"), bridge, f"vnet{n}", list(addresses),
+                      mac=pl.mac_for(f"{tag}|{vnet_id}"))
+            legs.append(f"vnet{n}")
+        pl.run("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=ns)
+        pl.run("iptables-restore", input=egress.ruleset(spec, legs), netns=ns)
+        return {"netns": ns, "spec": spec, "links": self._egress_links(spec)}
+
+    def _egress_down(self, entry: dict) -> None:
+        pl.delete_netns(entry["netns"])
+        present = pl.links()
+        for link in entry["links"]:
+            if link in present:
+                pl.run("ip", "link", "del", link, check=False)
 
     def resume(self, ctx) -> None:
         """After `local up`: boot again every VM the cloud believes is running."""
@@ -489,8 +597,19 @@ class NspawnDriver(NullDriver):
             t.start()
         for t in threads:
             t.join()
+        with self.egress_lock:
+            for key in list(self.egress):
+                self._egress_down(self.egress.pop(key))
         pl.cleanup(self.names, self.hosts_dir)
         cgroups.cleanup(self.names.tag)  # groups whose last processes left late
+
+
+def vnet_routes(vnet_prefixes: tuple[str, ...], own: str) -> list[str]:
+    """The VNet's IPv4 address spaces a VM routes on its private interface besides its own subnet (every subnet
+    of a VNet shares its bridge): on Azure the VNet system route reaches every subnet of the VNet (pure)."""
+    mine = ipaddress.ip_interface(own).network
+    return [str(ipaddress.ip_network(p, strict=False)) for p in vnet_prefixes
+            if ipaddress.ip_network(p, strict=False).version == 4 and ipaddress.ip_network(p, strict=False) != mine]
 
 
 def _raise_inotify_limit(wanted: int = 8192) -> None:
