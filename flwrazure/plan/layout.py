@@ -24,7 +24,8 @@ def resolve(asked: bool | None, recorded: bool | None, cluster: str) -> bool:
     if asked is None or asked == recorded:
         return recorded
     have, want = (FLAG, OTHER_FLAG) if recorded else (OTHER_FLAG, FLAG)
-    raise UsageError(f"cluster {cluster} was created with {have} ({name(recorded)} client VMs) and a layout is not "
+    what = "no public IPs" if recorded else "public IPs"
+    raise UsageError(f"cluster {cluster} was created with {have} (its client VMs have {what}) and a layout is not "
                      f"changed in place: re-run without {want}, or `flwrazure teardown --cluster {cluster}` and "
                      f"create it again with {want}.")
 

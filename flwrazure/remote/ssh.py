@@ -3,6 +3,7 @@ first contact and refuse a changed one later (Fabric accepts any key by default)
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import threading
@@ -81,6 +82,7 @@ def _auth(key_file: str) -> dict:
     return {"pkey": held} if held is not None else {"key_filename": key_file}
 
 
+@functools.cache
 def _connection_class():
     """Fabric's Connection, closing its jump host's connection with its own (Fabric leaves a gateway open) and
     opening the hop within the connect timeout (Fabric's would wait paramiko's default hour for a VM that does not

@@ -54,8 +54,8 @@ def test_a_recorded_layout_is_kept_and_never_switched_in_place():
     assert layout.resolve(False, False, "c") is False
     with pytest.raises(UsageError) as e:
         layout.resolve(False, True, "exp")
-    assert str(e.value) == ("cluster exp was created with --private-clients (private-clients client VMs) and a "
-                            "layout is not changed in place: re-run without --public-clients, or `flwrazure "
+    assert str(e.value) == ("cluster exp was created with --private-clients (its client VMs have no public IPs) and "
+                            "a layout is not changed in place: re-run without --public-clients, or `flwrazure "
                             "teardown --cluster exp` and create it again with --public-clients.")
     with pytest.raises(UsageError, match="re-run without --private-clients"):
         layout.resolve(True, False, "exp")
