@@ -44,6 +44,9 @@ class ClusterSpec:
     subnet_prefix: str = "10.0.0.0/24"
     extra: dict = field(default_factory=dict)
     cluster_id: str | None = None  # the cluster's identity (names.TAG_ID), set by create-cluster
+    # --private-clients: client VMs without public IPs behind a NAT gateway (plan.layout); None: not said (a
+    # recorded cluster keeps its layout, a new one gets the default), resolved by create-cluster
+    private_clients: bool | None = None
     spot: bool = False  # client VMs are Azure Spot VMs (the server never is)
     max_price: float | None = None  # with spot: USD/hour at most; None = -1 (up to the pay-as-you-go price)
     # the options the server and client sizes came from (for messages; not recorded)

@@ -8,7 +8,7 @@ from flwrazure import workers
 from flwrazure.azure.target import Target
 
 KINDS = ("vnet", "nsg", "pip", "nic", "vm")
-LABELS = {"vnet": "virtual network", "nsg": "network security group", "pip": "public IP", "nic": "network interface",
+LABELS = {"nat": "NAT gateway", "vnet": "virtual network", "nsg": "network security group", "pip": "public IP", "nic": "network interface",
           "vm": "virtual machine", "disk": "disk", "rg": "resource group"}
 
 
@@ -28,6 +28,7 @@ API = {"Microsoft.Network": NETWORK_API, "Microsoft.Compute": COMPUTE_API}
 _LISTS = {"vnet": ("Microsoft.Network/virtualNetworks", NETWORK_API, {}),
           "nsg": ("Microsoft.Network/networkSecurityGroups", NETWORK_API, {}),
           "pip": ("Microsoft.Network/publicIPAddresses", NETWORK_API, {}),
+          "nat": ("Microsoft.Network/natGateways", NETWORK_API, {}),
           "nic": ("Microsoft.Network/networkInterfaces", NETWORK_API, {}),
           "vm": ("Microsoft.Compute/virtualMachines", COMPUTE_API, {}),
           "vmview": ("Microsoft.Compute/virtualMachines", COMPUTE_API, {"$expand": "instanceView"}),

@@ -63,19 +63,19 @@ def _fetch(url: str, verify, flt: str, timeout: float) -> tuple[list[dict], str]
 
 
 def lookup(target, location: str, sizes: list[str], disks: list[str] | None = None,
-           timeout: float = 8.0) -> cost.Estimate | None:
+           timeout: float = 8.0, private: bool = False) -> cost.Estimate | None:
     """The estimate for VMs of these sizes (one entry per VM) with these OS disk types (one per VM; default
-    Premium SSD), or None when no price is known at all."""
-    got = fetch(target, location, sizes, disks, timeout)
-    return cost.estimate(sizes, got[0], got[1], disks) if got is not None else None
+    Premium SSD), private: in the --private-clients layout; None when no price is known at all."""
+    got = fetch(target, location, sizes, disks, timeout, private)
+    return cost.estimate(sizes, got[0], got[1], disks, private) if got is not None else None
 
 
 def fetch(target, location: str, sizes: list[str], disks: list[str] | None = None,
-          timeout: float = 8.0) -> tuple[dict[str, float | None], str] | None:
-    """The hourly prices (cost.queries' keys) for these sizes and disk types, and where they came from; None when
-    no price is known at all."""
+          timeout: float = 8.0, private: bool = False) -> tuple[dict[str, float | None], str] | None:
+    """The hourly prices (cost.queries' keys) for these sizes and disk types (and the NAT gateway's, private), and
+    where they came from; None when no price is known at all."""
     url, verify = endpoint(target)
-    asks = cost.queries(location, sizes, disks)
+    asks = cost.queries(location, sizes, disks, private)
     cache = _load_cache(target.cloud)
     answers: dict[str, list[dict] | None] = {}
     labels: set[str] = set()
@@ -114,16 +114,17 @@ def fetch(target, location: str, sizes: list[str], disks: list[str] | None = Non
     return prices, f"{where}: {own}"
 
 
-def cached(cloud: str, location: str, sizes: list[str], disks: list[str] | None = None) -> cost.Estimate | None:
+def cached(cloud: str, location: str, sizes: list[str], disks: list[str] | None = None,
+           private: bool = False) -> cost.Estimate | None:
     """The estimate from the cached answers alone (no request: `flwrazure list` must be fast and works offline);
     None when nothing is cached for these VMs."""
     cache = _load_cache(cloud)
-    asks = cost.queries(location, sizes, disks)
+    asks = cost.queries(location, sizes, disks, private)
     if not any(q.filter in cache for q in asks):
         return None
     prices = {q.key: cost.hourly(q.key, cache[q.filter]["items"]) if q.filter in cache else None for q in asks}
     when = min((cache[q.filter]["fetched"] for q in asks if q.filter in cache), default="?")
-    return cost.estimate(sizes, prices, f"cached list prices from {when}", disks)
+    return cost.estimate(sizes, prices, f"cached list prices from {when}", disks, private)
 
 
 def cluster_sizes(st: dict, clients: int | None = None) -> list[str]:

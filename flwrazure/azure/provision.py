@@ -1,8 +1,9 @@
 """create-cluster: converge a resource group to the planned cluster, concurrently and idempotently.
 
-Dependency graph (critical path): resource group -> VNet | NSG | public IP -> NIC -> VM. Each VM's chain runs
-in parallel with the others; what exists already (and is ours) is left alone, what failed is re-PUT, what is
-still in flight is waited for. Every PUT returns at once (polling=False); a Waiter reads one list per resource
+Dependency graph (critical path): resource group -> VNet | NSG | public IP -> NIC -> VM; with --private-clients
+the VNet waits for the NAT gateway (its public IP -> the gateway), which its subnet names, and client VMs get no
+public IP. Each VM's chain runs in parallel with the others; what exists already (and is ours) is left alone,
+what failed is re-PUT, what is still in flight is waited for. Every PUT returns at once (polling=False); a Waiter reads one list per resource
 kind per tick to learn when things finish."""
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _ensure(run: Run, kind: str, name: str, put, answer_is_final: bool = False) 
     answer_is_final: the PUT's answer may already be Succeeded (NICs), then no status read is spent on it."""
     if run.abort.is_set():
         raise FlwrazureError("interrupted")
-    existing = run.snap[kind].get(name.lower())
+    existing = run.snap.get(kind, {}).get(name.lower())
     label = f"{inventory.LABELS[kind]} {name}"
     if existing is not None:
         if not names.is_ours(existing.get("tags"), run.spec.cluster, run.spec.cluster_id):
@@ -179,12 +180,40 @@ def _failure(run: Run, kind: str, name: str, label: str, exc: WaitFailed) -> Flw
     return AzureError(label, "ProvisioningFailed", f"provisioning ended {exc.state}.")
 
 
-def _vnet(run: Run) -> dict:
+def _nat(run: Run) -> dict:
+    """--private-clients: the NAT gateway's public IP, then the gateway (the subnet names it when it is made)."""
     s = run.spec
     tags = names.tags(s.cluster, cluster_id=s.cluster_id)
-    body = resources.vnet(s.location, tags, s.address_space, names.subnet(), s.subnet_prefix)
-    return _ensure(run, "vnet", names.vnet(s.cluster), _put(run, f"{NET}/virtualNetworks", names.vnet(s.cluster),
+    ip_name, name = names.nat_public_ip(s.cluster), names.nat_gateway(s.cluster)
+    pip = _ensure(run, "pip", ip_name, _put(run, f"{NET}/publicIPAddresses", ip_name,
+                                            resources.public_ip(s.location, tags)))
+    return _ensure(run, "nat", name, _put(run, f"{NET}/natGateways", name,
+                                          resources.nat_gateway(s.location, tags, pip["id"])))
+
+
+def _vnet(run: Run, nat_f: Future | None) -> dict:
+    s = run.spec
+    tags = names.tags(s.cluster, cluster_id=s.cluster_id)
+    nat_id = nat_f.result()["id"] if nat_f is not None else None  # the subnet is born with its way out
+    body = resources.vnet(s.location, tags, s.address_space, names.subnet(), s.subnet_prefix, nat_id)
+    vnet = _ensure(run, "vnet", names.vnet(s.cluster), _put(run, f"{NET}/virtualNetworks", names.vnet(s.cluster),
                                                             body))
+    found = next((sn for sn in vnet["properties"].get("subnets") or [] if sn["name"] == names.subnet()), None)
+    if found is not None and not resources.subnet_matches(found, nat_id):
+        # converge the subnet's outbound (a NAT gateway dissociated, default outbound access turned back on): a
+        # private client VM has no other way out
+        label = f"subnet {names.subnet()} of {inventory.LABELS['vnet']} {names.vnet(s.cluster)}"
+        try:
+            run.sending(f"subnet/{names.subnet()}")
+            run.target.network.subnets.begin_create_or_update(
+                s.resource_group, names.vnet(s.cluster), names.subnet(),
+                resources.subnet(s.subnet_prefix, nat_id)).result()
+            run.writes.append(f"subnet/{names.subnet()}")
+        except FlwrazureError:
+            raise
+        except Exception as exc:
+            raise translate(exc, label) from exc
+    return vnet
 
 
 def _nsg(run: Run) -> dict:
@@ -221,15 +250,22 @@ def _converge_idle_timeout(run: Run, name: str, pip: dict) -> dict:
         raise translate(exc, label) from exc
 
 
+def has_public_ip(spec: ClusterSpec, v: VmNames) -> bool:
+    """Every VM has one, except the client VMs of a cluster with --private-clients (plan.layout)."""
+    return not (spec.private_clients and v.role == "client")
+
+
 def _chain(run: Run, v: VmNames, vnet_f: Future, nsg_f: Future) -> dict:
     s = run.spec
     tags = names.tags(s.cluster, v.role, s.cluster_id)
-    pip = _ensure(run, "pip", v.public_ip, _put(run, f"{NET}/publicIPAddresses", v.public_ip,
-                                                resources.public_ip(s.location, tags)))
-    pip = _converge_idle_timeout(run, v.public_ip, pip)
+    pip = None
+    if has_public_ip(s, v):
+        pip = _ensure(run, "pip", v.public_ip, _put(run, f"{NET}/publicIPAddresses", v.public_ip,
+                                                    resources.public_ip(s.location, tags)))
+        pip = _converge_idle_timeout(run, v.public_ip, pip)
     vnet, nsg = vnet_f.result(), nsg_f.result()
     subnet_id = next(sn["id"] for sn in vnet["properties"]["subnets"] if sn["name"] == names.subnet())
-    nic_body = resources.nic(s.location, tags, subnet_id, pip["id"], nsg["id"])
+    nic_body = resources.nic(s.location, tags, subnet_id, pip["id"] if pip else None, nsg["id"])
     nic = _ensure(run, "nic", v.nic, _put(run, f"{NET}/networkInterfaces", v.nic, nic_body), answer_is_final=True)
     image, disk_type = run.machines.get(size_of(s, v), (None, "Premium_LRS"))
     vm_body = resources.vm(s.location, tags, size_of(s, v), v.vm, s.admin_user, run.public_key, nic["id"],
@@ -244,11 +280,12 @@ def converge(run: Run) -> None:
     # one thread per chain up to the product's cap (100 clients): chains mostly wait, and a second wave of chains
     # would double the wall time (bench: 100 clients took 2.7x the dependency chain with 64 threads)
     with workers.pool(min(128, len(vms) + 2), "provision") as pool:
-        vnet_f, nsg_f = pool.submit(_vnet, run), pool.submit(_nsg, run)
+        nat_f = pool.submit(_nat, run) if run.spec.private_clients else None
+        vnet_f, nsg_f = pool.submit(_vnet, run, nat_f), pool.submit(_nsg, run)
         chains = [pool.submit(_chain, run, v, vnet_f, nsg_f) for v in vms]
         errors = []
         try:
-            for f in [vnet_f, nsg_f, *chains]:
+            for f in [*([nat_f] if nat_f else []), vnet_f, nsg_f, *chains]:
                 exc = f.exception()
                 if exc is not None and not any(str(exc) == str(e) for e in errors):
                     errors.append(exc)

@@ -84,7 +84,8 @@ CLIENT_DATA = click.option(
 
 
 def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-          client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, spot=False, max_price=None):
+          client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, private_clients=None, spot=False,
+          max_price=None):
     from flwrazure import ui
     from flwrazure.plan.rules import parse_sources
     from flwrazure.spec import ClusterSpec, validate
@@ -95,7 +96,7 @@ def _spec(cluster, clients, cloud, subscription, resource_group, location, vm_si
         client_size=client_vm_size or vm_size,
         admin_user=admin_user, ssh_sources=parse_sources(ssh_source, "--ssh-source") if ssh_source else (),
         flwr_version=_version(flwr_version),
-        allow_existing_group=use_existing_group, spot=spot, max_price=max_price,
+        allow_existing_group=use_existing_group, private_clients=private_clients, spot=spot, max_price=max_price,
         size_flags=("--server-vm-size" if server_vm_size else "--vm-size",
                     "--client-vm-size" if client_vm_size else "--vm-size")))
     if "*" in spec.ssh_sources:
@@ -157,9 +158,13 @@ CREATE_OPTIONS = [
                    f"{versions.DEFAULT_VERSION}]."),
     click.option("--use-existing-group", is_flag=True,
               help="Add the cluster to a resource group flwrazure did not create (it is then never deleted)."),
+    click.option("--private-clients/--public-clients", "private_clients", default=None,
+                 help="Client VMs without public IPs: they go out through one NAT gateway on the subnet and reach "
+                      "the SuperLink at its private address; SSH to them goes through the server. [default: a "
+                      "recorded cluster's layout, else public clients; a cluster keeps its layout]"),
     click.option("--spot", is_flag=True,
-                 help="Client VMs as Azure Spot VMs (the server never is): billed at the Spot price (often 60-90% "
-                      "less, it changes), evicted when Azure needs the capacity (deallocated: `status` says "
+                 help="Client VMs as Azure Spot VMs (the server never is): billed at the Spot price (Azure: up to "
+                      "90% less; it changes), evicted when Azure needs the capacity (deallocated: `status` says "
                       "evicted, `resume` starts them again when capacity allows). Kept by scale."),
     click.option("--max-price", metavar="USD", help="With --spot: the most a client VM may cost per hour (evicted "
                                                     "when the Spot price goes above) [default: -1, up to the "
@@ -172,8 +177,8 @@ CREATE_OPTIONS = [
 @_create_options
 @JSON
 def create_cluster(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                   client_vm_size, admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, as_json,
-                   spot=False, max_price=None):
+                   client_vm_size, admin_user, ssh_key, ssh_source, flwr_version, use_existing_group,
+                   private_clients, as_json, spot=False, max_price=None):
     """Create the VMs of a Flower federation: one SuperLink VM, N SuperNode VMs, their network and an NSG that
     admits SSH only from you. Safe to re-run: it creates only what is missing.
 
@@ -187,7 +192,8 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
     from flwrazure.commands import create, exclusive
 
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, spot, max_price)
+                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, private_clients, spot,
+                 max_price)
     with exclusive(cluster, "create-cluster", create=True):
         result = create.run(spec, ssh_key)  # progress on stderr, with --json too
     if as_json:
@@ -195,8 +201,10 @@ def create_cluster(cluster, clients, cloud, subscription, resource_group, locati
         return
     _vm_table(f"Cluster {cluster} ({result['resource_group']}, {result['location']}, flwr "
               f"{result['flwr_version']})", result["vms"], cluster)
-    _out(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@<public IP>   (allowed from "
+    where = "<server public IP>" if result["network"]["layout"] != "public" else "<public IP>"
+    _out(f"SSH: ssh -i {result['ssh_private_key']} {admin_user}@{where}   (allowed from "
          f"{', '.join(result['ssh_sources'])})")
+    _network_line(cluster, result["network"])
     _cost_line(result.get("cost"))
     ui.next_steps(result["next"])
 
@@ -293,6 +301,7 @@ def status(cluster, as_json):
         _out("Client data: " + ", ".join(f"{v['vm']}: {v['data_path']} ({v['data_bytes']} bytes)"
                                          for v in result["vms"] if v.get("data_path")))
     _rules_table(result["rules"])
+    _network_line(cluster, result["network"])
     if result.get("silos"):
         from flwrazure.cli.silo import table
 
@@ -341,7 +350,8 @@ def list_clusters(refresh, as_json):
         return
     ui.table(None, ["cluster", "cloud", "resource group", "state", "VMs", "$/hour"],
              [[r["cluster"], r["cloud"], r["resource_group"], r["state"] + ("" if r["live"] or not refresh else "?"),
-               r["vm_count"], "?" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.4f}"] for r in rows],
+               f"{r['vm_count']}" + (" (private clients)" if r.get("private_clients") else ""),
+               "?" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.4f}"] for r in rows],
              keep=("cluster",), plain=True)
     for r in rows:
         if r["error"]:
@@ -503,6 +513,15 @@ def _cost_line(estimate: dict | None, paused: bool = False) -> None:
     _out(describe(estimate, paused))
 
 
+def _network_line(cluster: str, network: dict) -> None:
+    """--private-clients: how the client VMs reach out and are reached (nothing for the default layout)."""
+    if network["layout"] == "public":
+        return
+    _out(f"Private clients: no public IPs; outbound through NAT gateway {network['nat_gateway'] or '(missing)'} "
+         f"({network['nat_public_ip'] or 'no address'}); Fleet port open to {network['subnet']} only; SSH through "
+         f"the server: flwrazure ssh --cluster {cluster} client-1")
+
+
 def _connection_line(cluster: str, result: dict) -> None:
     if result["flwr_config"]:
         _out(f"Connection {cluster} written to {result['flwr_config']}.")
@@ -525,8 +544,9 @@ def _connection_line(cluster: str, result: dict) -> None:
 @CLIENT_DATA
 @JSON
 def up(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size, client_vm_size,
-       admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, insecure, extra_pip, index_url,
-       runtime_deps, app, control_source, allow_public_control, client_data, as_json, spot=False, max_price=None):
+       admin_user, ssh_key, ssh_source, flwr_version, use_existing_group, private_clients, insecure, extra_pip,
+       index_url, runtime_deps, app, control_source, allow_public_control, client_data, as_json, spot=False,
+       max_price=None):
     """create-cluster + open-ports (Control port from your address, or --control-source) + start, in one
     resumable command: from nothing to a federation with every SuperNode online.
 
@@ -546,7 +566,8 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
     packages(index_url, extra_pip)  # first, as start does: the values bad input is most often made of
     control = _control_sources(control_source, allow_public_control, _version(flwr_version))
     spec = _spec(cluster, clients, cloud, subscription, resource_group, location, vm_size, server_vm_size,
-                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, spot, max_price)
+                 client_vm_size, admin_user, ssh_source, flwr_version, use_existing_group, private_clients, spot,
+                 max_price)
     start_cmd.check(spec.flwr_version, not insecure, app)
     # the layout and names, before anything is created (start reads the files)
     start_cmd.check_client_data(client_data, spec.clients, digests=False)
@@ -566,13 +587,14 @@ def up(cluster, clients, cloud, subscription, resource_group, location, vm_size,
                                 client_data=client_data)
         opened = opening.result()
     result = {"cluster": cluster, "vms": created["vms"], "rules": opened["rules"], **started,
-              "cost": created.get("cost"), "created_seconds": created_seconds,
+              "network": created["network"], "cost": created.get("cost"), "created_seconds": created_seconds,
               "seconds": round(time.monotonic() - began, 1)}
     if as_json:
         ui.emit_json(result)
         return
     _vm_table(f"Cluster {cluster} ({created['resource_group']}, flwr {created['flwr_version']})", created["vms"], cluster)
     _out(f"Flower is up in {result['seconds']} s: SuperLink {started['superlink']}.")
+    _network_line(cluster, created["network"])
     _connection_line(cluster, started)
     _cost_line(created.get("cost"))
     ui.next_steps(started["next"], f"   (when done: flwrazure teardown --cluster {cluster})")

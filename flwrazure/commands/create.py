@@ -53,7 +53,7 @@ def _forget_new_hosts(cluster: str, writes: list[str], rows: list[dict]) -> None
 
     created = {w.split("/", 1)[1].lower() for w in writes if w.startswith("vm/")}
     ssh.forget_hosts(state.cluster_dir(cluster) / "known_hosts",
-                     [r["public_ip"] for r in rows if r["vm"].lower() in created])
+                     [r[key] for r in rows if r["vm"].lower() in created for key in ("public_ip", "private_ip")])
 
 
 def _check_same_cluster(spec: ClusterSpec, grow: bool = False) -> None:
@@ -61,11 +61,15 @@ def _check_same_cluster(spec: ClusterSpec, grow: bool = False) -> None:
     A re-run that asks for something else is refused before the cloud is asked anything (the way --location
     always was): it used to exit 0, change nothing on Azure and record the new value. grow: scale adds clients
     through create-cluster's steps."""
+    from flwrazure.plan import layout
+
     if not state.exists(spec.cluster):
         spec.cluster_id = spec.cluster_id or str(uuid.uuid4())
+        spec.private_clients = layout.resolve(spec.private_clients, None, spec.cluster)
         return
     old = state.load(spec.cluster)
     spec.cluster_id = old.get("cluster_id")  # None: recorded before identities existed (names.is_ours)
+    spec.private_clients = layout.resolve(spec.private_clients, bool(old.get("private_clients")), spec.cluster)
     if spec.clients < old.get("clients", 0):
         raise UsageError(f"cluster {spec.cluster} has {old['clients']} client VMs and create-cluster only adds "
                          f"some: --clients {spec.clients} would leave {old['clients'] - spec.clients} of them "
@@ -162,17 +166,18 @@ def _price_lookup(target, spec: ClusterSpec):
     disk type each VM size gets: every type create-cluster may give is asked (one query each, at the same time)."""
     from flwrazure.azure import prices
 
-    return in_background(prices.fetch, target, spec.location, _sizes(spec), list(cost.DISK_TIERS), name="prices")
+    return in_background(prices.fetch, target, spec.location, _sizes(spec), list(cost.DISK_TIERS), 8.0,
+                         bool(spec.private_clients), name="prices")
 
 
-def estimate_of(future, sizes: list[str], disks: list[str]) -> dict | None:
+def estimate_of(future, sizes: list[str], disks: list[str], private: bool = False) -> dict | None:
     """The estimate's dict from a prices.fetch Future, for VMs of these sizes and OS disk types; None when no price
     is known (never an invented number)."""
     try:
         got = future.result(timeout=30)
     except Exception:  # no answer at all: no estimate
         return None
-    return cost.estimate(sizes, got[0], got[1], disks).to_dict() if got is not None else None
+    return cost.estimate(sizes, got[0], got[1], disks, private).to_dict() if got is not None else None
 
 
 def _left(spec: ClusterSpec, seen: dict):
@@ -189,6 +194,14 @@ def _left(spec: ClusterSpec, seen: dict):
     if not seen["read"]:
         return None
     return Left(spec.cluster, spec.resource_group, vms=len(vms), ips=len(ips), group=seen["group"])
+
+
+def network_of(private: bool, subnet_prefix: str, snap: dict, cluster: str) -> dict:
+    """The `network` object (plan.layout.summary) from a snapshot that holds the public IPs (and NAT gateways)."""
+    from flwrazure.plan import layout
+
+    return layout.summary(private, subnet_prefix, snap.get("nat", {}).get(names.nat_gateway(cluster).lower()),
+                          snap.get("pip", {}).get(names.nat_public_ip(cluster).lower()))
 
 
 def user_data(spec: ClusterSpec, extra_pip: list[str] | None, index_url: str | None) -> str | None:
@@ -298,12 +311,17 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
         raise UsageError(f"resource group {rg} is in {group.get('location')}, not {spec.location}: pass "
                          f"--location {group.get('location')} or choose another --resource-group.")
     rg_created = group is None or names.created_group(group_tags, spec.cluster, spec.cluster_id)
-    snap = inventory.snapshot(target, rg) if group else {k: {} for k in inventory.KINDS}
+    kinds = inventory.KINDS + (("nat",) if spec.private_clients else ())
+    snap = inventory.snapshot(target, rg, kinds) if group else {k: {} for k in kinds}
     vms = names.all_vms(spec.cluster, spec.clients)
-    seen.update(read=True, group=group is not None, vms={v.vm.lower() for v in vms if v.vm.lower() in snap["vm"]},
-                ips={v.public_ip.lower() for v in vms if v.public_ip.lower() in snap["pip"]})
+    ips = [v.public_ip for v in vms if provision.has_public_ip(spec, v)]
     planned = {("vnet", names.vnet(spec.cluster)), ("nsg", names.nsg(spec.cluster))}
-    planned |= {(k, n) for v in vms for k, n in (("pip", v.public_ip), ("nic", v.nic), ("vm", v.vm))}
+    if spec.private_clients:
+        ips.append(names.nat_public_ip(spec.cluster))
+        planned.add(("nat", names.nat_gateway(spec.cluster)))
+    seen.update(read=True, group=group is not None, vms={v.vm.lower() for v in vms if v.vm.lower() in snap["vm"]},
+                ips={ip.lower() for ip in ips if ip.lower() in snap["pip"]})
+    planned |= {("pip", ip) for ip in ips} | {(k, n) for v in vms for k, n in (("nic", v.nic), ("vm", v.vm))}
     for kind, name in sorted(planned):
         found = snap[kind].get(name.lower())
         if found and not names.is_ours(found.get("tags"), spec.cluster, spec.cluster_id):
@@ -319,7 +337,7 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
         public_key = generated.read_text().strip()
     check_existing_vms(spec, snap, public_key, key_path or state.cluster_dir(spec.cluster) / "id_ed25519")
     missing_vms = [provision.size_of(spec, v) for v in vms if v.vm.lower() not in snap["vm"]]
-    missing_ips = sum(1 for v in vms if v.public_ip.lower() not in snap["pip"])
+    missing_ips = sum(1 for ip in ips if ip.lower() not in snap["pip"])
     machines = preflight.check(target, spec.location, facts, missing_vms, missing_ips,
                                (spec.server_size, spec.client_size),
                                flags=dict(reversed(list(zip((spec.server_size, spec.client_size), spec.size_flags,
@@ -345,7 +363,8 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
         except Exception as exc:
             raise translate(exc, f"resource group {rg}") from exc
     waiter = Waiter(inventory.listers(target, rg), target.poll)
-    totals = {"vnet": 1, "nsg": 1, "pip": len(vms), "nic": len(vms), "vm": len(vms)}
+    totals = {**({"nat": 1} if spec.private_clients else {}), "vnet": 1, "nsg": 1, "pip": len(ips), "nic": len(vms),
+              "vm": len(vms)}
     with ui.Steps({inventory.LABELS[k] + "s": n for k, n in totals.items()}, show_progress) as steps:
         class _Progress:
             def advance(self, kind: str) -> None:
@@ -358,13 +377,15 @@ def run(spec: ClusterSpec, ssh_key: Path | None, show_progress: bool = True,
         ui.warn(f"VM {vm} is running, but Azure reports it Failed because its extension {why}; flwrazure leaves "
                 f"it as it is. To clear it, fix or remove the extension (`az vm extension list -g {rg} --vm-name "
                 f"{vm}`; one that Azure Policy or Defender added comes back unless its owner exempts the VM).")
-    final = inventory.snapshot(target, rg, ("vmview", "nic", "pip"))
+    final = inventory.snapshot(target, rg, ("vmview", "nic", "pip") + (("nat",) if spec.private_clients else ()))
     rows = inventory.vm_rows(final, vms)
     _forget_new_hosts(spec.cluster, run_.writes, rows)
     data = _record(spec, target, rg_created, key_path, "created", os_disks)
     return {"cluster": spec.cluster, "cloud": spec.cloud, "resource_group": rg, "location": spec.location,
             "flwr_version": spec.flwr_version, "port_plan": data["port_plan"], "vms": rows,
             "ssh_private_key": str(key_path), "ssh_sources": list(spec.ssh_sources), "operator_ip": me,
-            "cost": estimate_of(priced, _sizes(spec), cost.os_disks(_sizes(spec), data["os_disks"])),
+            "network": network_of(spec.private_clients, spec.subnet_prefix, final, spec.cluster),
+            "cost": estimate_of(priced, _sizes(spec), cost.os_disks(_sizes(spec), data["os_disks"]),
+                                spec.private_clients),
             "failed_extensions": dict(run_.failed_extensions),
             "next": [f"flwrazure open-ports --cluster {spec.cluster} --source {you}"]}

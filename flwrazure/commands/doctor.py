@@ -12,6 +12,7 @@ from pathlib import Path
 from flwrazure import workers
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import doctor as checks
+from flwrazure.plan import layout as network
 from flwrazure.plan import names, rules, silo, spot, versions
 from flwrazure.workstation import flwrconfig, operator, state
 
@@ -32,6 +33,8 @@ def create_command(st: dict) -> str:
         parts.append(f"--ssh-key {st['ssh_private_key']}")
     if not st.get("rg_created"):
         parts.append("--use-existing-group")
+    if st.get("private_clients"):
+        parts.append("--private-clients")
     if st.get("spot"):
         parts.append("--spot" + (f" --max-price {st['max_price']:g}" if st.get("max_price") is not None else ""))
     return " ".join(parts)
@@ -90,7 +93,7 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
         mine_f = pool.submit(operator_flwr)
         ip_f = pool.submit(lambda: operator.detect(target))
         try:
-            snap = inventory.snapshot(target, st["resource_group"], ("vmview", "nic", "pip", "nsg"))
+            snap = inventory.snapshot(target, st["resource_group"], ("vmview", "nic", "pip", "nsg", "vnet"))
         except Exception as exc:
             raise translate(exc, f"resource group {st['resource_group']}") from exc
         try:
@@ -118,6 +121,11 @@ def run(cluster: str, local_only: bool = False, now: dt.datetime | None = None) 
     else:
         out.append(checks.skipped("superlink certificate", "no TLS (insecure cluster)" if started else
                                   "Flower not started"))
+    if st.get("private_clients"):
+        vnet = snap["vnet"].get(names.vnet(cluster).lower()) or {}
+        subnet = next((s for s in (vnet.get("properties") or {}).get("subnets") or [] if s["name"] == names.subnet()),
+                      None)
+        out.append(checks.client_outbound(subnet, names.nat_gateway(cluster), create_command(st)))
     out.append(checks.flwr_cli(mine, st["flwr_version"]))
     if started:
         root = str((state.cluster_dir(cluster) / "tls" / "ca.crt").resolve()) if secure else None
@@ -160,14 +168,16 @@ def _remote(st: dict, rows: list[dict], plan, address: str, my_ip: str | None) -
     offsets: dict[str, float] = {}
     tails: dict[str, list[str]] = {}
     listed: list = []
-    running = [r for r in rows if r["state"] == "running" and r["public_ip"]]
+    hops = {r["vm"]: network.route(r, rows[0]) for r in rows}  # rows[0]: the server
+    running = [r for r in rows if r["state"] == "running" and hops[r["vm"]]]
     clients = [r["vm"] for r in rows if r["role"] == "client"]
 
     def probe(row: dict) -> None:
         unit = SUPERLINK if row["role"] == "server" else SUPERNODE
         kind = (st.get("supervisors") or {}).get(row["vm"], daemons.SYSTEMD)
         try:
-            conn = ssh.connect(row["public_ip"], st["admin_user"], st["ssh_private_key"], known, timeout=8)
+            ip, via = hops[row["vm"]]
+            conn = ssh.connect(ip, st["admin_user"], st["ssh_private_key"], known, timeout=8, via=via)
             with conn:
                 before = time.time()
                 remote_now = ssh.output(conn, "date +%s.%N").strip()

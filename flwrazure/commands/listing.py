@@ -50,12 +50,12 @@ def _row(name: str, st: dict) -> dict:
     est = None
     if st.get("location") and st.get("server_size"):
         est = prices.cached(st.get("cloud", "azure"), st["location"], prices.cluster_sizes(st),
-                            prices.cluster_disks(st))
+                            prices.cluster_disks(st), bool(st.get("private_clients")))
     running = est.running if est else None
     paused = est.paused if est else None
     return {"cluster": name, "cloud": st.get("cloud"), "resource_group": st.get("resource_group"),
             "location": st.get("location"), "state": state_now, "live": False, "vm_count": 1 + clients,
-            "clients": clients, "usd_per_hour": paused if state_now == "paused" else running,
+            "clients": clients, "private_clients": bool(st.get("private_clients")), "usd_per_hour": paused if state_now == "paused" else running,
             "usd_per_hour_running": running, "usd_per_hour_paused": paused,
             "price_source": est.source if est else None, "error": None}
 

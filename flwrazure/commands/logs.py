@@ -34,6 +34,14 @@ def pick(st: dict, wanted: list[str]) -> list[names.VmNames]:
     return out
 
 
+def route(rows: dict[str, dict], vm: str) -> tuple[str, str | None] | None:
+    """(address, jump host or None) of an SSH connection to the VM (plan.layout.route), None when none leads there."""
+    from flwrazure.plan import layout
+
+    server = next((r for r in rows.values() if r["role"] == "server"), None)
+    return layout.route(rows[vm], server)
+
+
 def addresses(st: dict) -> dict[str, dict]:
     """VM name -> row (public IP, power state) from ARM."""
     from flwrazure.azure import inventory
@@ -46,7 +54,7 @@ def addresses(st: dict) -> dict[str, dict]:
     except Exception as exc:
         raise translate(exc, f"resource group {st['resource_group']}") from exc
     rows = {r["vm"]: r for r in inventory.vm_rows(snap, names.all_vms(st["cluster"], st["clients"]))}
-    if any(r["state"] == "running" and r["public_ip"] for r in rows.values()):
+    if any(r["state"] == "running" and route(rows, vm) for vm, r in rows.items()):
         require_hosts(st["cloud"])  # logs and ssh would connect: not to a local cloud without sandbox VMs
     return rows
 
@@ -54,12 +62,13 @@ def addresses(st: dict) -> dict[str, dict]:
 class _Source:
     """One VM's log: its connection (re-made when lost) and cursor."""
 
-    def __init__(self, st: dict, vm: names.VmNames, ip: str | None):
+    def __init__(self, st: dict, vm: names.VmNames, hop: tuple[str, str | None] | None):
         from flwrazure.commands.start import SUPERLINK, SUPERNODE
         from flwrazure.plan.services import Layout
         from flwrazure.remote.daemons import SYSTEMD
 
-        self.st, self.vm, self.ip = st, vm, ip
+        self.st, self.vm = st, vm
+        self.ip, self.via = hop or (None, None)
         self.unit = SUPERLINK if vm.role == "server" else SUPERNODE
         self.kind = (st.get("supervisors") or {}).get(vm.vm, SYSTEMD)
         self.layout = Layout(f"/home/{st['admin_user']}")
@@ -73,7 +82,7 @@ class _Source:
 
         if self.conn is None:
             conn = ssh.connect(self.ip, self.st["admin_user"], self.st["ssh_private_key"],
-                               state.cluster_dir(self.st["cluster"]) / "known_hosts", timeout=5)
+                               state.cluster_dir(self.st["cluster"]) / "known_hosts", timeout=5, via=self.via)
             conn.open()
             conn.transport.set_keepalive(5)
             self.conn = conn
@@ -134,7 +143,7 @@ def run(cluster: str, wanted: list[str], follow: bool, since: str | None, lines:
                          f"(`flwrazure start --cluster {cluster}`).")
     vms = pick(st, wanted)
     rows = addresses(st)
-    sources = [_Source(st, v, rows[v.vm]["public_ip"]) for v in vms]
+    sources = [_Source(st, v, route(rows, v.vm)) for v in vms]
     down = [s.vm.vm for s in sources if rows[s.vm.vm]["state"] != "running" or not s.ip]
     if down and not follow:
         ui.warn(f"not running, no logs from: {', '.join(down)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flwrazure import ui
 from flwrazure.errors import FlwrazureError, UsageError
-from flwrazure.plan import names, rules, silo, versions
+from flwrazure.plan import layout, names, rules, silo, versions
 from flwrazure.workstation import state
 
 
@@ -61,7 +61,9 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
 
     vms = names.all_vms(cluster, st["clients"] if clients is None else clients)
     server_nic = snap["nic"].get(vms[0].nic.lower())
-    client_ips = [snap["pip"].get(v.public_ip.lower(), {}).get("properties", {}).get("ipAddress") for v in vms[1:]]
+    private = bool(st.get("private_clients"))  # the Fleet rule admits the subnet, not client public IPs
+    client_ips = [] if private else [snap["pip"].get(v.public_ip.lower(), {}).get("properties", {}).get("ipAddress")
+                                     for v in vms[1:]]
     if server_nic is None or not all(client_ips):
         raise FlwrazureError(f"cluster {cluster} is incomplete (missing server NIC or client public IPs): re-run "
                              f"`flwrazure create-cluster --cluster {cluster}` first.")
@@ -71,8 +73,8 @@ def run(cluster: str, sources: tuple[str, ...] | None, close: bool, clients: int
     if rules.ME in sources:
         sources = _with_me(target, sources)
     # the admitted silos' SuperNodes connect from their own egress addresses (flwrazure silo admit)
-    desired = rules.flower_rules(plan, sorted({*client_ips, *silo.fleet_sources(st.get("silos") or {})}), sources,
-                                 server_ip)
+    fleet = layout.fleet_sources(private, st.get("subnet_prefix"), client_ips, silo.fleet_sources(st.get("silos") or {}))
+    desired = rules.flower_rules(plan, fleet, sources, server_ip)
     for rule in desired:
         if rules.matches(rule, current.get(rule.name)):
             continue

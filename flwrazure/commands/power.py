@@ -61,7 +61,8 @@ def _estimate(target, st: dict) -> dict | None:
     from flwrazure.azure import prices
 
     try:
-        est = prices.lookup(target, st["location"], prices.cluster_sizes(st), prices.cluster_disks(st))
+        est = prices.lookup(target, st["location"], prices.cluster_sizes(st), prices.cluster_disks(st),
+                            private=bool(st.get("private_clients")))
     except Exception:  # no price known: no estimate
         return None
     return est.to_dict() if est else None

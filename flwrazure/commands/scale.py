@@ -18,14 +18,14 @@ from pathlib import Path
 from flwrazure import ui, workers
 from flwrazure.commands import server_admin
 from flwrazure.errors import FlwrazureError, UsageError
-from flwrazure.plan import names
+from flwrazure.plan import layout, names
 from flwrazure.plan import scale as plan
 from flwrazure.spec import MAX_CLIENTS, ClusterSpec
 from flwrazure.workstation import state
 
 SPEC_FIELDS = ("cluster", "clients", "cloud", "subscription", "resource_group", "location", "server_size",
                "client_size", "admin_user", "flwr_version", "allow_existing_group", "address_space", "subnet_prefix",
-               "spot", "max_price")
+               "private_clients", "spot", "max_price")
 
 
 def spec_of(st: dict, clients: int) -> ClusterSpec:
@@ -144,6 +144,7 @@ def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
     snap = inventory.snapshot(target, st["resource_group"], ("vmview", "nic", "pip"))
     rows = {r["vm"]: r for r in inventory.vm_rows(snap, [names.client(cluster, int(v.rsplit("-", 1)[1]))
                                                           for v in ch.leaving])}
+    server = inventory.vm_rows(snap, [names.server(cluster)])[0]  # the jump host to private client VMs
     out: dict = {"left": list(ch.leaving), "stopped": [], "unregistered": []}
     draining = None
     if st.get("started"):
@@ -152,7 +153,7 @@ def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
         # lists them online — only then are their VMs deleted (a VM deleted first leaves its SuperNode offered
         # to new runs for up to a minute, and those runs get "Node Unavailable" from it)
         with workers.pool(min(16, len(ch.leaving))) as pool:
-            stopped = list(pool.map(lambda vm: _stop_supernode(st, rows[vm]), ch.leaving))
+            stopped = list(pool.map(lambda vm: _stop_supernode(st, rows[vm], server), ch.leaving))
         out["stopped"] = [vm for vm, ok in zip(ch.leaving, stopped, strict=True) if ok]
         draining = _Draining(st, target, ch, all(stopped))
     try:
@@ -163,7 +164,7 @@ def _shrink(target, st: dict, ch: plan.Change, show: bool) -> dict:
         if st.get("control_sources"):  # narrow the Fleet rule before the leaving addresses are released
             out["rules"] = ports.run(cluster, None, False, clients=ch.target)["rules"]
         _delete(target, st, ch.leaving)
-        _forget_local(st, ch.leaving, {r["public_ip"] for r in rows.values() if r["public_ip"]})
+        _forget_local(st, ch.leaving, {r[k] for r in rows.values() for k in ("public_ip", "private_ip") if r[k]})
         st = state.load(cluster)
         st["clients"] = ch.target
         for vm in ch.leaving:
@@ -266,17 +267,18 @@ def _say_drain(drain: dict, version: str, show: bool) -> None:
                 "SuperNodes stopped, so none is offered now")
 
 
-def _stop_supernode(st: dict, row: dict) -> bool:
+def _stop_supernode(st: dict, row: dict, server: dict) -> bool:
     """Stop a leaving SuperNode (best effort: a VM that is not running or not reachable has nothing running)."""
     from flwrazure.commands.start import SUPERNODE
     from flwrazure.plan.services import Layout
     from flwrazure.remote import daemons, ssh
 
-    if row["state"] != "running" or not row["public_ip"]:
+    hop = layout.route(row, server)
+    if row["state"] != "running" or not hop:
         return False
     try:
-        conn = ssh.wait(row["public_ip"], row["vm"], st["admin_user"], st["ssh_private_key"],
-                        state.cluster_dir(st["cluster"]) / "known_hosts", timeout=30)
+        conn = ssh.wait(hop[0], row["vm"], st["admin_user"], st["ssh_private_key"],
+                        state.cluster_dir(st["cluster"]) / "known_hosts", timeout=30, via=hop[1])
     except FlwrazureError as exc:
         ui.warn(f"{row['vm']}: could not stop its SuperNode ({exc}); its registration is withdrawn anyway.")
         return False

@@ -7,7 +7,7 @@ import sys
 import threading
 
 from flwrazure import workers
-from flwrazure.commands.logs import addresses, pick
+from flwrazure.commands.logs import addresses, pick, route
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.workstation import state
 
@@ -26,7 +26,7 @@ def run(cluster: str, vm: str | None, command: list[str], all_vms: bool, out=Non
     rows = addresses(st)
     known = state.cluster_dir(cluster) / "known_hosts"
     for v in vms:
-        if rows[v.vm]["state"] != "running" or not rows[v.vm]["public_ip"]:
+        if rows[v.vm]["state"] != "running" or not route(rows, v.vm):
             raise FlwrazureError(f"VM {v.vm} is {rows[v.vm]['state']}: nothing to connect to"
                                  + (f" (`flwrazure resume --cluster {cluster}`)." if rows[v.vm]["state"] ==
                                     "deallocated" else "."))
@@ -34,7 +34,8 @@ def run(cluster: str, vm: str | None, command: list[str], all_vms: bool, out=Non
         from flwrazure.remote import shell
 
         v = vms[0]
-        shell.interactive(rows[v.vm]["public_ip"], v.vm, st["admin_user"], st["ssh_private_key"], known)
+        ip, via = route(rows, v.vm)
+        shell.interactive(ip, v.vm, st["admin_user"], st["ssh_private_key"], known, via)
         return 0  # not reached: the ssh client replaced this process
     text = command[0] if len(command) == 1 else shlex.join(command)
     width = max(len(v.vm) for v in vms)
@@ -49,8 +50,8 @@ def run(cluster: str, vm: str | None, command: list[str], all_vms: bool, out=Non
                 out.flush()
 
         try:
-            conn = ssh.wait(rows[v.vm]["public_ip"], v.vm, st["admin_user"], st["ssh_private_key"], known,
-                            timeout=60)
+            ip, via = route(rows, v.vm)
+            conn = ssh.wait(ip, v.vm, st["admin_user"], st["ssh_private_key"], known, timeout=60, via=via)
         except FlwrazureError as exc:
             emit(f"(flwrazure: {exc})")
             return 255

@@ -11,6 +11,7 @@ from flwrazure import ui, workers
 from flwrazure.commands import in_background
 from flwrazure.errors import FlwrazureError, UsageError
 from flwrazure.plan import bootstrap as plan_bootstrap
+from flwrazure.plan import layout as network
 from flwrazure.plan import names, services, versions
 from flwrazure.workstation import certs, flwrconfig, state
 
@@ -22,7 +23,8 @@ def _addresses(target, st: dict) -> list[dict]:
 
     snap = inventory.snapshot(target, st["resource_group"], ("nic", "pip", "vm"))
     rows = inventory.vm_rows(snap, names.all_vms(st["cluster"], st["clients"]))
-    if not all(r["public_ip"] and r["private_ip"] for r in rows):
+    private = bool(st.get("private_clients"))  # client VMs without public IPs (plan.layout)
+    if not all(r["private_ip"] and (r["public_ip"] or (private and r["role"] == "client")) for r in rows):
         raise FlwrazureError(f"cluster {st['cluster']} is incomplete: run `flwrazure create-cluster --cluster "
                              f"{st['cluster']}` first.")
     if target.cloud == "local":  # this machine boots x86_64 images only: an Arm64 VM has nothing to log into
@@ -161,6 +163,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     if secure:
         certs.ensure_ca(cdir / "tls", cluster)
         certs.ensure_server_cert(cdir / "tls", cluster, [server["public_ip"], server["private_ip"]])
+    # the SuperNodes dial the server's public address, or its private one (in its certificate) for private clients
+    superlink_ip = network.superlink_ip(server, bool(st.get("private_clients")))
     keys = {r["vm"]: certs.ensure_supernode_key(cdir / "supernodes" / f"{r['vm']}.key") for r in clients}
     installed: dict[str, bool] = {}
     kinds: dict[str, str] = {}
@@ -177,7 +181,8 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
     def prepare(row: dict, unit: tuple[str, str, list[str]] | None = None):
         """SSH, Flower installed; `unit` (name, title, command): a service whose unit is written meanwhile
         (while the user data runs), returned with stage()'s answer for install()."""
-        conn = ssh.wait(row["public_ip"], row["vm"], st["admin_user"], key, known)
+        ip, via = network.route(row, server)
+        conn = ssh.wait(ip, row["vm"], st["admin_user"], key, known, via=via)
         conns[row["vm"]] = conn
         with count:
             if "ssh" not in progress.seconds:
@@ -249,7 +254,7 @@ def run(cluster: str, insecure: bool, extra_pip: list[str], index_url: str | Non
             data[row["vm"]] = clientdata.sync(conn, data_path, data_root / str(i), data_lists[i])
         total = int(partitions.get(row["vm"]) or len(clients))
         title, command = f"Flower SuperNode {i}", services.supernode_command(
-            version, layout, server["public_ip"], i - 1, total, secure, runtime_deps=runtime_deps,
+            version, layout, superlink_ip, i - 1, total, secure, runtime_deps=runtime_deps,
             data_path=data_path)
         # the unit in place while the SuperLink boots: once its key is registered, only the start is left
         staged = daemons.stage(conn, SUPERNODE, kinds[row["vm"]],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from flwrazure.commands import in_background
+from flwrazure.commands.create import network_of
 from flwrazure.plan import names, silo, spot, versions
 from flwrazure.workstation import state
 
@@ -18,10 +19,12 @@ def run(cluster: str) -> dict:
     finish = unfinished(cluster, st)
     target = connect(st["cloud"], st["subscription"])
     rg = st["resource_group"]
+    private = bool(st.get("private_clients"))
     priced = in_background(prices.lookup, target, st["location"], prices.cluster_sizes(st),
-                           prices.cluster_disks(st), name="prices")
+                           prices.cluster_disks(st), 8.0, private, name="prices")
     # the lists beside the group's read (one round trip less); they are used only when the group exists
-    listed = in_background(inventory.snapshot, target, rg, ("vmview", "nic", "pip", "nsg"), name="lists")
+    listed = in_background(inventory.snapshot, target, rg, ("vmview", "nic", "pip", "nsg") + (("nat",) if private else ()),
+                           name="lists")
     try:
         group = inventory.group(target, rg)
     except Exception as exc:
@@ -32,6 +35,7 @@ def run(cluster: str) -> dict:
             return gone
     vms = names.all_vms(cluster, st["clients"])
     rules_out: list[dict] = []
+    snap: dict = {}
     rows = [{"vm": v.vm, "role": v.role, "public_ip": None, "private_ip": None, "size": None, "state": "missing",
              "provisioning": None} for v in vms]
     if group is not None:
@@ -65,6 +69,7 @@ def run(cluster: str) -> dict:
             "resource_group_exists": group is not None, "flwr_version": st["flwr_version"],
             "port_plan": dataclasses.asdict(plan),
             "vms": rows, "rules": sorted(rules_out, key=lambda r: r["priority"]),
+            "network": network_of(private, st.get("subnet_prefix") or "", snap, cluster),
             "secure": st.get("secure"), "supernodes_online": online,
             "silos": [silo.online_state(rec, seen.get("nodes")) for _, rec in sorted((st.get("silos") or {}).items())]}
 
@@ -102,7 +107,8 @@ def _gone(cluster: str, st: dict, target, group: dict | None, finish: str | None
     rg = st["resource_group"]
     base = {"cluster": cluster, "cloud": st["cloud"], "resource_group": rg, "location": st["location"],
             "resource_group_exists": group is not None, "flwr_version": st["flwr_version"], "vms": [], "rules": [],
-            "paused": False, "secure": st.get("secure"), "supernodes_online": None, "interrupted": finish is not None}
+            "paused": False, "secure": st.get("secure"), "supernodes_online": None, "interrupted": finish is not None,
+            "network": network_of(bool(st.get("private_clients")), st.get("subnet_prefix") or "", {}, cluster)}
     if st.get("teardown"):  # `teardown --no-wait` asked for the group's deletion
         if group is not None:
             return {**base, "power": "being deleted", "cost": None, "forgotten": False,
@@ -142,6 +148,7 @@ def _services(st: dict, rows: list[dict], plan, seen: dict) -> int | None:
     from flwrazure import workers
     from flwrazure.azure.target import no_hosts
     from flwrazure.commands.start import SUPERLINK, SUPERNODE
+    from flwrazure.plan import layout as layout_
     from flwrazure.plan.services import Layout
     from flwrazure.remote import daemons, flwradmin, ssh
 
@@ -153,13 +160,16 @@ def _services(st: dict, rows: list[dict], plan, seen: dict) -> int | None:
     known = state.cluster_dir(st["cluster"]) / "known_hosts"
     listed: list = []
 
+    server = next((r for r in rows if r["role"] == "server"), None)
+
     def probe(row: dict) -> None:
         row["service"] = "unreachable"
-        if row["state"] != "running" or not row["public_ip"]:
+        hop = layout_.route(row, server)
+        if row["state"] != "running" or not hop:
             row["service"] = "vm not running"
             return
         try:
-            conn = ssh.connect(row["public_ip"], st["admin_user"], st["ssh_private_key"], known)
+            conn = ssh.connect(hop[0], st["admin_user"], st["ssh_private_key"], known, via=hop[1])
             unit = SUPERLINK if row["role"] == "server" else SUPERNODE
             with conn:
                 kind = (st.get("supervisors") or {}).get(row["vm"], daemons.SYSTEMD)

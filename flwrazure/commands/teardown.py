@@ -16,8 +16,12 @@ from flwrazure.workstation import flwrconfig, state
 
 KIND_OF = {"microsoft.compute/virtualmachines": "vm", "microsoft.network/networkinterfaces": "nic",
            "microsoft.network/publicipaddresses": "pip", "microsoft.network/networksecuritygroups": "nsg",
-           "microsoft.compute/disks": "disk", "microsoft.network/virtualnetworks": "vnet"}
-STAGES = [("vm",), ("nic",), ("pip", "nsg", "disk"), ("vnet",)]
+           "microsoft.compute/disks": "disk", "microsoft.network/virtualnetworks": "vnet",
+           "microsoft.network/natgateways": "nat"}
+# --private-clients: the NAT gateway goes once no subnet uses it (after the VNet), its public IP ("natpip", a public
+# IP the gateway holds) after it: Azure refuses to delete either while in use
+STAGES = [("vm",), ("nic",), ("pip", "nsg", "disk"), ("vnet",), ("nat",), ("natpip",)]
+LISTED_AS = {"natpip": "pip"}  # the inventory kind a stage's kind is listed (and labelled) as
 
 
 def plan(cluster: str) -> dict:
@@ -58,6 +62,8 @@ def survey(target, cluster: str, st: dict) -> dict:
     ours, foreign = [], []
     for res in in_group:
         kind = KIND_OF.get(res["type"].lower())
+        if kind == "pip" and res["name"].lower() == names.nat_public_ip(cluster).lower():
+            kind = "natpip"
         # OS disks carry no tags: ours by name when detached or held by one of our VMs, never another cluster's
         disk = (kind == "disk" and res["name"].lower() in os_disks
                 and (not res.get("managedBy") or res["managedBy"].lower() in owned)
@@ -151,7 +157,8 @@ def _delete_fn(target, kind: str):
     net, comp = target.network, target.compute
     return {"vm": comp.virtual_machines.begin_delete, "disk": comp.disks.begin_delete,
             "nic": net.network_interfaces.begin_delete, "pip": net.public_ip_addresses.begin_delete,
-            "nsg": net.network_security_groups.begin_delete, "vnet": net.virtual_networks.begin_delete}[kind]
+            "nsg": net.network_security_groups.begin_delete, "vnet": net.virtual_networks.begin_delete,
+            "nat": net.nat_gateways.begin_delete, "natpip": net.public_ip_addresses.begin_delete}[kind]
 
 
 def _forget(p: dict, purge: bool) -> None:
@@ -210,13 +217,14 @@ def execute(p: dict, wait: bool, purge: bool, progress=None) -> dict:
                 by_kind.setdefault(res["kind"], []).append(res)
 
         def remove(kind: str, res: dict) -> None:
+            listed = LISTED_AS.get(kind, kind)
             try:
                 _delete_fn(target, kind)(rg, res["name"], polling=False)
-                waiter.gone(kind, res["name"])
+                waiter.gone(listed, res["name"])
             except Exception as exc:
-                raise translate(exc, f"{inventory.LABELS[kind]} {res['name']}") from exc
+                raise translate(exc, f"{inventory.LABELS[listed]} {res['name']}") from exc
             deleted.append(res["id"])
-            if kind in ("vm", "pip"):
+            if listed in ("vm", "pip"):
                 _forget_host_keys(p, [res["name"]])
             if progress:
                 progress.advance("resources")

@@ -33,6 +33,9 @@ def spot(size: str) -> str:
 def arm_size(size: str) -> str:
     """The VM size of a `sizes` entry (a Spot entry without its suffix)."""
     return size.removesuffix(SPOT)
+# --private-clients: the Standard NAT gateway, billed per hour while it exists (paused or not) and per GB of data it
+# processes (the client VMs' downloads: Flower, --extra-pip, data); the second is shown, never guessed into a total
+NAT_METERS = {"nat": ("Standard Gateway", "1 Hour"), "nat_gb": ("Standard Data Processed", "1 GB")}
 
 
 def disk_key(disk_type: str) -> str:
@@ -45,9 +48,9 @@ class Query:
     filter: str  # the OData $filter the Retail Prices API takes
 
 
-def queries(location: str, sizes: list[str], disks: list[str] | None = None) -> list[Query]:
+def queries(location: str, sizes: list[str], disks: list[str] | None = None, private: bool = False) -> list[Query]:
     """One query per VM size, one for the public IP and one per OS disk type (`disks`, default Premium SSD), in
-    this region."""
+    this region; private (--private-clients): also the NAT gateway's two meters."""
     region = f"armRegionName eq '{location}'"
     out = [Query(f"vm:{s}", f"serviceName eq 'Virtual Machines' and {region} and armSkuName eq '{arm_size(s)}' "
                             "and priceType eq 'Consumption'") for s in sorted(set(sizes))]
@@ -56,6 +59,9 @@ def queries(location: str, sizes: list[str], disks: list[str] | None = None) -> 
         tier = DISK_TIERS[disk][0]
         out.append(Query(disk_key(disk), f"serviceName eq 'Storage' and {region} and skuName eq '{tier} LRS' and "
                                          "priceType eq 'Consumption'"))
+    if private:
+        out += [Query(key, f"serviceName eq 'NAT Gateway' and {region} and meterName eq '{meter}'")
+                for key, (meter, _unit) in NAT_METERS.items()]
     return out
 
 
@@ -76,6 +82,10 @@ def hourly(key: str, items: list[dict]) -> float | None:
                  and i.get("skuName", "").endswith(SPOT) == want_spot and i.get("unitOfMeasure") == "1 Hour"]
     elif key == "ip":
         picks = [i for i in items if usd(i) and i.get("meterName") == IP_METER and i.get("unitOfMeasure") == "1 Hour"]
+    elif key in NAT_METERS:  # per hour, or per GB for the data processed
+        meter, unit = NAT_METERS[key]
+        picks = [i for i in items if usd(i) and i.get("meterName") == meter and i.get("unitOfMeasure") == unit
+                 and i.get("skuName", "Standard") == "Standard"]
     elif key.startswith("disk:") and key[5:] in DISK_TIERS:
         tier, product = DISK_TIERS[key[5:]]
         picks = [i for i in items if usd(i) and i.get("skuName") == f"{tier} LRS" and
@@ -96,10 +106,16 @@ class Estimate:
     lines: list[dict] = field(default_factory=list)  # what, count, unit price per hour, subtotal
     missing: list[str] = field(default_factory=list)  # keys whose price the API did not give
     source: str = ""  # where the prices came from (and when, for a cached answer)
+    # --private-clients only: the NAT gateway's price per GB processed, and what the same cluster costs per hour in
+    # the default layout (every client VM with its public IP, no NAT gateway)
+    private: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"usd_per_hour": self.running, "usd_per_hour_paused": self.paused, "lines": self.lines,
-                "missing": self.missing, "source": self.source}
+        out = {"usd_per_hour": self.running, "usd_per_hour_paused": self.paused, "lines": self.lines,
+               "missing": self.missing, "source": self.source}
+        if self.private is not None:
+            out.update(self.private)
+        return out
 
 
 def os_disks(sizes: list[str], disk_of: dict[str, str] | None) -> list[str]:
@@ -109,9 +125,23 @@ def os_disks(sizes: list[str], disk_of: dict[str, str] | None) -> list[str]:
 
 
 def estimate(sizes: list[str], prices: dict[str, float | None], source: str,
-             disks: list[str] | None = None) -> Estimate:
-    """sizes: one VM size per VM of the cluster; disks: each VM's OS disk type (default Premium SSD); prices: key ->
-    hourly price (None: unknown)."""
+             disks: list[str] | None = None, private: bool = False) -> Estimate:
+    """sizes: one VM size per VM of the cluster (the server first); disks: each VM's OS disk type (default Premium
+    SSD); prices: key -> hourly price (None: unknown). private (--private-clients): one public IP for the server and
+    one for the NAT gateway instead of one per VM, and the NAT gateway; the estimate then also says what the same
+    cluster costs in the default layout."""
+    if private:
+        est = _estimate(sizes, prices, source, disks, ips=2, nat=True)
+        public = _estimate(sizes, prices, source, disks, ips=len(sizes), nat=False)
+        gb = prices.get("nat_gb")
+        est.private = {"usd_per_gb_processed": None if gb is None else round(gb, 6),
+                       "usd_per_hour_public_layout": public.running, "public_ips_saved": len(sizes) - 2}
+        return est
+    return _estimate(sizes, prices, source, disks, ips=len(sizes), nat=False)
+
+
+def _estimate(sizes: list[str], prices: dict[str, float | None], source: str, disks: list[str] | None, ips: int,
+              nat: bool) -> Estimate:
     counts: dict[str, int] = {}
     for s in sizes:
         counts[s] = counts.get(s, 0) + 1
@@ -121,7 +151,7 @@ def estimate(sizes: list[str], prices: dict[str, float | None], source: str,
     lines, missing = [], []
     compute = always = 0.0
     for what, n, key in [*[(f"VM {s}", n, f"vm:{s}") for s, n in sorted(counts.items())],
-                         ("Standard public IP", len(sizes), "ip"),
+                         ("Standard public IP", ips, "ip"), *([("NAT gateway", 1, "nat")] if nat else []),
                          *[(f"OS disk {DISK_TIERS[d][0]}", n, disk_key(d)) for d, n in sorted(disk_counts.items())]]:
         price = prices.get(key)
         if price is None:
@@ -134,8 +164,8 @@ def estimate(sizes: list[str], prices: dict[str, float | None], source: str,
         else:
             always += price * n
     if missing:
-        return Estimate(None, None if any(not k.startswith("vm:") for k in missing) else round(always, 4), lines,
-                        missing, source)
+        paused = None if any(not k.startswith("vm:") for k in missing) else round(always, 4)
+        return Estimate(None, paused, lines, missing, source)
     return Estimate(round(compute + always, 4), round(always, 4), lines, missing, source)
 
 
@@ -150,9 +180,28 @@ def describe(est: dict | None, paused: bool = False) -> str:
             return f"{base}; while paused ${idle:.4f}/hour (public IPs, OS disks) — {source}."
         return f"{base} — {source}."
     if paused:
-        return (f"Estimated cost while paused: ${idle:.4f}/hour (still billed: public IPs, OS disks; "
-                f"${running:.4f}/hour when running) — {source}.")
+        return (f"Estimated cost while paused: ${idle:.4f}/hour (still billed: public IPs, "
+                f"{'the NAT gateway, ' if 'usd_per_hour_public_layout' in est else ''}OS disks; "
+                f"${running:.4f}/hour when running) — {source}.{_private_note(est)}")
     risk = " Spot clients: their price changes and Azure may evict them (`resume` brings them back)." \
         if any(line["what"].endswith(SPOT) for line in est.get("lines") or []) else ""
     return (f"Estimated cost: ${running:.4f}/hour (${running * 24:.2f}/day; ${idle:.4f}/hour while paused) "
-            f"— {source}.{risk}")
+            f"— {source}.{_private_note(est)}{risk}")
+
+
+def _private_note(est: dict) -> str:
+    """--private-clients: the NAT gateway's data charge and the comparison with the default layout."""
+    if "usd_per_hour_public_layout" not in est:
+        return ""
+    nat = next((ln for ln in est["lines"] if ln["what"] == "NAT gateway"), None)
+    gb, public, running = est.get("usd_per_gb_processed"), est["usd_per_hour_public_layout"], est["usd_per_hour"]
+    parts = [f"NAT gateway ${nat['usd_per_hour']:.4f}/hour" if nat else "NAT gateway (price unknown)",
+             f"+ ${gb:.4f} per GB it processes (not in the total)" if gb is not None else
+             "+ data processed (price unknown)",
+             f"{est['public_ips_saved']} client public IP(s) saved"]
+    text = " Private clients: " + ", ".join(parts[:1]) + " " + parts[1] + "; " + parts[2]
+    if public is not None and running is not None:
+        diff = running - public
+        text += (f"; the default layout would cost ${public:.4f}/hour "
+                 f"({'+' if diff >= 0 else '-'}${abs(diff):.4f}/hour for private clients)")
+    return text + "."

@@ -36,6 +36,21 @@ def vms_running(rows: list[dict], cluster: str) -> Check:
     return Check("vms running", False, "not running: " + ", ".join(down), fix)
 
 
+def client_outbound(subnet: dict | None, nat_gateway: str, fix: str) -> Check:
+    """--private-clients: the client VMs' only way out (pip, apt, the app's downloads) is the NAT gateway on the
+    subnet (REST JSON of the subnet; None: no subnet); a private subnet without it leaves them none."""
+    name = "client outbound"
+    if subnet is None:
+        return Check(name, False, "the cluster's subnet is missing", fix)
+    props = subnet.get("properties") or {}
+    nat = ((props.get("natGateway") or {}).get("id") or "").rsplit("/", 1)[-1]
+    if nat.lower() != nat_gateway.lower():
+        found = f"it has {nat}" if nat else "it has none"
+        return Check(name, False, f"NAT gateway {nat_gateway} is not on the subnet ({found}): the client VMs, which "
+                     "have no public IP, cannot reach package indexes or anything outside the VNet", fix)
+    return Check(name, True, f"through NAT gateway {nat_gateway}")
+
+
 def services_active(services: dict[str, str], cluster: str) -> Check:
     """VM -> its Flower service state (active, inactive, failed, unreachable ...)."""
     bad = {vm: s for vm, s in services.items() if s != "active"}

@@ -56,6 +56,16 @@ def nsg(cluster: str) -> str:
     return f"{cluster}-nsg"
 
 
+def nat_gateway(cluster: str) -> str:
+    """The NAT gateway of a cluster with private clients (--private-clients): their way out."""
+    return f"{cluster}-nat"
+
+
+def nat_public_ip(cluster: str) -> str:
+    """The NAT gateway's own public IP: the one address the private clients' outbound traffic leaves from."""
+    return f"{cluster}-nat-ip"
+
+
 def default_resource_group(cluster: str) -> str:
     return f"{cluster}-rg"
 

@@ -34,10 +34,41 @@ def resource_group(location: str, tags: dict) -> dict:
     return {"location": location, "tags": tags}
 
 
-def vnet(location: str, tags: dict, address_space: str, subnet_name: str, subnet_prefix: str) -> dict:
+def vnet(location: str, tags: dict, address_space: str, subnet_name: str, subnet_prefix: str,
+         nat_gateway_id: str | None = None) -> dict:
     return {"location": location, "tags": tags, "properties": {
         "addressSpace": {"addressPrefixes": [address_space]},
-        "subnets": [{"name": subnet_name, "properties": {"addressPrefix": subnet_prefix}}]}}
+        "subnets": [{"name": subnet_name, **subnet(subnet_prefix, nat_gateway_id)}]}}
+
+
+def subnet(prefix: str, nat_gateway_id: str | None = None) -> dict:
+    """The cluster's subnet. With a NAT gateway (--private-clients) it is private, as Azure makes new subnets from
+    API version 2025-07-01 on (default outbound access retired): `defaultOutboundAccess: false`, so a VM without a
+    public IP goes out through the NAT gateway only, and said explicitly because flwrazure writes with an older API
+    version, where leaving it out would mean Azure's implicit outbound address."""
+    props: dict = {"addressPrefix": prefix}
+    if nat_gateway_id:
+        props.update({"natGateway": {"id": nat_gateway_id}, "defaultOutboundAccess": False})
+    return {"properties": props}
+
+
+def subnet_matches(found: dict | None, nat_gateway_id: str | None) -> bool:
+    """Whether an existing subnet (REST JSON) already has what subnet() gives it for outbound traffic: with a NAT
+    gateway, that gateway associated and default outbound access off (nothing is written then). The default layout
+    asks nothing of it."""
+    if nat_gateway_id is None:
+        return True
+    props = (found or {}).get("properties") or {}
+    nat = ((props.get("natGateway") or {}).get("id") or "").lower()
+    return nat == nat_gateway_id.lower() and props.get("defaultOutboundAccess") is False
+
+
+def nat_gateway(location: str, tags: dict, public_ip_id: str) -> dict:
+    """A Standard NAT gateway with one Standard static public IP: the private client VMs' outbound address. Its idle
+    timeout for outbound flows (Azure's default 4 minutes, at most 120) is the public IPs' 30, so a quiet SuperNode
+    connection or a slow download is not cut sooner than in the default layout."""
+    return {"location": location, "tags": tags, "sku": {"name": "Standard"}, "properties": {
+        "idleTimeoutInMinutes": IDLE_TIMEOUT_MINUTES, "publicIpAddresses": [{"id": public_ip_id}]}}
 
 
 def nsg(location: str, tags: dict, rules: dict[str, dict]) -> dict:
@@ -57,12 +88,14 @@ def public_ip(location: str, tags: dict) -> dict:
                            "idleTimeoutInMinutes": IDLE_TIMEOUT_MINUTES, "deleteOption": "Delete"}}
 
 
-def nic(location: str, tags: dict, subnet_id: str, public_ip_id: str, nsg_id: str) -> dict:
+def nic(location: str, tags: dict, subnet_id: str, public_ip_id: str | None, nsg_id: str) -> dict:
+    """public_ip_id None: a private client VM's NIC (--private-clients), with no public address at all."""
+    config: dict = {"subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic"}
+    if public_ip_id:
+        config["publicIPAddress"] = {"id": public_ip_id, "properties": {"deleteOption": "Delete"}}
     return {"location": location, "tags": tags, "properties": {
         "networkSecurityGroup": {"id": nsg_id},
-        "ipConfigurations": [{"name": "ipconfig1", "properties": {
-            "subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic",
-            "publicIPAddress": {"id": public_ip_id, "properties": {"deleteOption": "Delete"}}}}]}}
+        "ipConfigurations": [{"name": "ipconfig1", "properties": config}]}}
 
 
 def vm(location: str, tags: dict, size: str, computer_name: str, admin_user: str, public_key: str, nic_id: str,

@@ -80,10 +80,11 @@ def ssh_rule(sources: tuple[str, ...], subnet_prefix: str) -> Rule:
 
 def flower_rules(plan: PortPlan, client_ips: list[str], control_sources: tuple[str, ...],
                  server_private_ip: str) -> list[Rule]:
-    """Fleet port from the client VMs' public IPs only; Control port from the operator's sources only; where
-    Control has a port of its own, that port closed to the VNet (see control_vnet_deny)."""
+    """Fleet port from the client VMs only (their public IPs, or the subnet for private clients: plan.layout) and
+    admitted silos; Control port from the operator's sources only; where Control has a port of its own, that port
+    closed to the VNet (see control_vnet_deny)."""
     if not client_ips:
-        raise ValueError("a cluster without client public IPs cannot have a fleet rule")
+        raise ValueError("a cluster without client addresses cannot have a fleet rule")
     deny = control_vnet_deny(plan, server_private_ip)
     return [Rule(FLEET, PRIORITY[FLEET], plan.fleet, tuple(sorted(client_ips)), server_private_ip,
                  "Flower Fleet API: SuperNodes on the client VMs (flwrazure)"),

@@ -4,6 +4,7 @@ VMs with their output streamed line by line."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import threading
 from pathlib import Path
@@ -11,16 +12,23 @@ from pathlib import Path
 from flwrazure.errors import FlwrazureError
 
 
-def ssh_argv(ip: str, user: str, key_file: str, known_hosts: Path) -> list[str]:
+def ssh_argv(ip: str, user: str, key_file: str, known_hosts: Path, via: str | None = None) -> list[str]:
     """OpenSSH with the cluster's key, the host keys flwrazure pinned (a changed key is refused), and no user or
-    system ssh config (as the product's own connections)."""
-    return ["ssh", "-F", "/dev/null", "-i", key_file, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "StrictHostKeyChecking=yes", "-o", "HashKnownHosts=no", "-o", "ConnectTimeout=10",
-            f"{user}@{ip}"]
+    system ssh config (as the product's own connections). via: a jump host (the server VM, for a private client
+    VM), reached by a ProxyCommand with the same options (ProxyJump would give the jump its own defaults: the
+    user's known_hosts and keys)."""
+    options = ["-F", "/dev/null", "-i", key_file, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+               "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+               "-o", "StrictHostKeyChecking=yes", "-o", "HashKnownHosts=no", "-o", "ConnectTimeout=10"]
+    hop = []
+    if via:
+        # ssh runs the ProxyCommand with /bin/sh after expanding %-tokens: quoted for the shell, % doubled
+        jump = shlex.join(["ssh", *options, "-W", "%h:%p", f"{user}@{via}"]).replace("%", "%%")
+        hop = ["-o", f"ProxyCommand={jump.replace('%%h:%%p', '%h:%p')}"]
+    return ["ssh", *options, *hop, f"{user}@{ip}"]
 
 
-def interactive(ip: str, name: str, user: str, key_file: str, known_hosts: Path) -> None:
+def interactive(ip: str, name: str, user: str, key_file: str, known_hosts: Path, via: str | None = None) -> None:
     """Replace this process with an interactive ssh session (after pinning the host key on first contact)."""
     from flwrazure.remote import ssh
 
@@ -28,8 +36,8 @@ def interactive(ip: str, name: str, user: str, key_file: str, known_hosts: Path)
     if exe is None:
         raise FlwrazureError("no `ssh` client on your PATH: install OpenSSH (e.g. apt install openssh-client), or run "
                              "a command instead: flwrazure ssh VM -- COMMAND")
-    ssh.wait(ip, name, user, key_file, known_hosts, timeout=60).close()  # pins (or checks) the host key
-    argv = ssh_argv(ip, user, key_file, known_hosts)
+    ssh.wait(ip, name, user, key_file, known_hosts, timeout=60, via=via).close()  # pins (or checks) host keys
+    argv = ssh_argv(ip, user, key_file, known_hosts, via)
     os.execv(exe, argv)
 
 

@@ -3,6 +3,7 @@ first contact and refuse a changed one later (Fabric accepts any key by default)
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import threading
@@ -81,24 +82,53 @@ def _auth(key_file: str) -> dict:
     return {"pkey": held} if held is not None else {"key_filename": key_file}
 
 
-def connect(ip: str, user: str, key_file: str, known_hosts: Path, timeout: float = 5.0):
+@functools.cache
+def _connection_class():
+    """Fabric's Connection, closing its jump host's connection with its own (Fabric leaves a gateway open) and
+    opening the hop within the connect timeout (Fabric's would wait paramiko's default hour for a VM that does not
+    answer behind the jump host)."""
     from fabric import Connection
 
-    conn = Connection(ip, user=user, port=22, config=_isolated_config(), connect_timeout=timeout,
-                      connect_kwargs={**_auth(key_file), "look_for_keys": False, "allow_agent": False,
-                                      "banner_timeout": 30, "auth_timeout": 30})
-    if known_hosts.exists():
-        conn.client.load_host_keys(str(known_hosts))
-    conn.client.set_missing_host_key_policy(_TrustOnFirstUse(known_hosts))
-    return conn
+    class Hopped(Connection):
+        def open_gateway(self):
+            if isinstance(self.gateway, Connection):
+                self.gateway.open()
+                return self.gateway.transport.open_channel(
+                    "direct-tcpip", (self.host, int(self.port)), ("", 0), timeout=self.connect_timeout)
+            return super().open_gateway()
+
+        def close(self):
+            super().close()
+            if isinstance(self.gateway, Connection):
+                self.gateway.close()
+
+    return Hopped
+
+
+def connect(ip: str, user: str, key_file: str, known_hosts: Path, timeout: float = 5.0, via: str | None = None):
+    """via: the public address of a jump host (the server VM, for client VMs of a cluster with --private-clients):
+    the connection to `ip` (a private address) is tunnelled through an SSH connection to it. Both hops use the
+    cluster's key and its pinned host keys (each address's own line in known_hosts), as a direct connection does."""
+    cls = _connection_class()
+
+    def one(host: str, gateway=None):
+        conn = cls(host, user=user, port=22, config=_isolated_config(), connect_timeout=timeout, gateway=gateway,
+                   connect_kwargs={**_auth(key_file), "look_for_keys": False, "allow_agent": False,
+                                   "banner_timeout": 30, "auth_timeout": 30})
+        if known_hosts.exists():
+            conn.client.load_host_keys(str(known_hosts))
+        conn.client.set_missing_host_key_policy(_TrustOnFirstUse(known_hosts))
+        return conn
+
+    return one(ip, one(via) if via else None)
 
 
 AUTH_GRACE = 300.0  # seconds a VM's sshd may refuse our key while its provisioning agent may still be running
 
 
 def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeout: float = 600,
-         auth_grace: float | None = None):
-    """An open connection once SSH answers and lets us in; a timeout names the VM.
+         auth_grace: float | None = None, via: str | None = None):
+    """An open connection once SSH answers and lets us in; a timeout names the VM. via: a jump host (connect).
 
     sshd answers before the VM's provisioning agent (cloud-init) has created the admin user and its
     authorized_keys, so refused keys are retried, but only while provisioning can still be in progress:
@@ -112,12 +142,14 @@ def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeou
         auth_grace = settings.seconds("FLWRAZURE_SSH_AUTH_GRACE", AUTH_GRACE)
     start, delay, last, refused_since = time.monotonic(), 0.5, None, None
     while time.monotonic() - start < timeout:
-        conn = connect(ip, user, key_file, known_hosts)
+        conn = connect(ip, user, key_file, known_hosts, via=via)
         try:
             conn.open()
             return conn
-        except paramiko.BadHostKeyException:
-            raise FlwrazureError(f"VM {name} ({ip}) presented a different SSH host key than on first contact: "
+        except paramiko.BadHostKeyException as exc:
+            conn.close()
+            hop = f"its jump host {via}" if via and exc.hostname == via else f"VM {name} ({ip})"
+            raise FlwrazureError(f"{hop} presented a different SSH host key than on first contact: "
                                  f"refusing to connect. If the VM was re-created, remove its line from "
                                  f"{known_hosts}.") from None
         except paramiko.AuthenticationException as exc:  # sshd answered: the user or its key is not there (yet)
@@ -131,7 +163,8 @@ def wait(ip: str, name: str, user: str, key_file: str, known_hosts: Path, timeou
             conn.close()
         time.sleep(delay)
         delay = min(delay * 1.5, 5.0)
-    raise FlwrazureError(f"VM {name} ({ip}) did not answer SSH within {timeout:.0f} s ({last}). Check that it "
+    where = f"{ip} through the server {via}" if via else ip
+    raise FlwrazureError(f"VM {name} ({where}) did not answer SSH within {timeout:.0f} s ({last}). Check that it "
                          "runs (`flwrazure status`) and that SSH is allowed from your address.")
 
 

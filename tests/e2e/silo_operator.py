@@ -31,7 +31,9 @@ def check_admitted(op: Path, tmp_path: Path, joined: dict[str, dict], node_ids: 
         assert contract.check("silo admit", again) == [], contract.check("silo admit", again)
         assert again["already_admitted"] is True and again["node_id"] == str(node_ids[silo]), again
     status, sources = fleet_sources(op)
-    client_ips = {v["public_ip"] for v in status["vms"] if v["role"] == "client"}
+    # the client VMs: their public IPs, or (--private-clients) the subnet they dial the private address from
+    client_ips = {status["network"]["subnet"]} if status["network"]["layout"] == "private-clients" else \
+        {v["public_ip"] for v in status["vms"] if v["role"] == "client"}
     egress = {a for j in joined.values() for a in j["egress"]}
     assert sources == client_ips | egress, (sources, client_ips, egress)
     assert {r["silo"]: (r["state"], r["node_id"]) for r in status["silos"]} == \

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import silo_operator
+from tests.e2e import private_clients, silo_operator
 from tests.e2e.test_flower_e2e import FIRST_BOOT, SKLEARN_APP, client_data, flwr, flwr_tools, flwrazure, ok
 from tests.helpers import arm, contract
 from tests.helpers.cloud import clients_for, local_log_tail
@@ -131,8 +131,11 @@ def test_cross_silo_federation(tmp_path):
         key_c = home_c / "id_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_c)], check=True)
         box_c = in_background(machine_of_c, op, ident_c, key_c)
+        # the operator's client VM is private (issue 25): no public IP, NAT gateway out, SSH through the server;
+        # the silos still dial the SuperLink's public address
         ok(flwrazure(op, "up", "--cloud", "local", "--clients", "1", "--flwr-version", VERSION,
-                     "--client-data", str(tmp_path / "op-data"), timeout=900))
+                     "--client-data", str(tmp_path / "op-data"), "--private-clients", timeout=900))
+        private_clients.check_layout(op)
         invites = {}
         for silo in ("b", "c"):
             out = json.loads(ok(flwrazure(op, "silo", "invite", silo, "--cluster", "flower", "-o",

@@ -85,8 +85,8 @@ def test_list_shows_every_cluster_in_80_columns_and_as_json(product_cloud, home)
     assert rows["c"][:5] == ["c", "local", "c-rg", "creating", "2"], table
 
     listed = json.loads(ok(run(home, "list", "-o", "json")).stdout)
-    keys = {"cluster", "cloud", "resource_group", "location", "state", "live", "vm_count", "clients", "usd_per_hour",
-            "usd_per_hour_running", "usd_per_hour_paused", "price_source", "error"}
+    keys = {"cluster", "cloud", "resource_group", "location", "state", "live", "vm_count", "clients", "private_clients",
+            "usd_per_hour", "usd_per_hour_running", "usd_per_hour_paused", "price_source", "error"}
     assert [r["cluster"] for r in listed] == [LONG, "b", "c"]  # by name
     assert all(set(r) == keys for r in listed)
     by = {r["cluster"]: r for r in listed}
