@@ -127,3 +127,45 @@ def test_the_readmes_price_of_the_default_cluster_is_the_estimators_arithmetic()
     assert f"**${est.running:.2f}/hour**" in readme
     assert f"(${est.running * 24:.2f}/day)" in readme
     assert f"**${est.paused:.2f}/hour** while paused" in readme
+
+
+def test_the_readmes_table_of_options_is_the_estimators_arithmetic():
+    """README's table of what each option costs for the default cluster: --private-clients (NAT gateway at its
+    $0.045/hour and $0.045/GB list prices) and --spot (the part that is not the clients' Spot compute) are the
+    estimator's numbers."""
+    from pathlib import Path
+
+    def item(**kw):
+        return {"currencyCode": "USD", "type": "Consumption", "tierMinimumUnits": 0.0, "armRegionName": "eastus", **kw}
+
+    answers = [
+        item(armSkuName="Standard_D2s_v3", productName="Virtual Machines DSv3 Series", skuName="D2s v3",
+             meterName="D2s v3", retailPrice=0.096, unitOfMeasure="1 Hour"),
+        item(meterName="Standard IPv4 Static Public IP", productName="IP Addresses", skuName="Standard",
+             retailPrice=0.005, unitOfMeasure="1 Hour"),
+        item(meterName="P4 LRS Disk", productName="Premium SSD Managed Disks", skuName="P4 LRS",
+             retailPrice=5.2795, unitOfMeasure="1/Month"),
+        item(serviceName="NAT Gateway", productName="NAT Gateway", skuName="Standard", meterName="Standard Gateway",
+             retailPrice=0.045, unitOfMeasure="1 Hour"),
+        item(serviceName="NAT Gateway", productName="NAT Gateway", skuName="Standard",
+             meterName="Standard Data Processed", retailPrice=0.045, unitOfMeasure="1 GB"),
+    ]
+    keys = ("vm:Standard_D2s_v3", "ip", "disk:Premium_LRS", "nat", "nat_gb")
+    prices = {k: cost.hourly(k, answers) for k in keys}
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]]
+            for line in Path(__file__).resolve().parents[2].joinpath("README.md").read_text().splitlines()
+            if line.startswith("| `--") or line.startswith("| public")}
+    private = cost.estimate(["Standard_D2s_v3"] * 3, prices, "Retail Prices API", private=True).to_dict()
+    assert rows["`--private-clients`"] == [
+        f"${private['usd_per_hour']:.2f} (+ ${private['usd_per_gb_processed']:.3f}/GB through the NAT gateway)",
+        f"${private['usd_per_hour_paused']:.2f}"]
+    spot = cost.estimate(["Standard_D2s_v3", cost.spot("Standard_D2s_v3"), cost.spot("Standard_D2s_v3")],
+                         {**prices, "vm:" + cost.spot("Standard_D2s_v3"): 0.0}, "Retail Prices API")
+    assert rows["`--spot [--max-price USD]`"] == [f"${spot.running:.2f} + 2 × the Spot price of a D2s_v3",
+                                                  f"${spot.paused:.2f}"]
+    public = cost.estimate(["Standard_D2s_v3"] * 3, prices, "Retail Prices API")
+    assert rows["public (default)"] == [f"${public.running:.2f}", f"${public.paused:.2f}"]
+    # from 11 clients on, private clients are the cheaper layout; at 10 they are not
+    at = {n: cost.estimate(["Standard_D2s_v3"] * (n + 1), prices, "x", private=True).to_dict() for n in (10, 11)}
+    assert at[10]["usd_per_hour"] >= at[10]["usd_per_hour_public_layout"]
+    assert at[11]["usd_per_hour"] < at[11]["usd_per_hour_public_layout"]
