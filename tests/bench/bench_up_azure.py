@@ -34,6 +34,8 @@ PHASES = [("created", "VMs created"), ("ssh", "first SSH"), ("installed", "Flowe
 ROWS: list[tuple[int, tuple[str, ...], float]] = [
     (2, (), 1.5),
     (10, (), 1.6),
+    (2, ("--private-clients",), 1.5),
+    (2, ("--spot",), 1.5),
 ]
 
 
@@ -134,12 +136,16 @@ def main() -> None:
         print(f"up at Azure's timing: skipped ({nspawn.available()})")
         return
     wanted = {int(n) for n in os.environ.get("FLWRAZURE_BENCH_CLIENTS", "").split(",") if n.strip()}
+    # FLWRAZURE_BENCH_LAYOUTS=default,--spot: only those rows (a row's options, or "default" for none)
+    layouts = {n.strip() for n in os.environ.get("FLWRAZURE_BENCH_LAYOUTS", "").split(",") if n.strip()}
     cap = vcpus()
     print(f"flwrazure up, --profile azure --time-scale 1, VMs capped at their size's {cap} vCPUs (--vm-cpu {cap}); "
           f"phase: seconds since up began (ratio to the {VM_CREATE:g} s VM create, the bound's unit)", flush=True)
     done = []
     for clients, options, bound in ROWS:
         if wanted and clients not in wanted:
+            continue
+        if layouts and (" ".join(options) or "default") not in layouts:
             continue
         got = run(clients, options, cap)
         done.append((clients, options, bound, got))
