@@ -103,24 +103,30 @@ def test_each_vm_s_os_disk_is_priced_as_the_disk_type_its_size_gets():
     assert cost.os_disks(["Standard_X"], None) == ["Premium_LRS"]  # not read: the default create-cluster uses
 
 
+def _api_item(**kw):
+    """An item as the Retail Prices API gives it: only the fields given (no VM meter's defaults)."""
+    return {"currencyCode": "USD", "type": "Consumption", "tierMinimumUnits": 0.0, "armRegionName": "eastus", **kw}
+
+
+# Azure's eastus pay-as-you-go list prices (USD) of the default cluster's parts, as the Retail Prices API gives them
+_EASTUS = [
+    _api_item(armSkuName="Standard_D2s_v3", productName="Virtual Machines DSv3 Series", skuName="D2s v3",
+         meterName="D2s v3", retailPrice=0.096, unitOfMeasure="1 Hour"),
+    _api_item(meterName="Standard IPv4 Static Public IP", productName="IP Addresses", skuName="Standard",
+         retailPrice=0.005, unitOfMeasure="1 Hour"),
+    _api_item(meterName="P4 LRS Disk", productName="Premium SSD Managed Disks", skuName="P4 LRS",
+         retailPrice=5.2795, unitOfMeasure="1/Month"),
+]
+
+
 def test_the_readmes_price_of_the_default_cluster_is_the_estimators_arithmetic():
     """The README quotes what the default cluster (server + 2 clients, Standard_D2s_v3, eastus) costs; fed Azure's
     list prices in the Retail Prices API's item shape, the estimator must give the numbers the README states."""
     from pathlib import Path
 
-    def item(**kw):
-        return {"currencyCode": "USD", "type": "Consumption", "tierMinimumUnits": 0.0, "armRegionName": "eastus", **kw}
-
-    answers = [  # Azure's eastus list prices (USD), as the API gives them
-        item(armSkuName="Standard_D2s_v3", productName="Virtual Machines DSv3 Series", skuName="D2s v3",
-             meterName="D2s v3", retailPrice=0.096, unitOfMeasure="1 Hour"),
-        item(armSkuName="Standard_D2s_v3", productName="Virtual Machines DSv3 Series", skuName="D2s v3 Spot",
-             meterName="D2s v3 Spot", retailPrice=0.0192, unitOfMeasure="1 Hour"),
-        item(meterName="Standard IPv4 Static Public IP", productName="IP Addresses", skuName="Standard",
-             retailPrice=0.005, unitOfMeasure="1 Hour"),
-        item(meterName="P4 LRS Disk", productName="Premium SSD Managed Disks", skuName="P4 LRS",
-             retailPrice=5.2795, unitOfMeasure="1/Month"),
-    ]
+    answers = [*_EASTUS, _api_item(armSkuName="Standard_D2s_v3", productName="Virtual Machines DSv3 Series",
+                              skuName="D2s v3 Spot", meterName="D2s v3 Spot", retailPrice=0.0192,
+                              unitOfMeasure="1 Hour")]  # a Spot meter beside: not the pay-as-you-go price
     prices = {k: cost.hourly(k, answers) for k in ("vm:Standard_D2s_v3", "ip", "disk:Premium_LRS")}
     est = cost.estimate(["Standard_D2s_v3"] * 3, prices, "Retail Prices API")
     readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
@@ -135,19 +141,11 @@ def test_the_readmes_table_of_options_is_the_estimators_arithmetic():
     estimator's numbers."""
     from pathlib import Path
 
-    def item(**kw):
-        return {"currencyCode": "USD", "type": "Consumption", "tierMinimumUnits": 0.0, "armRegionName": "eastus", **kw}
-
     answers = [
-        item(armSkuName="Standard_D2s_v3", productName="Virtual Machines DSv3 Series", skuName="D2s v3",
-             meterName="D2s v3", retailPrice=0.096, unitOfMeasure="1 Hour"),
-        item(meterName="Standard IPv4 Static Public IP", productName="IP Addresses", skuName="Standard",
-             retailPrice=0.005, unitOfMeasure="1 Hour"),
-        item(meterName="P4 LRS Disk", productName="Premium SSD Managed Disks", skuName="P4 LRS",
-             retailPrice=5.2795, unitOfMeasure="1/Month"),
-        item(serviceName="NAT Gateway", productName="NAT Gateway", skuName="Standard", meterName="Standard Gateway",
+        *_EASTUS,
+        _api_item(serviceName="NAT Gateway", productName="NAT Gateway", skuName="Standard", meterName="Standard Gateway",
              retailPrice=0.045, unitOfMeasure="1 Hour"),
-        item(serviceName="NAT Gateway", productName="NAT Gateway", skuName="Standard",
+        _api_item(serviceName="NAT Gateway", productName="NAT Gateway", skuName="Standard",
              meterName="Standard Data Processed", retailPrice=0.045, unitOfMeasure="1 GB"),
     ]
     keys = ("vm:Standard_D2s_v3", "ip", "disk:Premium_LRS", "nat", "nat_gb")
